@@ -1,0 +1,1 @@
+"""Export a trained Keras model to a self-describing, verified ONNX file."""

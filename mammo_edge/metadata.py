@@ -1,0 +1,125 @@
+"""Model metadata: what an exported ONNX file says about itself.
+
+The export step writes these fields into the model's ``metadata_props`` (all values are
+strings; structured ones are JSON). The runtime reads them instead of hard-coding
+preprocessing, class names or the decision threshold.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+
+from .preprocess import PreprocessConfig
+
+#: metadata_props keys every mammo-edge model must carry.
+REQUIRED_KEYS = (
+    "mammo_edge.format_version",
+    "mammo_edge.model_name",
+    "mammo_edge.model_version",
+    "mammo_edge.input_size",
+    "mammo_edge.layout",
+    "mammo_edge.interpolation",
+    "mammo_edge.pixel_scale",
+    "mammo_edge.pixel_offset",
+    "mammo_edge.class_names",
+    "mammo_edge.threshold",
+    "mammo_edge.threshold_method",
+    "mammo_edge.training_protocol",
+    "mammo_edge.cv_metrics",
+    "mammo_edge.dataset_sha256",
+    "mammo_edge.code_revision",
+    "mammo_edge.created",
+)
+
+FORMAT_VERSION = "1"
+
+
+class MetadataError(ValueError):
+    """The model's metadata is missing a field or holds a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """Everything needed to use a model correctly, as stored in its ONNX metadata."""
+
+    model_name: str
+    model_version: str
+    preprocess: PreprocessConfig
+    class_names: tuple[str, str] = ("normal", "abnormal")
+    threshold: float = 0.5
+    threshold_method: str = "fixed 0.5"
+    training_protocol: str = "unknown"
+    cv_metrics: dict = field(default_factory=dict)
+    dataset_sha256: str = ""
+    code_revision: str = ""
+    created: str = ""
+    format_version: str = FORMAT_VERSION
+
+    def to_props(self) -> dict[str, str]:
+        """Flatten to the string map stored in ONNX ``metadata_props``."""
+        return {
+            "mammo_edge.format_version": self.format_version,
+            "mammo_edge.model_name": self.model_name,
+            "mammo_edge.model_version": self.model_version,
+            "mammo_edge.input_size": str(self.preprocess.input_size),
+            "mammo_edge.layout": self.preprocess.layout,
+            "mammo_edge.interpolation": self.preprocess.interpolation,
+            "mammo_edge.pixel_scale": repr(float(self.preprocess.pixel_scale)),
+            "mammo_edge.pixel_offset": repr(float(self.preprocess.pixel_offset)),
+            "mammo_edge.class_names": json.dumps(list(self.class_names)),
+            "mammo_edge.threshold": repr(float(self.threshold)),
+            "mammo_edge.threshold_method": self.threshold_method,
+            "mammo_edge.training_protocol": self.training_protocol,
+            "mammo_edge.cv_metrics": json.dumps(self.cv_metrics, sort_keys=True),
+            "mammo_edge.dataset_sha256": self.dataset_sha256,
+            "mammo_edge.code_revision": self.code_revision,
+            "mammo_edge.created": self.created,
+        }
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str = "model") -> ModelMetadata:
+        """Parse the ONNX metadata map; raises MetadataError naming what is wrong."""
+        missing = [key for key in REQUIRED_KEYS if key not in props]
+        if missing:
+            raise MetadataError(
+                f"{source} is not a mammo-edge model: metadata lacks {', '.join(missing)}. "
+                "Export it with `python -m export`."
+            )
+        try:
+            preprocess = PreprocessConfig(
+                input_size=int(props["mammo_edge.input_size"]),
+                interpolation=props["mammo_edge.interpolation"],
+                pixel_scale=float(props["mammo_edge.pixel_scale"]),
+                pixel_offset=float(props["mammo_edge.pixel_offset"]),
+                layout=props["mammo_edge.layout"],
+            )
+            class_names = tuple(json.loads(props["mammo_edge.class_names"]))
+            threshold = float(props["mammo_edge.threshold"])
+            cv_metrics = json.loads(props["mammo_edge.cv_metrics"])
+        except (ValueError, TypeError) as error:
+            raise MetadataError(f"{source} has malformed metadata: {error}") from error
+        if len(class_names) != 2:
+            raise MetadataError(f"{source}: class_names must name 2 classes, got {class_names}")
+        if not 0.0 <= threshold <= 1.0:
+            raise MetadataError(f"{source}: threshold must lie in [0, 1], got {threshold}")
+        return cls(
+            model_name=props["mammo_edge.model_name"],
+            model_version=props["mammo_edge.model_version"],
+            preprocess=preprocess,
+            class_names=class_names,  # type: ignore[arg-type]
+            threshold=threshold,
+            threshold_method=props["mammo_edge.threshold_method"],
+            training_protocol=props["mammo_edge.training_protocol"],
+            cv_metrics=cv_metrics,
+            dataset_sha256=props["mammo_edge.dataset_sha256"],
+            code_revision=props["mammo_edge.code_revision"],
+            created=props["mammo_edge.created"],
+            format_version=props["mammo_edge.format_version"],
+        )
+
+    def as_dict(self) -> dict:
+        result = {f.name: getattr(self, f.name) for f in fields(self)}
+        result["preprocess"] = self.preprocess.as_dict()
+        result["class_names"] = list(self.class_names)
+        return result

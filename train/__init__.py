@@ -1,0 +1,1 @@
+"""Training: MIAS reader, protocols, the seed CNN and its evaluation (needs the train extra)."""
