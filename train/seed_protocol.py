@@ -151,7 +151,7 @@ def run_seed_protocol(dataset: MiasDataset, out: Path, settings: SeedSettings, l
     ] + [
         {
             "image": row.reference,
-            "patient": (int(row.reference[3:]) + 1) // 2,
+            "patient": patient_of(row.reference),
             "fold": "",
             "label": 0,
             "probability": float(p),
