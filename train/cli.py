@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         dataset = open_mias(args.data)
+        dataset.verify_images()
         log(f"MIAS: {len(dataset)} images, {len(dataset.rows)} Info.txt rows from {args.data}")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if args.protocol == "seed":

@@ -235,6 +235,23 @@ class MiasDataset:
         """The image as a (1024, 1024) uint8 array."""
         return decode_pgm(self.read_bytes(reference), f"{self.source.name}:{reference}.pgm")
 
+    def verify_images(self) -> None:
+        """Read every listed image once, so bad data fails before any training starts.
+
+        Raises:
+            MiasError: listing every missing, empty, truncated or unreadable image.
+        """
+        problems = []
+        for record in self.records:
+            try:
+                self.read_image(record.reference)
+            except MiasError as error:
+                problems.append(str(error))
+        if problems:
+            shown = "\n  ".join(problems[:10])
+            more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+            raise MiasError(f"{len(problems)} unusable image(s):\n  {shown}{more}")
+
     def sha256(self) -> str:
         """SHA-256 of the data used: the archive file, or Info.txt + every listed PGM."""
         digest = hashlib.sha256()
