@@ -1,0 +1,129 @@
+"""``python -m export``: a trained Keras model -> verified, self-describing ONNX file(s)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .contract import DEFAULT_OPSET, MINIMUM_OPSET
+from .errors import ExportError
+from .ship import DEFAULT_DATA, DEFAULT_MODEL_NAME
+
+USAGE_EXAMPLE = """\
+example (the shipped default model):
+  python -m export --model runs/patient/model.keras --out mammo_edge/models/fp32.onnx \\
+      --data ../shared/mias/all-mias.tar.gz \\
+      --predictions runs/patient/predictions.csv --metrics runs/patient/metrics.json \\
+      --int8 --calibration ../shared/mias/all-mias.tar.gz --ship
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of the export step."""
+    parser = argparse.ArgumentParser(
+        prog="python -m export",
+        description=(
+            "Convert a Keras model to ONNX with its metadata, prove parity with Keras on "
+            "real MIAS images, optionally quantise to INT8 and ship into mammo_edge/models."
+        ),
+        epilog=USAGE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", type=Path, required=True, help="trained model.keras")
+    parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    parser.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MINIMUM_OPSET})"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="MIAS folder or all-mias.tar.gz: parity images and dataset SHA-256 "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--predictions", type=Path, help="predictions.csv (out-of-fold) -> decision threshold"
+    )
+    parser.add_argument("--metrics", type=Path, help="metrics.json of the training run")
+    parser.add_argument("--int8", action="store_true", help="also write a static INT8 model")
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        help="MIAS training images for INT8 calibration (default: --data)",
+    )
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="--out is mammo_edge/models/fp32.onnx: also write manifest.json and MODEL_CARD.md",
+    )
+    parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
+    parser.add_argument("--model-version", default=None, help="default: mammo-edge's version")
+    parser.add_argument("--protocol", default="patient", help="used if metrics.json lacks one")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the export; returns the process exit code (0 ok, 1 export failed)."""
+    arguments = build_parser().parse_args(argv)
+    if arguments.calibration and not arguments.int8:
+        print("error: --calibration only makes sense with --int8", file=sys.stderr)
+        return 1
+    # Imported here so that `--help` answers without loading TensorFlow.
+    import mammo_edge
+
+    from .pipeline import ExportOptions, run_export
+
+    options = ExportOptions(
+        model_path=arguments.model,
+        out_path=arguments.out,
+        data_path=arguments.data,
+        opset=arguments.opset,
+        predictions_path=arguments.predictions,
+        metrics_path=arguments.metrics,
+        int8=arguments.int8,
+        calibration_path=arguments.calibration,
+        ship=arguments.ship,
+        model_name=arguments.model_name,
+        model_version=arguments.model_version or mammo_edge.__version__,
+        protocol=arguments.protocol,
+    )
+    try:
+        result = run_export(options)
+    except ExportError as error:
+        print(f"export failed: {error}", file=sys.stderr)
+        return 1
+    _print_summary(result)
+    return 0
+
+
+def _print_summary(result) -> None:
+    report = result.report
+    transposes = report["transposes"]
+    parity = report["parity"]
+    print(f"wrote {result.onnx_path} (sha256 {report['onnx_sha256'][:16]}...)")
+    print(
+        f"  Transpose nodes: {transposes['before_tf2onnx_optimizer']} before tf2onnx's "
+        f"optimiser, {transposes['after_tf2onnx_optimizer']} after"
+    )
+    print(
+        f"  parity: max |Δp| {parity['max_abs_difference']:.3g} "
+        f"(unoptimised {parity['max_abs_difference_unoptimized']:.3g}, "
+        f"limit {parity['tolerance']:g}) on {parity['images']} images"
+    )
+    threshold = report.get("threshold")
+    if threshold:
+        print(f"  threshold {threshold['threshold']:.6g}: {threshold['method']}")
+    for warning in report["warnings"]:
+        print(f"  warning: {warning}")
+    int8 = report.get("int8")
+    if int8:
+        verdict = f"wrote {int8['file']}" if int8["accepted"] else "NOT written (ΔAUC too large)"
+        print(
+            f"  INT8 {verdict}: ΔAUC {int8['delta_auc']:+.4f} (limit ±{int8['auc_tolerance']}), "
+            f"max |Δp| {int8['max_abs_difference']:.3g}, label agreement "
+            f"{100 * int8['label_agreement']:.1f}% on {int8['image_source']}"
+        )
+    if "shipped" in report:
+        print(f"  shipped: {', '.join(report['shipped'])} (manifest.json, MODEL_CARD.md)")
+    print(f"  report: {result.report_path}")

@@ -1,0 +1,132 @@
+"""Keras model -> ONNX graph with tf2onnx, counting the Transpose nodes on the way.
+
+``tf2onnx.convert.from_keras`` fails on Keras 3 (``KeyError: 'keras_tensor_N'``: it walks
+Keras 2 internals), so the model is wrapped in a ``tf.function`` with an explicit input
+signature. We run the two halves of ``tf2onnx.convert.from_function`` ourselves
+(``process_tf_graph`` then ``optimizer.optimize_graph``) only to count Transpose nodes
+before and after tf2onnx's optimiser; the result is the same graph ``from_function`` makes.
+
+Why Transposes appear at all: Keras convolutions are NHWC, ONNX ``Conv``/``MaxPool`` are
+NCHW, so tf2onnx wraps each of them in a Transpose pair; its transpose optimiser then
+pushes and cancels the pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import onnx
+import tensorflow as tf
+from tf2onnx import optimizer, tf_loader
+from tf2onnx.tfonnx import process_tf_graph
+
+from .contract import DEFAULT_OPSET, INPUT_NAME, MINIMUM_OPSET, OUTPUT_NAME
+from .errors import ExportError
+from .transposes import TransposeNode, count_ops, find_transposes
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """The converted model and what the converter did to its layout."""
+
+    model: onnx.ModelProto
+    opset: int
+    image_size: int
+    transposes_before_optimizer: int
+    transposes_after_optimizer: int
+    remaining_transposes: tuple[TransposeNode, ...]
+    op_counts: dict[str, int]
+
+
+def model_image_size(model: keras.Model) -> int:
+    """Side of the square one-channel input of ``model``; raises ExportError if not NHWC x1."""
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1 or shape[1] is None:
+        raise ExportError(
+            f"model input shape is {shape}; mammo-edge needs (None, S, S, 1) "
+            "(square, one grayscale channel, NHWC)"
+        )
+    output_shape = tuple(model.output_shape)
+    if output_shape[1:] != (1,):
+        raise ExportError(
+            f"model output shape is {output_shape}; mammo-edge needs (None, 1): "
+            "one sigmoid probability of 'abnormal'"
+        )
+    return int(shape[1])
+
+
+def keras_to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> Conversion:
+    """Convert ``model`` to ONNX with input ``image`` [N,S,S,1] and output ``probability`` [N,1].
+
+    Args:
+        model: a Keras 3 model taking (N, S, S, 1) float32 and returning (N, 1).
+        opset: ONNX opset, at least 13.
+
+    Returns:
+        A Conversion holding the ModelProto (no mammo-edge metadata yet) and the Transpose
+        counts before and after tf2onnx's optimiser.
+    """
+    if opset < MINIMUM_OPSET:
+        raise ExportError(f"opset {opset} is too old: use --opset {MINIMUM_OPSET} or newer")
+    image_size = model_image_size(model)
+    signature = [tf.TensorSpec([None, image_size, image_size, 1], tf.float32, name=INPUT_NAME)]
+    function = tf.function(lambda image: model(image, training=False), input_signature=signature)
+    concrete = function.get_concrete_function(*signature)
+    input_names = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
+    output_names = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
+    if len(input_names) != 1 or len(output_names) != 1:
+        raise ExportError(f"expected one input and one output, got {input_names} -> {output_names}")
+    frozen = tf_loader.from_function(concrete, input_names, output_names)
+    renames = {input_names[0]: INPUT_NAME, output_names[0]: OUTPUT_NAME}
+    with tf.Graph().as_default() as tf_graph:
+        tf.import_graph_def(frozen, name="")
+        graph = process_tf_graph(
+            tf_graph,
+            opset=opset,
+            input_names=input_names,
+            output_names=output_names,
+            tensors_to_rename=renames,
+        )
+        before = sum(1 for node in graph.get_nodes() if node.type == "Transpose")
+        graph = optimizer.optimize_graph(graph)
+        # A fixed doc string: the concrete function's name carries a per-process counter,
+        # which would make reruns differ byte-for-byte for no reason.
+        proto = graph.make_model(f"mammo-edge: converted from Keras model {model.name!r}")
+    proto.graph.name = model.name
+    _name_batch_dimension(proto)
+    onnx.checker.check_model(proto)
+    _check_interface(proto, image_size)
+    return Conversion(
+        model=proto,
+        opset=opset,
+        image_size=image_size,
+        transposes_before_optimizer=before,
+        transposes_after_optimizer=count_ops(proto)["Transpose"],
+        remaining_transposes=find_transposes(proto),
+        op_counts=dict(count_ops(proto)),
+    )
+
+
+def _name_batch_dimension(model: onnx.ModelProto) -> None:
+    # tf2onnx names the unknown batch dims "unk__57" and "unk__58"; one shared name says
+    # that input and output batch sizes are equal, and keeps reruns byte-identical.
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+
+
+def _check_interface(model: onnx.ModelProto, image_size: int) -> None:
+    inputs = [value for value in model.graph.input]
+    outputs = [value for value in model.graph.output]
+    if [v.name for v in inputs] != [INPUT_NAME] or [v.name for v in outputs] != [OUTPUT_NAME]:
+        raise ExportError(
+            f"converted graph has inputs {[v.name for v in inputs]} and outputs "
+            f"{[v.name for v in outputs]}; expected ['{INPUT_NAME}'] -> ['{OUTPUT_NAME}']"
+        )
+    dims = inputs[0].type.tensor_type.shape.dim
+    static = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    if static[1:] != [image_size, image_size, 1] or static[0] is not None:
+        raise ExportError(
+            f"converted input shape is {static}; expected [N, {image_size}, {image_size}, 1] "
+            "with a dynamic batch dimension"
+        )

@@ -1,0 +1,127 @@
+"""The decision threshold, chosen on out-of-fold predictions of the training protocol.
+
+``predictions.csv`` (written by ``python -m train``) holds one row per image with the
+probability given by the fold model that did not train on that image's patient, so a
+threshold chosen there is not tuned on the images that set the weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from .errors import ExportError
+
+PREDICTION_COLUMNS = ("image", "patient", "fold", "label", "probability")
+
+
+@dataclass(frozen=True)
+class OutOfFoldPredictions:
+    """Rows of predictions.csv: image reference, patient, fold, label (0/1), probability."""
+
+    images: tuple[str, ...]
+    patients: np.ndarray
+    folds: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray
+    source: str
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """A decision threshold (abnormal when probability >= threshold) and how it was found."""
+
+    threshold: float
+    method: str
+    sensitivity: float
+    specificity: float
+
+
+def read_predictions(path: Path) -> OutOfFoldPredictions:
+    """Read and validate predictions.csv.
+
+    Raises:
+        ExportError: the file is missing, lacks a column, or holds a bad value (row named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such file; pass the predictions.csv of a training run")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in PREDICTION_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ExportError(
+                f"{path}: missing column(s) {', '.join(missing)}; "
+                f"expected {', '.join(PREDICTION_COLUMNS)}"
+            )
+        rows = list(reader)
+    if not rows:
+        raise ExportError(f"{path}: no prediction rows")
+    images, patients, folds, labels, probabilities = [], [], [], [], []
+    for line, row in enumerate(rows, start=2):
+        try:
+            label = int(row["label"])
+            probability = float(row["probability"])
+            patients.append(int(row["patient"]))
+            folds.append(int(row["fold"]))
+        except ValueError as error:
+            raise ExportError(f"{path} line {line}: {error}") from None
+        if label not in (0, 1) or not 0.0 <= probability <= 1.0:
+            raise ExportError(
+                f"{path} line {line}: label must be 0/1 and probability in [0, 1], "
+                f"got {row['label']!r}, {row['probability']!r}"
+            )
+        images.append(row["image"])
+        labels.append(label)
+        probabilities.append(probability)
+    if len(set(labels)) < 2:
+        raise ExportError(f"{path}: needs both normal and abnormal images to pick a threshold")
+    return OutOfFoldPredictions(
+        images=tuple(images),
+        patients=np.asarray(patients),
+        folds=np.asarray(folds),
+        labels=np.asarray(labels),
+        probabilities=np.asarray(probabilities, dtype=np.float64),
+        source=str(path),
+    )
+
+
+def youden_threshold(predictions: OutOfFoldPredictions) -> ThresholdChoice:
+    """The threshold maximising Youden's J = sensitivity + specificity - 1.
+
+    The cut is placed at the lowest out-of-fold probability still called abnormal (ties:
+    the highest such cut), the same rule as ``sklearn.metrics.roc_curve``.
+    """
+    false_positive_rate, true_positive_rate, cuts = roc_curve(
+        predictions.labels, predictions.probabilities
+    )
+    best = int(np.argmax(true_positive_rate - false_positive_rate))
+    folds = len(set(predictions.folds.tolist()))
+    return ThresholdChoice(
+        threshold=float(min(cuts[best], 1.0)),
+        method=(
+            f"Youden J maximiser on out-of-fold predictions of {folds}-fold patient-grouped "
+            f"CV ({len(predictions.images)} images); abnormal when probability >= threshold"
+        ),
+        sensitivity=float(true_positive_rate[best]),
+        specificity=float(1.0 - false_positive_rate[best]),
+    )
+
+
+def read_metrics(path: Path) -> dict:
+    """The CV metrics dict of a training run (metrics.json), stored whole in the model."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such file; pass the metrics.json of a training run")
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ExportError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(metrics, dict):
+        raise ExportError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+    return metrics
