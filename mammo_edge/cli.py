@@ -1,0 +1,89 @@
+"""The ``mammo-edge`` command: a thin layer of verbs over the library.
+
+Each verb lives in its own module under :mod:`mammo_edge.commands`. Exit codes:
+0 every input scored, 2 some inputs failed (the rest were scored and written),
+1 usage or model errors, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+try:  # typer >= 0.20 vendors click; older releases depend on it
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import ClickException, NoArgsIsHelpError
+
+from . import __version__
+from .commands import info, predict
+from .errors import ModelError
+
+EXIT_OK = 0
+EXIT_USAGE_OR_MODEL = 1
+EXIT_SOME_FAILED = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="mammo-edge",
+    help=(
+        "Flag abnormal mammograms with a small CNN run through onnxruntime. "
+        "Research use only: not a medical device."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("predict")(predict.predict_command)
+app.command("info")(info.info_command)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        import onnxruntime
+
+        typer.echo(f"mammo-edge {__version__} (onnxruntime {onnxruntime.__version__})")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Print the mammo-edge and onnxruntime versions and exit.",
+    ),
+) -> None:
+    """Flag abnormal mammograms (research use only)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mammo-edge`` script; returns the process exit code."""
+    logging.basicConfig(format="mammo-edge: warning: %(message)s", level=logging.WARNING)
+    try:
+        outcome = app(args=argv, prog_name="mammo-edge", standalone_mode=False)
+    except NoArgsIsHelpError as error:
+        help_text = error.format_message()  # typer's rich help prints itself and returns ""
+        if help_text.strip():
+            typer.echo(help_text)
+        return EXIT_OK
+    except ClickException as error:
+        # click exits 2 on usage errors; here 2 means "some inputs failed", so usage is 1.
+        error.show()
+        return EXIT_USAGE_OR_MODEL
+    except ModelError as error:
+        typer.echo(f"mammo-edge: error: {error}", err=True)
+        return EXIT_USAGE_OR_MODEL
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("mammo-edge: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    return outcome if isinstance(outcome, int) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

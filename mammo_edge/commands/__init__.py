@@ -1,0 +1,1 @@
+"""One module per ``mammo-edge`` verb; each holds a typer command function."""

@@ -1,0 +1,116 @@
+"""``mammo-edge info``: what model would score, is it intact, and where it can run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+#: Longest model-card summary printed, in characters.
+CARD_SUMMARY_CHARS = 1200
+
+
+def info_command(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Installed model name, model folder, or .onnx file. "
+            "Default: $MAMMO_EDGE_MODEL, else the shipped model.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show the model's metadata, SHA-256 check, model-card summary and providers."""
+    details = describe_model(model)
+    if as_json:
+        typer.echo(json.dumps(details, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(_as_text(details))
+
+
+def describe_model(model: str | None = None) -> dict:
+    """Load the model on CPU and collect everything ``info`` prints, as plain values."""
+    import onnxruntime
+
+    from .. import __version__
+    from ..predictor import Predictor
+    from ..providers import available_providers, providers_for
+
+    predictor = Predictor(model, device="cpu")
+    session = predictor.session
+    card = predictor.model_file.model_card
+    return {
+        "mammo_edge_version": __version__,
+        "onnxruntime_version": onnxruntime.__version__,
+        "model": {
+            "name": predictor.model_file.name,
+            "path": str(predictor.model_file.path),
+            "sha256": predictor.model_sha256,
+            "sha256_verified": predictor.sha256_verified,
+            "description": predictor.model_file.description,
+        },
+        "metadata": predictor.metadata.as_dict(),
+        "input": [{"name": i.name, "shape": i.shape, "type": i.type} for i in session.get_inputs()],
+        "output": [
+            {"name": o.name, "shape": o.shape, "type": o.type} for o in session.get_outputs()
+        ],
+        "model_card": {
+            "path": str(card) if card else None,
+            "summary": summarize_model_card(card) if card else None,
+        },
+        "providers": {"available": available_providers(), "auto": providers_for("auto")[0]},
+    }
+
+
+def summarize_model_card(card: Path, limit: int = CARD_SUMMARY_CHARS) -> str:
+    """The model card's opening: text after the title up to the second section heading."""
+    lines = card.read_text(encoding="utf-8").splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    kept: list[str] = []
+    headings = 0
+    for line in lines:
+        if line.startswith("## "):
+            headings += 1
+            if headings == 2 or (headings == 1 and any(text.strip() for text in kept)):
+                break
+        kept.append(line)
+    summary = "\n".join(kept).strip()
+    if len(summary) > limit:
+        summary = summary[:limit].rsplit(" ", 1)[0] + " ..."
+    return summary
+
+
+def _as_text(details: dict) -> str:
+    model, metadata = details["model"], details["metadata"]
+    verified = "verified against manifest" if model["sha256_verified"] else "not in a manifest"
+    preprocess = metadata["preprocess"]
+    lines = [
+        f"mammo-edge {details['mammo_edge_version']} "
+        f"(onnxruntime {details['onnxruntime_version']})",
+        f"model:            {model['name']} at {model['path']}",
+        f"sha256:           {model['sha256']} ({verified})",
+        f"name / version:   {metadata['model_name']} {metadata['model_version']}",
+        f"classes:          {' / '.join(metadata['class_names'])}",
+        f"threshold:        {metadata['threshold']:g} ({metadata['threshold_method']})",
+        f"preprocessing:    {preprocess['input_size']}x{preprocess['input_size']} "
+        f"{preprocess['interpolation']}, value * {preprocess['pixel_scale']:g} "
+        f"+ {preprocess['pixel_offset']:g}, {preprocess['layout']}",
+        f"training:         {metadata['training_protocol']}",
+        f"cv metrics:       {json.dumps(metadata['cv_metrics'], sort_keys=True)}",
+        f"dataset sha256:   {metadata['dataset_sha256'] or '-'}",
+        f"code revision:    {metadata['code_revision'] or '-'}",
+        f"created:          {metadata['created'] or '-'}",
+        f"providers:        {', '.join(details['providers']['available'])} "
+        f"(auto uses {details['providers']['auto']})",
+    ]
+    if model["description"]:
+        lines.insert(2, f"description:      {model['description']}")
+    summary = details["model_card"]["summary"]
+    if summary:
+        lines += ["", f"Model card ({details['model_card']['path']}):", summary]
+    return "\n".join(lines)

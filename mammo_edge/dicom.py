@@ -1,0 +1,214 @@
+"""Decode a single-frame DICOM image to the model's 8-bit scale.
+
+The mapping follows the DICOM grayscale pipeline (PS3.3 C.11), first view only:
+
+1. Modality LUT: (0028,3000) Modality LUT Sequence, or (0028,1053) Rescale Slope and
+   (0028,1052) Rescale Intercept, turn stored values into output units.
+2. VOI: a (0028,3010) VOI LUT Sequence if present (its output spans
+   ``0 .. 2**LUTDescriptor[2] - 1``), else the first (0028,1050) Window Center /
+   (0028,1051) Window Width pair with (0028,1056) VOI LUT Function (output spans the
+   modality output range of the next step), else nothing.
+3. Without a VOI transform the full range the stored bits can hold,
+   ``0 .. 2**BitsStored - 1`` (signed when (0028,0103) Pixel Representation is 1), taken
+   through the same rescale, is the range.
+4. That range maps linearly to 0..255 (rounded), and (0028,0004) Photometric
+   Interpretation MONOCHROME1 is inverted (``255 - value``) so that bright means dense as
+   in MONOCHROME2 and in the training images. Presentation LUT Shape INVERSE accompanies
+   MONOCHROME1 in DX/MG objects and is not applied a second time.
+
+None of this depends on the pixel values of the file itself, so the same stored pixels
+always give the same model input. pydicom is imported only when a DICOM file is read.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ErrorCode, InputError
+
+_COLOUR_INTERPRETATIONS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
+
+
+@dataclass(frozen=True)
+class DicomPixels:
+    """A decoded DICOM frame on the 8-bit scale, with notes for the result record."""
+
+    pixels: np.ndarray
+    bits_stored: int
+    warnings: tuple[str, ...]
+
+
+def read_dicom_size(dataset) -> tuple[int, int]:
+    """Return ``(columns, rows)`` of a dataset, raising DICOM_UNSUPPORTED when absent."""
+    rows, columns = dataset.get("Rows"), dataset.get("Columns")
+    if not rows or not columns:
+        raise InputError(ErrorCode.DICOM_UNSUPPORTED, "DICOM without (0028,0010) Rows/Columns")
+    return int(columns), int(rows)
+
+
+def decode_dicom(data: bytes, check_size) -> DicomPixels:
+    """Decode DICOM bytes to a ``(H, W)`` uint8 frame.
+
+    Args:
+        data: the whole file.
+        check_size: ``check_size(width, height)`` raising InputError for images too small or
+            too large; called from the header before the pixel data is decoded.
+
+    Raises:
+        InputError: DICOM_NO_PIXELS, DICOM_MULTIFRAME, DICOM_UNSUPPORTED, TRUNCATED, CORRUPT.
+    """
+    try:
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+    except ImportError as error:
+        raise InputError(
+            ErrorCode.DICOM_UNSUPPORTED,
+            "reading DICOM needs pydicom: pip install 'mammo-edge[dicom]'",
+        ) from error
+
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+    except (EOFError, OSError) as error:
+        raise InputError(ErrorCode.TRUNCATED, f"the DICOM file is cut off ({error})") from error
+    except (InvalidDicomError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InputError(ErrorCode.CORRUPT, f"unreadable DICOM header ({error})") from error
+
+    if "PixelData" not in dataset:
+        if "FloatPixelData" in dataset or "DoubleFloatPixelData" in dataset:
+            raise InputError(ErrorCode.DICOM_UNSUPPORTED, "float DICOM pixel data is not supported")
+        kind = dataset.get("SOPClassUID")
+        described = f" (SOP class {kind.name})" if kind is not None else ""
+        raise InputError(
+            ErrorCode.DICOM_NO_PIXELS,
+            f"the DICOM object has no (7FE0,0010) Pixel Data{described}; it is not an image",
+        )
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise InputError(
+            ErrorCode.DICOM_MULTIFRAME,
+            f"the DICOM image has {frames} frames (tomosynthesis or cine); "
+            "only single-frame 2-D mammograms can be scored",
+        )
+    width, height = read_dicom_size(dataset)
+    check_size(width, height)
+
+    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    if photometric not in ("MONOCHROME1", "MONOCHROME2", *_COLOUR_INTERPRETATIONS):
+        raise InputError(
+            ErrorCode.DICOM_UNSUPPORTED,
+            f"(0028,0004) Photometric Interpretation {photometric} is not supported",
+        )
+    if "BitsStored" not in dataset or "BitsAllocated" not in dataset:
+        raise InputError(
+            ErrorCode.DICOM_UNSUPPORTED, "DICOM without (0028,0101) Bits Stored / Bits Allocated"
+        )
+    _check_native_length(dataset, width, height, samples)
+
+    try:
+        stored = dataset.pixel_array
+    except (NotImplementedError, RuntimeError, ImportError) as error:
+        syntax = _transfer_syntax(dataset)
+        raise InputError(
+            ErrorCode.DICOM_UNSUPPORTED,
+            f"cannot decode transfer syntax {syntax}: {error}. Install the codecs with "
+            "pip install 'mammo-edge[dicom]'",
+        ) from error
+    except (ValueError, EOFError) as error:
+        raise InputError(
+            ErrorCode.CORRUPT, f"cannot decode the DICOM pixel data ({error})"
+        ) from error
+
+    warnings: list[str] = []
+    if str(dataset.get("PresentationIntentType", "")).upper() == "FOR PROCESSING":
+        warnings.append(
+            "DICOM 'FOR PROCESSING' (raw detector) image: the model was trained on "
+            "presentation-like film images; prefer the 'FOR PRESENTATION' image"
+        )
+    if samples != 1 or photometric in _COLOUR_INTERPRETATIONS:
+        # pydicom returns RGB for YBR data; weights as cv2.COLOR_RGB2GRAY (ITU-R BT.601).
+        stored = stored[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        warnings.append(f"colour DICOM ({photometric}) converted to gray")
+        low, high = _stored_range(dataset)
+        return DicomPixels(_to_uint8(stored, low, high), int(dataset.BitsStored), tuple(warnings))
+
+    values, low, high = _grayscale_pipeline(stored, dataset, warnings)
+    pixels = _to_uint8(values, low, high)
+    if photometric == "MONOCHROME1":
+        pixels = 255 - pixels
+    return DicomPixels(pixels, int(dataset.BitsStored), tuple(warnings))
+
+
+def _transfer_syntax(dataset) -> str:
+    meta = getattr(dataset, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    return f"{uid} ({uid.name})" if uid is not None else "(unknown)"
+
+
+def _check_native_length(dataset, width: int, height: int, samples: int) -> None:
+    meta = getattr(dataset, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid is not None and uid.is_compressed:
+        return
+    expected = width * height * samples * int(dataset.BitsAllocated) // 8
+    found = len(dataset.PixelData)
+    if found < expected:
+        raise InputError(
+            ErrorCode.TRUNCATED,
+            f"the DICOM pixel data has {found} bytes, Rows x Columns x Bits Allocated "
+            f"needs {expected}",
+        )
+
+
+def _stored_range(dataset) -> tuple[float, float]:
+    """The range the modality output can span, as pydicom's apply_windowing defines it."""
+    bits = int(dataset.BitsStored)
+    if dataset.get("ModalityLUTSequence"):
+        return 0.0, float(2 ** int(dataset.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    if int(dataset.get("PixelRepresentation", 0)) == 0:
+        low, high = 0.0, float(2**bits - 1)
+    else:
+        low, high = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    slope, intercept = dataset.get("RescaleSlope"), dataset.get("RescaleIntercept")
+    if slope is not None and intercept is not None:
+        low, high = low * float(slope) + float(intercept), high * float(slope) + float(intercept)
+    return low, high
+
+
+def _grayscale_pipeline(
+    stored: np.ndarray, dataset, warnings: list[str]
+) -> tuple[np.ndarray, float, float]:
+    """Apply Modality LUT then VOI; return values and the range that maps to 0..255."""
+    from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
+
+    values = apply_modality_lut(stored, dataset)
+    voi_sequence = dataset.get("VOILUTSequence")
+    if voi_sequence and "LUTDescriptor" in voi_sequence[0] and "LUTData" in voi_sequence[0]:
+        if not np.issubdtype(values.dtype, np.integer):
+            values = np.rint(values).astype(np.int64)  # LUT inputs are integers
+        output_bits = int(voi_sequence[0].LUTDescriptor[2])
+        return apply_voi(values, dataset, 0), 0.0, float(2**output_bits - 1)
+    low, high = _stored_range(dataset)
+    if "WindowCenter" in dataset and "WindowWidth" in dataset:
+        try:
+            return apply_windowing(values, dataset, 0), low, high
+        except ValueError as error:
+            warnings.append(f"window ignored ({error}); full stored range used")
+    used_bits = int(np.abs(stored).max()).bit_length() if stored.size else 0
+    if int(dataset.BitsStored) > 8 and used_bits <= int(dataset.BitsStored) - 4:
+        warnings.append(
+            f"no window in the file and values use only {used_bits} of "
+            f"{int(dataset.BitsStored)} Bits Stored; the image maps dark to 8 bits"
+        )
+    return values, low, high
+
+
+def _to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map ``low..high`` linearly onto 0..255 with rounding; values outside are clipped."""
+    if high == low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = (np.asarray(values, dtype=np.float64) - low) * (255.0 / (high - low))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

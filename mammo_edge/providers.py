@@ -1,0 +1,88 @@
+"""Choose onnxruntime execution providers and build the inference session.
+
+``device`` is ``auto`` (CUDA when this onnxruntime offers it, else CPU), ``cpu`` or
+``cuda``. A requested provider that this onnxruntime lacks is an error listing what it
+has, and a CUDA session that silently fell back to CPU is an error for ``cuda`` and a
+logged warning for ``auto``: the provider actually running is what results report.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import onnxruntime as ort
+
+from .errors import ModelError, ProviderError
+
+DEVICES = ("auto", "cpu", "cuda")
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+logger = logging.getLogger("mammo_edge")
+
+
+def available_providers() -> list[str]:
+    """Execution providers compiled into the installed onnxruntime, best first."""
+    return list(ort.get_available_providers())
+
+
+def providers_for(device: str) -> list[str]:
+    """The provider list to request for ``device``.
+
+    Raises:
+        ProviderError: for an unknown device, or ``cuda`` when onnxruntime lacks CUDA.
+    """
+    if device not in DEVICES:
+        raise ProviderError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+    available = available_providers()
+    if device == "cpu":
+        return [CPU_PROVIDER]
+    if CUDA_PROVIDER in available:
+        return [CUDA_PROVIDER, CPU_PROVIDER]
+    if device == "cuda":
+        raise ProviderError(
+            f"device 'cuda' needs {CUDA_PROVIDER}, but this onnxruntime offers only "
+            f"{', '.join(available)}. Install onnxruntime-gpu with a matching CUDA, "
+            "or use --device cpu."
+        )
+    return [CPU_PROVIDER]
+
+
+def create_session(
+    model_bytes: bytes, device: str = "auto", threads: int | None = None, source: str = "model"
+) -> ort.InferenceSession:
+    """Build an inference session on the chosen device.
+
+    Args:
+        model_bytes: the verified ONNX file content.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        threads: onnxruntime intra-op threads; ``None`` lets onnxruntime use one per core.
+        source: the model path, for messages.
+
+    Raises:
+        ProviderError: the device cannot be used.
+        ModelError: the bytes are not a loadable ONNX model.
+    """
+    providers = providers_for(device)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: provider notices would drown the results
+    if threads is not None:
+        if threads < 1:
+            raise ModelError(f"threads must be at least 1, got {threads}")
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(model_bytes, sess_options=options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"{source} is not a loadable ONNX model: {error}") from error
+    running = session.get_providers()[0]
+    if providers[0] == CUDA_PROVIDER and running != CUDA_PROVIDER:
+        message = (
+            f"CUDA was requested but onnxruntime fell back to {running} "
+            "(CUDA or cuDNN libraries missing or mismatched)."
+        )
+        if device == "cuda":
+            raise ProviderError(message + " Fix the CUDA install or use --device cpu.")
+        logger.warning("%s Running on CPU.", message)
+    return session

@@ -1,0 +1,161 @@
+"""Shared fixtures: a tiny mammo-edge ONNX model and small synthetic images.
+
+The tiny model honours the shipped-model contract (input "image" [N, 128, 128, 1] float32,
+output "probability" [N, 1], ModelMetadata in metadata_props) but computes
+``sigmoid(scale * mean(image) + shift)``: a probability that depends on every pixel, so
+tests can tell images apart without the real trained model. Build one anywhere with
+:func:`build_tiny_model`, or a whole models folder with :func:`build_tiny_models_dir`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mammo_edge.metadata import ModelMetadata
+from mammo_edge.preprocess import PreprocessConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MIAS_ARCHIVE = REPO_ROOT / ".." / "shared" / "mias" / "all-mias.tar.gz"
+EXAMPLES_DIR = REPO_ROOT / "examples"
+
+#: The tiny model maps mean pixel 120 to probability 0.5; brighter means more "abnormal".
+TINY_SCALE = 0.05
+TINY_SHIFT = -6.0
+TINY_THRESHOLD = 0.5
+
+
+def tiny_metadata(**overrides) -> ModelMetadata:
+    """ModelMetadata for the tiny test model; keyword arguments override fields."""
+    values = {
+        "model_name": "tiny-test-model",
+        "model_version": "0.0.1",
+        "preprocess": PreprocessConfig(),
+        "threshold": TINY_THRESHOLD,
+        "threshold_method": "fixed 0.5 (test model)",
+        "training_protocol": "none: sigmoid(scale * mean + shift) built with onnx.helper",
+        "cv_metrics": {"auc": 0.5},
+        "dataset_sha256": "0" * 64,
+        "code_revision": "test",
+        "created": "2026-01-01T00:00:00Z",
+    }
+    values.update(overrides)
+    return ModelMetadata(**values)
+
+
+def build_tiny_model(
+    path: Path,
+    metadata: ModelMetadata | None = None,
+    scale: float = TINY_SCALE,
+    shift: float = TINY_SHIFT,
+    batch_dim: int | str = "N",
+) -> Path:
+    """Write a tiny ONNX model honouring the mammo-edge contract to ``path``.
+
+    Args:
+        path: where to write the ``.onnx`` file.
+        metadata: stored in metadata_props; defaults to :func:`tiny_metadata`.
+        scale, shift: ``probability = sigmoid(scale * mean(image) + shift)``.
+        batch_dim: the symbolic (or fixed) batch dimension.
+
+    Returns:
+        ``path``.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    metadata = metadata or tiny_metadata()
+    size = metadata.preprocess.input_size
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch_dim, size, size, 1])
+    probability = helper.make_tensor_value_info("probability", TensorProto.FLOAT, [batch_dim, 1])
+    nodes = [
+        helper.make_node("Flatten", ["image"], ["flat"], axis=1),
+        helper.make_node("ReduceMean", ["flat"], ["mean"], axes=[1], keepdims=1),
+        helper.make_node("Mul", ["mean", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "shift"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["probability"]),
+    ]
+    initializers = [
+        helper.make_tensor("scale", TensorProto.FLOAT, [], [scale]),
+        helper.make_tensor("shift", TensorProto.FLOAT, [], [shift]),
+    ]
+    graph = helper.make_graph(nodes, "tiny_mammo_edge", [image], [probability], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    helper.set_model_props(model, metadata.to_props())
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def build_tiny_models_dir(directory: Path, metadata: ModelMetadata | None = None) -> Path:
+    """Write a models folder like the shipped one: fp32.onnx, manifest.json, MODEL_CARD.md."""
+    model_path = build_tiny_model(directory / "fp32.onnx", metadata)
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    meta = metadata or tiny_metadata()
+    manifest = {
+        "default": "fp32",
+        "models": {
+            "fp32": {
+                "file": "fp32.onnx",
+                "sha256": digest,
+                "model_name": meta.model_name,
+                "model_version": meta.model_version,
+                "description": "tiny test model",
+            }
+        },
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    (directory / "MODEL_CARD.md").write_text(
+        "# Tiny test model\n\nA mean-intensity model for tests only.\n\n## Intended use\n\nNone.\n",
+        encoding="utf-8",
+    )
+    return directory
+
+
+def tiny_probability(pixels: np.ndarray, scale: float = TINY_SCALE, shift: float = TINY_SHIFT):
+    """What the tiny model returns for an 8-bit image, computed independently in numpy."""
+    from mammo_edge.preprocess import to_model_input
+
+    mean = float(to_model_input(pixels).astype(np.float64).mean())
+    return 1.0 / (1.0 + np.exp(-(scale * mean + shift)))
+
+
+def synthetic_mammogram(height: int = 96, width: int = 80, seed: int = 0) -> np.ndarray:
+    """A ``(height, width)`` uint8 image with structure (gradient plus noise), not constant."""
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(0, 200, height)[:, None]
+    columns = np.linspace(0, 50, width)[None, :]
+    noise = rng.integers(0, 30, size=(height, width))
+    return np.clip(rows + columns + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(autouse=True)
+def _no_model_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests choose their model explicitly; a developer's MAMMO_EDGE_MODEL must not leak in."""
+    monkeypatch.delenv("MAMMO_EDGE_MODEL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding the tiny model with a matching manifest (read-only use)."""
+    return build_tiny_models_dir(tmp_path_factory.mktemp("tiny_models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tiny_models_dir: Path) -> Path:
+    """The tiny model's ``.onnx`` file (listed in its folder's manifest)."""
+    return tiny_models_dir / "fp32.onnx"
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_models_dir: Path):
+    """A CPU Predictor over the tiny model, shared by tests that only read from it."""
+    from mammo_edge.predictor import Predictor
+
+    return Predictor(tiny_models_dir, device="cpu", batch_size=4, workers=2)
