@@ -13,6 +13,7 @@ pushes and cancels the pairs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import keras
@@ -24,6 +25,8 @@ from tf2onnx.tfonnx import process_tf_graph
 from .contract import DEFAULT_OPSET, INPUT_NAME, MINIMUM_OPSET, OUTPUT_NAME
 from .errors import ExportError
 from .transposes import TransposeNode, count_ops, find_transposes
+
+_GENERATED_SUFFIX = re.compile(r"__(\d+)")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ def keras_to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> Conversion:
         proto = graph.make_model(f"mammo-edge: converted from Keras model {model.name!r}")
     proto.graph.name = model.name
     _name_batch_dimension(proto)
+    _renumber_generated_names(proto)
     onnx.checker.check_model(proto)
     _check_interface(proto, image_size)
     return Conversion(
@@ -113,6 +117,43 @@ def _name_batch_dimension(model: onnx.ModelProto) -> None:
     # that input and output batch sizes are equal, and keeps reruns byte-identical.
     for value in (*model.graph.input, *model.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
+
+
+def _renumber_generated_names(model: onnx.ModelProto) -> None:
+    # tf2onnx suffixes the names it makes with a process-wide counter ("Transpose__46"),
+    # and when it merges duplicate constants the survivor's name ("const_axes__37" or
+    # "const_starts__35") depends on those counters. So converting the same model twice
+    # gives different bytes. Generated constants become "const__K" and every counter is
+    # renumbered in order of first appearance: the mapping is one-to-one, so the graph
+    # computes the same thing, and the bytes depend only on the model.
+    graph = model.graph
+    numbers: dict[str, str] = {}
+
+    def renumber(name: str) -> str:
+        return _GENERATED_SUFFIX.sub(
+            lambda match: "__" + numbers.setdefault(match.group(1), str(len(numbers) + 1)),
+            name,
+        )
+
+    generated_constants = {
+        tensor.name for tensor in graph.initializer if _GENERATED_SUFFIX.search(tensor.name)
+    }
+    new_names: dict[str, str] = {}
+    for node in graph.node:
+        for name in (*node.input, *node.output):
+            if name not in new_names:
+                renamed = renumber(name)
+                if name in generated_constants:
+                    renamed = "const__" + _GENERATED_SUFFIX.findall(renamed)[-1]
+                new_names[name] = renamed
+    for node in graph.node:
+        node.name = renumber(node.name)
+        node.input[:] = [new_names.get(name, name) for name in node.input]
+        node.output[:] = [new_names.get(name, name) for name in node.output]
+    for tensor in graph.initializer:
+        tensor.name = new_names.get(tensor.name, tensor.name)
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        value.name = new_names.get(value.name, value.name)
 
 
 def _check_interface(model: onnx.ModelProto, image_size: int) -> None:

@@ -1,0 +1,254 @@
+"""Export: a tiny Keras model through conversion, metadata, parity, INT8 and shipping."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+from mias_fixtures import info_rows, write_mias_folder  # noqa: E402
+
+from export.cli import main  # noqa: E402
+from export.convert import keras_to_onnx  # noqa: E402
+from export.errors import ExportError  # noqa: E402
+from export.parity import PARITY_TOLERANCE, check_parity, keras_probabilities  # noqa: E402
+from export.pipeline import build_metadata, export_fp32  # noqa: E402
+from export.provenance import missing_metadata, read_metadata_props  # noqa: E402
+from export.quantize import compare_int8, quantize_int8  # noqa: E402
+from export.ship import verify_shipped  # noqa: E402
+from export.threshold import (  # noqa: E402
+    OutOfFoldPredictions,
+    read_predictions,
+    youden_threshold,
+)
+from mammo_edge.metadata import ModelMetadata  # noqa: E402
+from mammo_edge.preprocess import PreprocessConfig, to_model_batch  # noqa: E402
+from train.model import build_seed_cnn  # noqa: E402
+
+IMAGE_SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return build_seed_cnn(image_size=IMAGE_SIZE, seed=0)
+
+
+@pytest.fixture(scope="module")
+def image_batch() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 256, (80, 64), dtype=np.uint8) for _ in range(12)]
+    return to_model_batch(images, PreprocessConfig(input_size=IMAGE_SIZE))
+
+
+@pytest.fixture(scope="module")
+def metadata() -> ModelMetadata:
+    choice = youden_threshold(_predictions([0, 0, 1, 1], [0.1, 0.3, 0.6, 0.8]))
+    return build_metadata(
+        image_size=IMAGE_SIZE,
+        model_name="tiny-test",
+        model_version="0.0.1",
+        threshold=choice,
+        training_protocol="patient",
+        cv_metrics={"auc": 0.6, "auc_ci95": [0.5, 0.7]},
+        dataset_sha256="ab" * 32,
+    )
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model, metadata, image_batch):
+    return export_fp32(tiny_model, metadata, image_batch, "synthetic test images")
+
+
+def _predictions(labels: list[int], probabilities: list[float]) -> OutOfFoldPredictions:
+    count = len(labels)
+    return OutOfFoldPredictions(
+        images=tuple(f"mdb{index + 1:03d}" for index in range(count)),
+        patients=np.arange(count),
+        folds=np.arange(count) % 2,
+        labels=np.asarray(labels),
+        probabilities=np.asarray(probabilities),
+        source="test",
+    )
+
+
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_round_trip_has_contract_interface_parity_and_complete_metadata(
+    exported, tiny_model, image_batch
+):
+    model, _, parity = exported
+    session = _session(model)
+    [image_input] = session.get_inputs()
+    [probability_output] = session.get_outputs()
+    assert image_input.name == "image"
+    assert image_input.shape[1:] == [IMAGE_SIZE, IMAGE_SIZE, 1]
+    assert isinstance(image_input.shape[0], str)  # dynamic batch
+    assert probability_output.name == "probability"
+
+    onnx_probability = session.run(None, {"image": image_batch})[0]
+    assert onnx_probability.shape == (len(image_batch), 1)
+    keras_probability = keras_probabilities(tiny_model, image_batch)
+    assert np.max(np.abs(onnx_probability.ravel() - keras_probability)) <= PARITY_TOLERANCE
+    assert parity.max_abs_difference <= PARITY_TOLERANCE
+    assert parity.images == len(image_batch)
+
+    props = session.get_modelmeta().custom_metadata_map
+    assert missing_metadata(props) == []
+    parsed = ModelMetadata.from_props(props)
+    assert parsed.preprocess.input_size == IMAGE_SIZE
+    assert parsed.threshold == pytest.approx(0.6)
+    assert "Youden" in parsed.threshold_method
+    assert parsed.cv_metrics["auc_ci95"] == [0.5, 0.7]
+    assert parsed.code_revision and parsed.created
+
+
+def test_parity_check_refuses_a_different_model(exported, image_batch):
+    model, _, _ = exported
+    other = build_seed_cnn(image_size=IMAGE_SIZE, seed=1)
+    with pytest.raises(ExportError, match="parity failed"):
+        check_parity(other, model.SerializeToString(), image_batch, "synthetic test images")
+
+
+def test_optimiser_leaves_one_transpose_before_the_per_pixel_dense(exported):
+    _, conversion, _ = exported
+    assert conversion.transposes_before_optimizer > conversion.transposes_after_optimizer
+    [remaining] = conversion.remaining_transposes
+    assert remaining.perm == (0, 2, 3, 1)  # NCHW back to NHWC for Dense + Flatten
+    assert remaining.producer == "MaxPool"
+
+
+def test_rerun_with_fixed_date_is_byte_identical(tiny_model, metadata, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    first = keras_to_onnx(tiny_model).model.SerializeToString()
+    second = keras_to_onnx(tiny_model).model.SerializeToString()
+    assert first == second
+
+
+def test_youden_threshold_separates_perfect_predictions():
+    choice = youden_threshold(_predictions([0, 0, 1, 1], [0.1, 0.3, 0.6, 0.8]))
+    assert choice.threshold == pytest.approx(0.6)
+    assert (choice.sensitivity, choice.specificity) == (1.0, 1.0)
+    assert "out-of-fold" in choice.method
+
+
+def test_predictions_without_a_column_are_refused(tmp_path):
+    path = tmp_path / "predictions.csv"
+    path.write_text("image,patient,label,probability\nmdb001,1,0,0.2\n")
+    with pytest.raises(ExportError, match="missing column.*fold"):
+        read_predictions(path)
+
+
+def test_quantized_model_loads_runs_and_keeps_metadata(exported, metadata, image_batch):
+    fp32_model, _, _ = exported
+    int8_model = quantize_int8(fp32_model, image_batch, metadata)
+    op_types = {node.op_type for node in int8_model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= op_types
+    session = _session(int8_model)
+    probability = session.run(None, {"image": image_batch})[0]
+    assert probability.shape == (len(image_batch), 1)
+    assert np.all((probability >= 0) & (probability <= 1))
+    props = read_metadata_props(int8_model)
+    assert missing_metadata(props) == []
+    assert ModelMetadata.from_props(props).model_name == metadata.model_name
+
+    labels = np.arange(len(image_batch)) % 2
+    agreement = compare_int8(
+        fp32_model, int8_model, image_batch, labels, metadata.threshold, "synthetic"
+    )
+    assert 0.0 <= agreement.label_agreement <= 1.0
+    assert agreement.delta_auc == pytest.approx(agreement.auc_int8 - agreement.auc_fp32)
+
+
+def _write_training_run(folder, mias_folder, tiny_model):
+    """A training run as `python -m train` leaves it: model, metrics, OOF predictions."""
+    folder.mkdir()
+    tiny_model.save(folder / "model.keras")
+    from train.mias import open_mias
+
+    records = open_mias(mias_folder).records
+    with (folder / "predictions.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "patient", "fold", "label", "probability"])
+        for index, record in enumerate(records):
+            probability = 0.2 + 0.5 * record.label + 0.01 * (index % 5)
+            writer.writerow(
+                [record.reference, record.patient_id, index % 3, record.label, probability]
+            )
+    (folder / "metrics.json").write_text(
+        json.dumps({"protocol": "patient", "auc": 0.61, "auc_ci95": [0.52, 0.7]})
+    )
+    return folder
+
+
+def test_ship_writes_verified_manifest_and_altered_bytes_are_refused(tmp_path, tiny_model, capsys):
+    mias = write_mias_folder(tmp_path / "mias", info_rows(6), size=64)
+    run = _write_training_run(tmp_path / "run", mias, tiny_model)
+    models = tmp_path / "models"
+    exit_code = main(
+        [
+            "--model", str(run / "model.keras"),
+            "--out", str(models / "fp32.onnx"),
+            "--data", str(mias),
+            "--predictions", str(run / "predictions.csv"),
+            "--metrics", str(run / "metrics.json"),
+            "--int8",
+            "--ship",
+        ]
+    )  # fmt: skip
+    assert exit_code == 0, capsys.readouterr().err
+    manifest = json.loads((models / "manifest.json").read_text())
+    report = json.loads((models / "fp32.export.json").read_text())
+    assert manifest["default"] == "fp32"
+    if report["int8"]["accepted"]:
+        assert verify_shipped(models, "int8") == models / "int8.onnx"
+    else:
+        assert "int8" not in manifest["models"] and not (models / "int8.onnx").exists()
+    assert verify_shipped(models) == models / "fp32.onnx"
+    card = (models / "MODEL_CARD.md").read_text()
+    assert "Research and teaching only" in card and "Suckling" in card
+    props = read_metadata_props(onnx.load(str(models / "fp32.onnx")))
+    assert missing_metadata(props) == []
+    assert json.loads(props["mammo_edge.cv_metrics"])["auc_ci95"] == [0.52, 0.7]
+
+    from mammo_edge.errors import ModelError
+    from mammo_edge.predictor import Predictor
+
+    predictor = Predictor(str(models), device="cpu", threads=1)
+    assert predictor.metadata.preprocess.input_size == IMAGE_SIZE
+
+    model_bytes = bytearray((models / "fp32.onnx").read_bytes())
+    model_bytes[-1] ^= 0xFF
+    (models / "fp32.onnx").write_bytes(bytes(model_bytes))
+    with pytest.raises(ExportError, match="altered or replaced"):
+        verify_shipped(models)
+    with pytest.raises(ModelError, match="integrity check"):
+        Predictor(str(models), device="cpu", threads=1)
+
+
+def test_cli_reports_a_missing_model_without_traceback(tmp_path, capsys):
+    mias = write_mias_folder(tmp_path / "mias", info_rows(2), size=64)
+    exit_code = main(
+        ["--model", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "m.onnx"),
+         "--data", str(mias)]
+    )  # fmt: skip
+    error = capsys.readouterr().err
+    assert exit_code == 1
+    assert "nope.keras: no such file" in error and "Traceback" not in error
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_ship_needs_the_training_run_outputs(tmp_path, capsys):
+    exit_code = main(
+        ["--model", "m.keras", "--out", str(tmp_path / "fp32.onnx"), "--ship"]
+    )  # fmt: skip
+    assert exit_code == 1
+    assert "--ship needs --predictions and --metrics" in capsys.readouterr().err
