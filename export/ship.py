@@ -126,11 +126,11 @@ distortion, asymmetry) rather than normal.
 
 ## Intended use
 **Research and teaching only. Not a medical device; not for diagnosis or screening.**
-It shows how a model travels from Keras to a workstation through ONNX; its accuracy on the
-small MIAS set is close to what a trivial baseline achieves (see below).
+It shows how a model travels from Keras to a workstation through ONNX. Read its
+cross-validated performance (below) against the always-normal baseline.
 
 ## Data
-mini-MIAS ({dataset_images} images in the distribution used): mediolateral-oblique
+mini-MIAS, {dataset_images} images: mediolateral-oblique
 (MLO) views from the UK National Breast Screening Programme in the early 1990s, film
 digitised at 200 µm and reduced to 1024x1024 8-bit PGM. Labels: normal vs any listed
 abnormality. Dataset SHA-256: `{metadata.dataset_sha256}`.
@@ -166,8 +166,12 @@ INT8: {int8_summary}
 - Trained on ~260 digitised **film** images of one 1990s UK population: expect it to
   fail on full-field digital mammography (FFDM), tomosynthesis, other vendors, other
   populations, and on CC views.
-- The 128x128 input discards the detail that shows microcalcifications.
-- The MIAS labels are per image, not per finding; confidence intervals are wide.
+- The 128x128 input (each pixel covers about 1.6 mm of breast) discards the detail that
+  shows microcalcifications.
+- It answers per image (normal vs any abnormality) and does not localise findings; with
+  ~260 images the confidence intervals are wide.
+- The threshold was chosen on the same cross-validation that reports the metrics, so the
+  metrics at that threshold are slightly optimistic.
 
 ## Provenance
 - Code revision: `{metadata.code_revision}`
