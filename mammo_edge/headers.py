@@ -40,11 +40,14 @@ class ImageHeader:
         image_format: one of :data:`SUPPORTED_FORMATS`.
         width, height: pixel size, or ``None`` where the header could not tell (the size is
             then checked after decoding).
+        truncation: why the pixel data is incomplete, or ``None`` when it looks complete.
+            Reported after the size check, so a forged huge header reads TOO_LARGE.
     """
 
     image_format: str
     width: int | None = None
     height: int | None = None
+    truncation: str | None = None
 
 
 def sniff_format(data: bytes, suffix: str = "") -> str:
@@ -97,8 +100,9 @@ def read_header(data: bytes, image_format: str) -> ImageHeader:
     """Read the size of an image of a known format and check the file is complete.
 
     Raises:
-        InputError: TRUNCATED when the file ends before the header or the pixel data it
-            announces; CORRUPT when the header is malformed.
+        InputError: TRUNCATED when the file ends inside the header; CORRUPT when the header
+            is malformed. A file whose pixel data is cut short is reported in
+            :attr:`ImageHeader.truncation` instead.
     """
     reader = _HEADER_READERS.get(image_format)
     if reader is None:
@@ -151,10 +155,10 @@ def _pnm_header(data: bytes) -> ImageHeader:
         else:
             expected = width * height * channels * (2 if maxval > 255 else 1)
         if len(data) - offset < expected:
-            raise InputError(
-                ErrorCode.TRUNCATED,
-                f"the file holds {len(data) - offset} pixel bytes, the header announces {expected}",
+            truncation = (
+                f"the file holds {len(data) - offset} pixel bytes, the header announces {expected}"
             )
+            return ImageHeader("pnm", width, height, truncation)
     return ImageHeader("pnm", width, height)
 
 
@@ -166,15 +170,13 @@ def _png_header(data: bytes) -> ImageHeader:
     position = 8
     while True:
         if position + 8 > len(data):
-            raise InputError(ErrorCode.TRUNCATED, "the PNG file ends before its IEND chunk")
+            return ImageHeader("png", width, height, "the PNG file ends before its IEND chunk")
         (length,) = struct.unpack(">I", data[position : position + 4])
         chunk_type = data[position + 4 : position + 8]
         position += 12 + length
         if position > len(data):
-            raise InputError(
-                ErrorCode.TRUNCATED,
-                f"the PNG file ends inside its {chunk_type.decode('latin-1')} chunk",
-            )
+            truncation = f"the PNG file ends inside its {chunk_type.decode('latin-1')} chunk"
+            return ImageHeader("png", width, height, truncation)
         if chunk_type == b"IEND":
             return ImageHeader("png", width, height)
 
@@ -184,10 +186,6 @@ _JPEG_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB,
 
 
 def _jpeg_header(data: bytes) -> ImageHeader:
-    # Entropy-coded data never holds FF D9 (0xFF is byte-stuffed), so a complete file ends
-    # with the EOI marker, give or take zero padding.
-    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise InputError(ErrorCode.TRUNCATED, "the JPEG file ends before its end-of-image marker")
     position = 2
     while position + 4 <= len(data):
         if data[position] != 0xFF:
@@ -202,7 +200,12 @@ def _jpeg_header(data: bytes) -> ImageHeader:
         (length,) = struct.unpack(">H", data[position + 2 : position + 4])
         if marker in _JPEG_SOF_MARKERS:
             height, width = struct.unpack(">HH", data[position + 5 : position + 9])
-            return ImageHeader("jpeg", width, height)
+            # Entropy-coded data never holds FF D9 (0xFF is byte-stuffed), so a complete
+            # file ends with the EOI marker, give or take zero padding.
+            truncation = None
+            if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+                truncation = "the JPEG file ends before its end-of-image marker"
+            return ImageHeader("jpeg", width, height, truncation)
         if marker == 0xDA:  # start of scan before any frame header
             break
         position += 2 + length
@@ -247,12 +250,10 @@ def _tiff_header(data: bytes) -> ImageHeader:
     offsets = tags.get(273) or tags.get(324) or ()
     byte_counts = tags.get(279) or tags.get(325) or ()
     ends = [offset + count for offset, count in zip(offsets, byte_counts, strict=False)]
+    truncation = None
     if ends and max(ends) > len(data):
-        raise InputError(
-            ErrorCode.TRUNCATED,
-            f"the TIFF file has {len(data)} bytes, its strips reach byte {max(ends)}",
-        )
-    return ImageHeader("tiff", tags[256][0], tags[257][0])
+        truncation = f"the TIFF file has {len(data)} bytes, its strips reach byte {max(ends)}"
+    return ImageHeader("tiff", tags[256][0], tags[257][0], truncation)
 
 
 def _bmp_header(data: bytes) -> ImageHeader:
@@ -265,11 +266,12 @@ def _bmp_header(data: bytes) -> ImageHeader:
         width, height = struct.unpack("<ii", data[18:26])
         bits, compression = struct.unpack("<HI", data[28:34])
     height = abs(height)  # negative height means rows stored top-down
+    truncation = None
     if compression == 0 and width > 0:
         row_bytes = (bits * width + 31) // 32 * 4
         if len(data) < pixel_offset + row_bytes * height:
-            raise InputError(ErrorCode.TRUNCATED, "the BMP file ends inside its pixel data")
-    return ImageHeader("bmp", width, height)
+            truncation = "the BMP file ends inside its pixel data"
+    return ImageHeader("bmp", width, height, truncation)
 
 
 _HEADER_READERS = {

@@ -164,6 +164,8 @@ def decode_image_bytes(data: bytes, suffix: str = "", max_pixels: int = MAX_PIXE
     header = read_header(data, image_format)
     if header.width is not None and header.height is not None:
         check_size(header.width, header.height)
+    if header.truncation is not None:
+        raise InputError(ErrorCode.TRUNCATED, header.truncation)
     if image_format == "pnm" and data[:2] in (b"P2", b"P5"):
         values, max_value = _decode_pgm(data)
     else:
@@ -228,6 +230,7 @@ def _decode_pgm(data: bytes) -> tuple[np.ndarray, int]:
     if data[:2] == b"P5":
         dtype = np.dtype(">u2") if maxval > 255 else np.dtype(np.uint8)
         values = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+        values = values.astype(np.uint16) if maxval > 255 else values  # big-endian to native
     else:
         tokens = data[offset:].split()
         if len(tokens) < count:

@@ -159,3 +159,60 @@ def tiny_predictor(tiny_models_dir: Path):
     from mammo_edge.predictor import Predictor
 
     return Predictor(tiny_models_dir, device="cpu", batch_size=4, workers=2)
+
+
+def write_dicom(
+    path: Path,
+    stored: np.ndarray,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int | None = None,
+    rescale: tuple[float, float] | None = None,
+    window: tuple[float, float] | None = None,
+    frames: int = 1,
+    with_pixels: bool = True,
+    extra: dict | None = None,
+) -> Path:
+    """Write a DX/MG-like DICOM file (Explicit VR Little Endian) holding ``stored``.
+
+    Args:
+        stored: ``(H, W)`` (or ``(frames, H, W)``) uint8 or uint16 stored values.
+        photometric: (0028,0004) Photometric Interpretation.
+        bits_stored: (0028,0101) Bits Stored; defaults to the dtype's width.
+        rescale: ``(slope, intercept)`` for (0028,1053)/(0028,1052).
+        window: ``(center, width)`` for (0028,1050)/(0028,1051).
+        frames: (0028,0008) Number of Frames when above 1.
+        with_pixels: False writes no (7FE0,0010) Pixel Data.
+        extra: further attributes by keyword.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    mammography_for_presentation = "1.2.840.10008.5.1.4.1.1.1.2"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = mammography_for_presentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID = mammography_for_presentation
+    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset.Modality = "MG"
+    dataset.Rows, dataset.Columns = stored.shape[-2:]
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = photometric
+    dataset.BitsAllocated = stored.dtype.itemsize * 8
+    dataset.BitsStored = bits_stored or stored.dtype.itemsize * 8
+    dataset.HighBit = dataset.BitsStored - 1
+    dataset.PixelRepresentation = 0
+    if frames > 1:
+        dataset.NumberOfFrames = frames
+    if rescale is not None:
+        dataset.RescaleSlope, dataset.RescaleIntercept = rescale
+    if window is not None:
+        dataset.WindowCenter, dataset.WindowWidth = window
+    for keyword, value in (extra or {}).items():
+        setattr(dataset, keyword, value)
+    if with_pixels:
+        dataset.PixelData = np.ascontiguousarray(stored).tobytes()
+    dataset.save_as(path, enforce_file_format=True)
+    return path
