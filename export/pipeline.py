@@ -178,7 +178,6 @@ def run_export(options: ExportOptions) -> ExportResult:
         "op_counts": conversion.op_counts,
         "parity": asdict(parity),
         "threshold": None if threshold is None else asdict(threshold),
-        "threshold_in_metrics_json": metrics.get("threshold"),
         "warnings": _threshold_warnings(threshold, metrics),
     }
 
@@ -337,14 +336,18 @@ def _ship(
 
 
 def _threshold_warnings(threshold: ThresholdChoice | None, metrics: dict) -> list[str]:
-    recorded = metrics.get("threshold")
+    # The training run reports its own Youden threshold under "youden_on_out_of_fold";
+    # the export recomputes it from predictions.csv, and the two must agree.
+    youden = metrics.get("youden_on_out_of_fold")
+    recorded = youden.get("threshold") if isinstance(youden, dict) else None
     if threshold is None or not isinstance(recorded, (int, float)):
         return []
     if abs(recorded - threshold.threshold) <= 1e-6:
         return []
     return [
-        f"metrics.json threshold {recorded} differs from the Youden threshold "
-        f"{threshold.threshold} recomputed from predictions.csv; the model uses the latter"
+        f"metrics.json youden_on_out_of_fold.threshold {recorded} differs from the Youden "
+        f"threshold {threshold.threshold} recomputed from predictions.csv; the model uses "
+        "the latter. Were the two files written by the same run?"
     ]
 
 

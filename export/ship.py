@@ -25,6 +25,8 @@ DEFAULT_DATA = REPOSITORY.parent / "shared" / "mias" / "all-mias.tar.gz"
 DEFAULT_MODEL_NAME = "mias-seed-cnn"
 MANIFEST_NAME = "manifest.json"
 MODEL_CARD_NAME = "MODEL_CARD.md"
+#: Numbers in metrics.json that describe the run rather than the model's performance.
+_NOT_METRICS = {"threshold", "elapsed_seconds", "seed"}
 SHIPPED_FILES = {"fp32": "fp32.onnx", "int8": "int8.onnx"}
 DEFAULT_MODEL = "fp32"
 
@@ -153,7 +155,7 @@ carry the same research-use condition.
 Cross-validated, grouped by patient (both breasts of a patient in the same fold); the
 shipped model is then retrained on all images with the same recipe.
 
-{_metrics_table(metrics)}
+{_metrics_section(metrics)}
 
 Baseline: always answering "normal" scores the accuracy given as
 `always_normal_accuracy` above; compare balanced accuracy and AUC, not accuracy.
@@ -170,8 +172,8 @@ INT8: {int8_summary}
   shows microcalcifications.
 - It answers per image (normal vs any abnormality) and does not localise findings; with
   ~260 images the confidence intervals are wide.
-- The threshold was chosen on the same cross-validation that reports the metrics, so the
-  metrics at that threshold are slightly optimistic.
+- The threshold was chosen on the same out-of-fold predictions the metrics come from, so
+  any metric computed at that threshold is optimistic; AUC does not depend on it.
 
 ## Provenance
 - Code revision: `{metadata.code_revision}`
@@ -184,10 +186,28 @@ INT8: {int8_summary}
 """
 
 
+def _metrics_section(metrics: dict) -> str:
+    if not metrics:
+        return "(no cross-validation metrics were given to the export)"
+    parts = [_metrics_table(metrics)]
+    if "threshold" in metrics:
+        parts.append(
+            f"Threshold-dependent metrics above are at threshold {metrics['threshold']} "
+            f"({metrics.get('threshold_method', 'method not recorded')})."
+        )
+    youden = metrics.get("youden_on_out_of_fold")
+    if isinstance(youden, dict):
+        parts.append(
+            "At the model's own threshold (Youden J on the same out-of-fold predictions, "
+            "therefore optimistic):\n\n" + _metrics_table(youden)
+        )
+    return "\n\n".join(parts)
+
+
 def _metrics_table(metrics: dict) -> str:
     rows = ["| metric | value | 95% CI |", "|---|---|---|"]
     for key, value in sorted(metrics.items()):
-        if key.endswith("_ci95") or isinstance(value, bool):
+        if key.endswith("_ci95") or key in _NOT_METRICS or isinstance(value, bool):
             continue
         if not isinstance(value, (int, float)):
             continue
@@ -198,6 +218,4 @@ def _metrics_table(metrics: dict) -> str:
             else ""
         )
         rows.append(f"| {key} | {value:.4g} | {ci} |")
-    if len(rows) == 2:
-        return "(no cross-validation metrics were given to the export)"
     return "\n".join(rows)

@@ -184,7 +184,15 @@ def _write_training_run(folder, mias_folder, tiny_model):
                 [record.reference, record.patient_id, index % 3, record.label, probability]
             )
     (folder / "metrics.json").write_text(
-        json.dumps({"protocol": "patient", "auc": 0.61, "auc_ci95": [0.52, 0.7]})
+        json.dumps(
+            {
+                "protocol": "patient",
+                "auc": 0.61,
+                "auc_ci95": [0.52, 0.7],
+                "threshold": 0.5,
+                "youden_on_out_of_fold": {"threshold": 0.123, "sensitivity": 0.9},
+            }
+        )
     )
     return folder
 
@@ -208,6 +216,8 @@ def test_ship_writes_verified_manifest_and_altered_bytes_are_refused(tmp_path, t
     manifest = json.loads((models / "manifest.json").read_text())
     report = json.loads((models / "fp32.export.json").read_text())
     assert manifest["default"] == "fp32"
+    # metrics.json's Youden threshold (0.123) is not the one predictions.csv gives.
+    assert any("0.123 differs" in warning for warning in report["warnings"])
     if report["int8"]["accepted"]:
         assert verify_shipped(models, "int8") == models / "int8.onnx"
     else:
@@ -215,6 +225,7 @@ def test_ship_writes_verified_manifest_and_altered_bytes_are_refused(tmp_path, t
     assert verify_shipped(models) == models / "fp32.onnx"
     card = (models / "MODEL_CARD.md").read_text()
     assert "Research and teaching only" in card and "Suckling" in card
+    assert "| auc | 0.61 | 0.520 - 0.700 |" in card
     props = read_metadata_props(onnx.load(str(models / "fp32.onnx")))
     assert missing_metadata(props) == []
     assert json.loads(props["mammo_edge.cv_metrics"])["auc_ci95"] == [0.52, 0.7]
