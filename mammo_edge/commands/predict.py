@@ -127,16 +127,25 @@ def predict_command(
             if show_progress
             else contextlib.nullcontext()
         )
+        written = 0
         try:
             with progress as bar:
                 for result in predictor.iter_predict(inputs):
                     writer.write(result)
+                    written += 1
                     failed += not result.ok
                     abnormal += result.label == predictor.metadata.class_names[1]
                     if bar is not None:
                         bar.update(1)
-        finally:
+        except KeyboardInterrupt:
             writer.close()
+            where = f" in {output}" if output else ""
+            typer.echo(
+                f"mammo-edge: interrupted; {written} of {len(inputs)} result(s) written{where}",
+                err=True,
+            )
+            raise typer.Exit(130) from None
+        writer.close()
     if not quiet:
         scored = len(inputs) - failed
         summary = f"scored {scored} of {len(inputs)} input(s): {abnormal} abnormal"

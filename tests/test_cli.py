@@ -1,0 +1,247 @@
+"""The mammo-edge command: verbs, output formats, exit codes, messages without tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import synthetic_mammogram
+
+from mammo_edge import __version__
+from mammo_edge.cli import main
+from mammo_edge.predictor import RESULT_FIELDS
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    """A folder with three good images (one nested) and a README that is skipped."""
+    folder = tmp_path / "study"
+    (folder / "left").mkdir(parents=True)
+    for index, name in enumerate(["a.png", "b.pgm", "left/c.png"]):
+        assert cv2.imwrite(str(folder / name), synthetic_mammogram(96, 80, index))
+    (folder / "README.md").write_text("not an image; folders skip it")
+    return folder
+
+
+@pytest.fixture
+def broken_study(study: Path) -> Path:
+    (study / "zero.png").write_bytes(b"")
+    (study / "text.jpg").write_text("hello")
+    return study
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_all_scored_exits_0_with_a_table(capsys, study, tiny_models_dir):
+    code, out, err = run(capsys, "predict", study, "--model", tiny_models_dir)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:4] == ["PATH", "STATUS", "PROBABILITY", "LABEL"]
+    assert len(lines) == 4 and all(" ok " in line for line in lines[1:])
+    assert "tiny-test-model" in err and "scored 3 of 3" in err
+
+
+def test_some_failed_exits_2_and_still_writes_the_rest(capsys, broken_study, tiny_models_dir):
+    code, out, err = run(
+        capsys, "predict", broken_study, "-m", tiny_models_dir, "--format", "jsonl"
+    )
+    assert code == 2
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 5
+    by_name = {Path(record["path"]).name: record for record in records}
+    assert by_name["zero.png"]["error_code"] == "EMPTY_FILE"
+    assert by_name["text.jpg"]["error_code"] == "NOT_AN_IMAGE"
+    assert sum(record["status"] == "ok" for record in records) == 3
+    assert "2 failed" in err
+
+
+def test_missing_path_is_a_record_not_a_crash(capsys, study, tiny_models_dir):
+    code, out, _ = run(
+        capsys, "predict", study / "a.png", study / "nope.png", "-m", tiny_models_dir, "-f", "json"
+    )
+    assert code == 2
+    records = json.loads(out)
+    assert [record["status"] for record in records] == ["ok", "error"]
+    assert records[1]["error_code"] == "NOT_FOUND"
+
+
+def test_json_records_carry_every_schema_field(capsys, study, tiny_models_dir):
+    code, out, _ = run(capsys, "predict", study, "-m", tiny_models_dir, "-f", "json", "-q")
+    assert code == 0
+    records = json.loads(out)
+    assert len(records) == 3
+    for record in records:
+        assert tuple(record) == RESULT_FIELDS
+        assert record["status"] == "ok" and 0 <= record["probability"] <= 1
+        assert record["label"] in ("normal", "abnormal") and record["error_code"] is None
+        assert record["provider"] == "CPUExecutionProvider"
+        assert len(record["model_sha256"]) == 64
+
+
+def test_csv_to_a_file_opens_in_a_spreadsheet(capsys, broken_study, tiny_models_dir, tmp_path):
+    target = tmp_path / "results.csv"
+    code, out, _ = run(
+        capsys, "predict", broken_study, "-m", tiny_models_dir, "-f", "csv", "-o", target
+    )
+    assert code == 2 and out == ""
+    raw = target.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads accents correctly
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert tuple(rows[0]) == RESULT_FIELDS and len(rows) == 5
+    failed = [row for row in rows if row["status"] == "error"]
+    assert {row["probability"] for row in failed} == {""}
+    assert all(float(row["probability"]) >= 0 for row in rows if row["status"] == "ok")
+
+
+def test_csv_neutralises_formula_like_file_names(capsys, tmp_path, tiny_models_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cv2.imwrite("=1+1.png", synthetic_mammogram())
+    code, out, _ = run(capsys, "predict", "=1+1.png", "-m", tiny_models_dir, "-f", "csv", "-q")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[0]["path"] == "'=1+1.png"
+
+
+def test_quiet_prints_nothing_on_stderr(capsys, study, tiny_models_dir):
+    code, out, err = run(capsys, "predict", study, "-m", tiny_models_dir, "-q", "-f", "jsonl")
+    assert code == 0 and err == "" and len(out.splitlines()) == 3
+
+
+def test_threshold_option_sets_labels(capsys, study, tiny_models_dir):
+    _, out, _ = run(
+        capsys, "predict", study, "-m", tiny_models_dir, "-f", "jsonl", "--threshold", "0"
+    )
+    records = [json.loads(line) for line in out.splitlines()]
+    assert {record["label"] for record in records} == {"abnormal"}
+    assert {record["threshold"] for record in records} == {0.0}
+
+
+def test_env_var_model_is_used(capsys, study, tiny_models_dir, monkeypatch):
+    monkeypatch.setenv("MAMMO_EDGE_MODEL", str(tiny_models_dir))
+    code, _, _ = run(capsys, "predict", study, "-q")
+    assert code == 0
+
+
+def test_interrupted_run_keeps_finished_results(
+    capsys, study, tiny_models_dir, tmp_path, monkeypatch
+):
+    from mammo_edge.predictor import Predictor
+
+    real = Predictor.iter_predict
+
+    def interrupted(self, inputs):
+        for index, result in enumerate(real(self, inputs)):
+            if index == 2:
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(Predictor, "iter_predict", interrupted)
+    target = tmp_path / "partial.jsonl"
+    code, _, err = run(capsys, "predict", study, "-m", tiny_models_dir, "-f", "jsonl", "-o", target)
+    assert code == 130 and "interrupted; 2 of 3 result(s) written" in err
+    assert [json.loads(line)["status"] for line in target.read_text().splitlines()] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "--format", "xml", "x.png"],
+        ["predict", "--threshold", "1.5", "x.png"],
+        ["predict", "--batch-size", "0", "x.png"],
+        ["predict"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_1_without_traceback(capsys, args):
+    code, _, err = run(capsys, *args)
+    assert code == 1
+    assert "Traceback" not in err and "Error" in err
+
+
+def test_model_errors_exit_1_with_a_clear_message(capsys, study, tmp_path):
+    target = tmp_path / "out.csv"
+    code, out, err = run(capsys, "predict", study, "--model", tmp_path / "none", "-o", target)
+    assert code == 1 and out == ""
+    assert "not found" in err and "Traceback" not in err
+    assert not target.exists()  # no empty result file from a run that never started
+
+
+def test_altered_model_exits_1(capsys, study, tmp_path):
+    from conftest import build_tiny_models_dir
+
+    models = build_tiny_models_dir(tmp_path / "models")
+    (models / "fp32.onnx").write_bytes((models / "fp32.onnx").read_bytes() + b"\0")
+    code, _, err = run(capsys, "predict", study, "--model", models)
+    assert code == 1 and "integrity check" in err
+
+
+def test_folder_without_images_is_a_usage_error(capsys, tmp_path, tiny_models_dir):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, "predict", tmp_path / "empty", "-m", tiny_models_dir)
+    assert code == 1 and "no image files" in err
+
+
+def test_missing_cuda_is_a_model_error(capsys, study, tiny_models_dir):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA is available here")
+    code, _, err = run(capsys, "predict", study, "-m", tiny_models_dir, "--device", "cuda")
+    assert code == 1 and "CUDAExecutionProvider" in err
+
+
+def test_info_json(capsys, tiny_models_dir):
+    code, out, _ = run(capsys, "info", "--model", tiny_models_dir, "--json")
+    assert code == 0
+    details = json.loads(out)
+    assert details["model"]["sha256_verified"] is True
+    assert len(details["model"]["sha256"]) == 64
+    assert details["metadata"]["model_name"] == "tiny-test-model"
+    assert details["metadata"]["preprocess"]["input_size"] == 128
+    assert "CPUExecutionProvider" in details["providers"]["available"]
+    assert details["model_card"]["summary"] == "A mean-intensity model for tests only."
+    assert details["input"][0]["name"] == "image"
+
+
+def test_info_text(capsys, tiny_models_dir):
+    code, out, _ = run(capsys, "info", "-m", tiny_models_dir)
+    assert code == 0
+    assert "verified against manifest" in out and "threshold:        0.5" in out
+    assert "Model card" in out and "providers:" in out
+
+
+def test_info_without_a_model_exits_1(capsys, tmp_path):
+    code, _, err = run(capsys, "info", "--model", tmp_path)
+    assert code == 1 and "No model manifest" in err
+
+
+def test_version_and_help(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith(f"mammo-edge {__version__}")
+    code, out, _ = run(capsys, "predict", "--help")
+    assert code == 0
+    for option in ("--model", "--threshold", "--batch-size", "--threads", "--device", "--format"):
+        assert option in out
+
+
+def test_installed_entry_point_exit_codes(broken_study, tiny_models_dir):
+    """Through a real process: exit status 2 reaches the shell."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "mammo_edge.cli", "predict", str(broken_study), "-q", "-f", "csv"],
+        capture_output=True,
+        text=True,
+        env={"MAMMO_EDGE_MODEL": str(tiny_models_dir), "PATH": ""},
+        timeout=60,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert len(completed.stdout.strip().splitlines()) == 6  # header + 5 records
