@@ -1,0 +1,303 @@
+"""End to end: ``mammo-edge predict`` over a folder of real 1024x1024 PGMs, as a user runs it.
+
+Each measurement is a fresh child process (``python -m mammo_edge.cli predict ...``)
+timed by wall clock; its peak resident memory comes from ``os.wait4``'s rusage for that
+one child, so nothing is sampled or missed. Throughput is given two ways:
+
+* *with start-up*: images / wall time of one process (what a user waits for);
+* *marginal*: (images of a 2N run - images of an N run) / (time difference), i.e. the
+  steady-state rate with interpreter start, imports and model load cancelled out.
+
+The in-process stage split (decode, resize, inference per image) says where the time goes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .sources import MIAS_ARCHIVE, REPOSITORY
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    """One child process: wall time, exit code, peak RSS, and its stderr tail on failure."""
+
+    wall_s: float
+    exit_code: int
+    peak_rss_mb: float
+    stderr_tail: str
+
+
+@dataclass(frozen=True)
+class CliThroughput:
+    """``mammo-edge predict`` on a folder, at N and 2N images.
+
+    Attributes:
+        label: which model and flags.
+        arguments: extra CLI arguments used (``--model``, ``--batch-size``...).
+        images: images in the larger run; scored: of those, results with a probability.
+        wall_s: wall time of the larger run.
+        images_per_s_with_startup: images / wall of the larger run.
+        images_per_s_marginal: (2N - N) / (wall 2N - wall N); None if not measurable.
+        peak_rss_mb: peak RSS of the larger run's process.
+        status: ``ok`` or why not.
+    """
+
+    label: str
+    arguments: list[str]
+    images: int
+    scored: int
+    wall_s: float | None
+    images_per_s_with_startup: float | None
+    images_per_s_marginal: float | None
+    peak_rss_mb: float | None
+    status: str
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """A fresh process predicting one image, and what its start-up is made of (seconds)."""
+
+    predict_one_image_s: float | None
+    runs: int
+    python_startup_s: float
+    import_onnxruntime_s: float
+    import_mammo_edge_s: float
+    import_mammo_edge_cli_s: float
+    peak_rss_mb: float | None
+    status: str
+
+
+@dataclass(frozen=True)
+class StageSplit:
+    """In-process milliseconds per image for each pipeline stage (one thread, batch ``batch``)."""
+
+    images: int
+    batch: int
+    threads: int | None
+    decode_ms: float
+    resize_ms: float
+    inference_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.decode_ms + self.resize_ms + self.inference_ms
+
+
+def prepare_pgm_folder(folder: Path, count: int) -> str:
+    """Write ``count`` real 1024x1024 PGMs into ``folder``; returns where they came from.
+
+    MIAS images from ``../shared/mias/all-mias.tar.gz`` (cycled when ``count`` exceeds
+    the 322 references / 258 files); without it, the repository's ``examples/*.pgm``;
+    without those, synthetic noise PGMs (said so in the report).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    sources: list[bytes] = []
+    origin = ""
+    if MIAS_ARCHIVE.is_file():
+        from train.mias import open_mias
+
+        dataset = open_mias(MIAS_ARCHIVE)
+        references = [record.reference for record in dataset.records][:count]
+        sources = [dataset.read_bytes(reference) for reference in references]
+        origin = f"MIAS {MIAS_ARCHIVE.name}"
+    else:
+        examples = sorted((REPOSITORY / "examples").glob("*.pgm"))
+        if examples:
+            sources = [path.read_bytes() for path in examples]
+            origin = "repository examples/*.pgm (replicated)"
+    if not sources:
+        rng = np.random.default_rng(0)
+        header = b"P5\n1024 1024\n255\n"
+        sources = [header + rng.integers(0, 256, 1024 * 1024, dtype=np.uint8).tobytes()]
+        origin = "synthetic 1024x1024 noise PGM (no MIAS archive, no examples)"
+    for index in range(count):
+        (folder / f"image{index:05d}.pgm").write_bytes(sources[index % len(sources)])
+    return origin
+
+
+def run_process(command: list[str], stdout_path: Path, timeout_s: float = 600) -> ProcessRun:
+    """Run ``command``, wait with ``os.wait4`` for its own rusage, and time it."""
+    with stdout_path.open("wb") as stdout, tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=REPOSITORY)
+        deadline = started + timeout_s
+        high_water_kib = 0
+        while True:
+            high_water_kib = max(high_water_kib, _vm_hwm_kib(process.pid))
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.001)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # we reaped it, not Popen
+        stderr.seek(0)
+        tail = stderr.read()[-800:].decode("utf-8", "replace")
+    # ru_maxrss of a child inherits the parent's high-water mark across fork + exec (Linux
+    # keeps the larger of the old and new address space), and this parent holds TensorFlow;
+    # VmHWM belongs to the child's own address space after exec, so it is used when readable.
+    peak_kib = high_water_kib if high_water_kib else usage.ru_maxrss
+    return ProcessRun(wall, process.returncode, peak_kib / 1024, tail)
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    """Peak RSS (VmHWM) of a running process in KiB from /proc; 0 when unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def cli_command(arguments: list[str]) -> list[str]:
+    """``mammo-edge`` run with this interpreter, so the same environment is measured."""
+    return [sys.executable, "-m", "mammo_edge.cli", *arguments]
+
+
+def cli_throughput(
+    label: str,
+    small_folder: Path,
+    large_folder: Path,
+    extra: list[str],
+    work: Path,
+) -> CliThroughput:
+    """Time ``mammo-edge predict`` on the N-image and 2N-image folders."""
+    runs = {}
+    for name, folder in (("small", small_folder), ("large", large_folder)):
+        slug = "".join(c if c.isalnum() else "_" for c in label)
+        output = work / f"{slug}_{name}.jsonl"
+        arguments = ["predict", str(folder), "--format", "jsonl", "--output", str(output)]
+        run = run_process(cli_command([*arguments, "--quiet", *extra]), work / "stdout.txt")
+        if run.exit_code != 0:
+            return CliThroughput(
+                label,
+                extra,
+                0,
+                0,
+                None,
+                None,
+                None,
+                None,
+                f"failed: exit {run.exit_code}: {run.stderr_tail.strip()[-300:]}",
+            )
+        runs[name] = (run, _count_scored(output), _count_lines(folder))
+    small_run, _, small_images = runs["small"]
+    large_run, scored, large_images = runs["large"]
+    difference = large_run.wall_s - small_run.wall_s
+    marginal = (large_images - small_images) / difference if difference > 0 else None
+    return CliThroughput(
+        label=label,
+        arguments=extra,
+        images=large_images,
+        scored=scored,
+        wall_s=large_run.wall_s,
+        images_per_s_with_startup=large_images / large_run.wall_s,
+        images_per_s_marginal=marginal,
+        peak_rss_mb=large_run.peak_rss_mb,
+        status="ok" if scored == large_images else f"only {scored}/{large_images} images scored",
+    )
+
+
+def cold_start(image: Path, extra: list[str], work: Path, repeats: int) -> ColdStart:
+    """Median wall time of fresh processes predicting ``image``, and the import costs."""
+    walls, peak, status = [], None, "ok"
+    for _ in range(repeats):
+        output = work / "cold.jsonl"
+        arguments = ["predict", str(image), "--format", "jsonl", "--output", str(output)]
+        run = run_process(cli_command([*arguments, "--quiet", *extra]), work / "stdout.txt")
+        if run.exit_code != 0:
+            status = f"failed: exit {run.exit_code}: {run.stderr_tail.strip()[-300:]}"
+            break
+        walls.append(run.wall_s)
+        peak = run.peak_rss_mb
+    return ColdStart(
+        predict_one_image_s=float(np.median(walls)) if walls else None,
+        runs=len(walls),
+        python_startup_s=_median_wall([sys.executable, "-c", "pass"], work, repeats),
+        import_onnxruntime_s=_import_seconds("onnxruntime", work, repeats),
+        import_mammo_edge_s=_import_seconds("mammo_edge", work, repeats),
+        import_mammo_edge_cli_s=_import_seconds("mammo_edge.cli", work, repeats),
+        peak_rss_mb=peak,
+        status=status,
+    )
+
+
+def stage_split(
+    folder: Path, model_path: Path, batch: int, threads: int | None, limit: int = 64
+) -> StageSplit:
+    """Per-image milliseconds of decode, resize and inference, in this process, one by one."""
+    from mammo_edge.imageio import load_image
+    from mammo_edge.preprocess import SEED_PREPROCESS, to_model_input
+
+    from .inference import onnx_session
+
+    paths = sorted(folder.glob("*.pgm"))[:limit]
+    session = onnx_session(model_path, threads)
+    input_name = session.get_inputs()[0].name
+    size = session.get_inputs()[0].shape[1]
+    config = SEED_PREPROCESS.__class__(input_size=int(size))
+    to_model_input(load_image(paths[0]).pixels, config)  # warm caches and imports
+    started = time.perf_counter()
+    images = [load_image(path).pixels for path in paths]
+    decoded = time.perf_counter()
+    inputs = np.stack([to_model_input(image, config) for image in images])
+    resized = time.perf_counter()
+    session.run(None, {input_name: inputs[:batch]})  # warm-up
+    inferred_start = time.perf_counter()
+    for start in range(0, len(inputs), batch):
+        session.run(None, {input_name: inputs[start : start + batch]})
+    inferred = time.perf_counter()
+    count = len(paths)
+    return StageSplit(
+        images=count,
+        batch=batch,
+        threads=threads,
+        decode_ms=(decoded - started) / count * 1e3,
+        resize_ms=(resized - decoded) / count * 1e3,
+        inference_ms=(inferred - inferred_start) / count * 1e3,
+    )
+
+
+def _import_seconds(module: str, work: Path, repeats: int) -> float:
+    code = (
+        "import time, sys; t = time.perf_counter(); "
+        f"import {module}; sys.stdout.write(repr(time.perf_counter() - t))"
+    )
+    values = []
+    for _ in range(repeats):
+        run = run_process([sys.executable, "-c", code], work / "import.txt")
+        if run.exit_code == 0:
+            values.append(float((work / "import.txt").read_text()))
+    return float(np.median(values)) if values else float("nan")
+
+
+def _median_wall(command: list[str], work: Path, repeats: int) -> float:
+    return float(np.median([run_process(command, work / "out.txt").wall_s for _ in range(repeats)]))
+
+
+def _count_lines(folder: Path) -> int:
+    return sum(1 for _ in folder.glob("*.pgm"))
+
+
+def _count_scored(output: Path) -> int:
+    scored = 0
+    for line in output.read_text(encoding="utf-8").splitlines():
+        if line.strip() and json.loads(line).get("probability") is not None:
+            scored += 1
+    return scored

@@ -1,0 +1,171 @@
+"""Model-only timing: Keras ``model(x)``, Keras ``predict``, onnxruntime FP32/INT8 (CPU, CUDA).
+
+Every configuration is timed on the same random 0..255 batch (speed does not depend on
+pixel values) and yields one :class:`InferenceRow`; a configuration that cannot run here
+yields a row whose ``status`` says why instead of numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .stats import LatencySummary, summarize
+from .timing import RepeatPolicy, time_calls
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+@dataclass(frozen=True)
+class InferenceRow:
+    """One engine at one batch size and thread count.
+
+    Attributes:
+        engine: ``keras model(x)``, ``keras predict``, ``onnxruntime FP32``, ``onnxruntime INT8``.
+        provider: ``tensorflow``, ``CPUExecutionProvider`` or ``CUDAExecutionProvider``.
+        threads: intra-op threads (``None``: the engine's default, all cores).
+        batch: images per call.
+        status: ``ok`` or ``absent: <why>``.
+        latency: timings (None unless ``ok``).
+        gflops_per_s: dense FLOPs/image x images/s (None unless ``ok``).
+        peak_fraction: ``gflops_per_s`` / numpy GEMM peak at the same thread count.
+    """
+
+    engine: str
+    provider: str
+    threads: int | None
+    batch: int
+    status: str
+    latency: LatencySummary | None = None
+    gflops_per_s: float | None = None
+    peak_fraction: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def random_batch(batch: int, size: int, seed: int = 0) -> np.ndarray:
+    """A ``(batch, size, size, 1)`` float32 batch of 0..255 values, as after preprocessing."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, size=(batch, size, size, 1)).astype(np.float32)
+
+
+def onnx_session(
+    model_path: Path, threads: int | None, provider: str = CPU
+) -> ort.InferenceSession:
+    """A session as the runtime builds it: all graph optimisations, one inter-op thread."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    providers = [provider, CPU] if provider != CPU else [CPU]
+    return ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+
+
+def cuda_absent_reason() -> str | None:
+    """None when onnxruntime offers CUDA, else the reason CUDA rows are absent."""
+    available = ort.get_available_providers()
+    if CUDA in available:
+        return None
+    return f"absent: onnxruntime offers {', '.join(available)} (no onnxruntime-gpu / GPU)"
+
+
+def time_onnx(
+    engine: str,
+    model_path: Path,
+    threads: int | None,
+    batches: list[int],
+    image_size: int,
+    policy: RepeatPolicy,
+    flops_per_image: int,
+    peak_by_threads: dict[int, float],
+    provider: str = CPU,
+) -> list[InferenceRow]:
+    """Time one ONNX model at each batch size with one session."""
+    session = onnx_session(model_path, threads, provider)
+    running = session.get_providers()[0]
+    if running != provider:
+        reason = f"absent: {provider} requested but onnxruntime fell back to {running}"
+        return [InferenceRow(engine, provider, threads, b, reason) for b in batches]
+    input_name = session.get_inputs()[0].name
+    rows = []
+    for batch in batches:
+        feed = {input_name: random_batch(batch, image_size)}
+        timings = time_calls(lambda feed=feed: session.run(None, feed), policy)
+        rows.append(
+            _row(engine, provider, threads, batch, timings, flops_per_image, peak_by_threads)
+        )
+    return rows
+
+
+def time_keras(
+    keras_model,
+    batches: list[int],
+    image_size: int,
+    policy: RepeatPolicy,
+    flops_per_image: int,
+    peak_by_threads: dict[int, float],
+    cores: int,
+) -> list[InferenceRow]:
+    """Time Keras ``model(x, training=False)`` and ``model.predict(x)`` at each batch size.
+
+    TensorFlow keeps its default thread pools (all cores); the peak fraction is taken
+    against the GEMM peak at ``cores`` threads.
+    """
+    import tensorflow as tf
+
+    rows = []
+    for engine in ("keras model(x)", "keras predict"):
+        for batch in batches:
+            numpy_batch = random_batch(batch, image_size)
+            if engine == "keras model(x)":
+                tensor = tf.constant(numpy_batch)
+                call: Callable[[], object] = lambda t=tensor: keras_model(t, training=False)  # noqa: E731
+            else:
+                call = lambda x=numpy_batch, b=batch: keras_model.predict(  # noqa: E731
+                    x, batch_size=b, verbose=0
+                )
+            timings = time_calls(call, policy)
+            rows.append(
+                _row(
+                    engine,
+                    "tensorflow",
+                    None,
+                    batch,
+                    timings,
+                    flops_per_image,
+                    peak_by_threads,
+                    cores,
+                )
+            )
+    return rows
+
+
+def absent_rows(engine: str, provider: str, batches: list[int], reason: str) -> list[InferenceRow]:
+    """Rows that say why ``engine`` was not measured."""
+    return [InferenceRow(engine, provider, None, batch, reason) for batch in batches]
+
+
+def _row(
+    engine: str,
+    provider: str,
+    threads: int | None,
+    batch: int,
+    timings: list[float],
+    flops_per_image: int,
+    peak_by_threads: dict[int, float],
+    default_threads: int | None = None,
+) -> InferenceRow:
+    latency = summarize(timings, batch)
+    gflops = flops_per_image * latency.images_per_s / 1e9
+    peak = peak_by_threads.get(threads if threads is not None else default_threads or 0)
+    fraction = gflops / peak if peak and provider != CUDA else None
+    return InferenceRow(engine, provider, threads, batch, "ok", latency, gflops, fraction)

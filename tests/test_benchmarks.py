@@ -1,0 +1,317 @@
+"""Benchmark helpers: FLOP counting, statistics, target verdicts, choice, reports.
+
+No timing assertions: these tests check arithmetic and bookkeeping, never speed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from benchmarks.choice import best_row, choose
+from benchmarks.cli import build_parser
+from benchmarks.endtoend import run_process
+from benchmarks.errors import BenchmarkError
+from benchmarks.flops import count_onnx_flops
+from benchmarks.inference import CPU, InferenceRow
+from benchmarks.report import render_markdown, write_reports
+from benchmarks.sources import shipped_pair
+from benchmarks.stats import summarize
+from benchmarks.targets import evaluate
+from benchmarks.timing import RepeatPolicy, time_calls
+
+# The tiny graph below: conv 1->4 channels 3x3 on 8x8 (output 6x6), a per-pixel MatMul
+# 4->3 behind a tf2onnx-style computed Reshape, then Gemm 108->1.
+TINY_CONV_FLOPS = 2 * 1 * 3 * 3 * (4 * 6 * 6)
+TINY_MATMUL_FLOPS = 2 * 4 * (36 * 3)
+TINY_GEMM_FLOPS = 2 * 108 * 1
+
+
+def tiny_model() -> onnx.ModelProto:
+    """``image`` [N, 8, 8, 1] -> ``probability`` [N, 1], shaped like a tf2onnx export."""
+    rng = np.random.default_rng(0)
+
+    def weight(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.normal(0, 0.05, shape).astype(np.float32), name)
+
+    initializers = [
+        weight("conv_w", (4, 1, 3, 3)),
+        weight("dense_w", (4, 3)),
+        weight("head_w", (108, 1)),
+        numpy_helper.from_array(np.array([0, 1, 2], dtype=np.int64), "leading_axes"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
+        numpy_helper.from_array(np.array([4], dtype=np.int64), "channels"),
+        numpy_helper.from_array(np.array([-1, 108], dtype=np.int64), "flat_shape"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "conv_w"], ["conv"], name="conv"),
+        helper.make_node("Relu", ["conv"], ["relu"]),
+        helper.make_node("Transpose", ["relu"], ["nhwc"], perm=[0, 2, 3, 1]),
+        # Dense on a 4-D tensor, the way tf2onnx writes a Keras Tensordot.
+        helper.make_node("Shape", ["nhwc"], ["shape"]),
+        helper.make_node("Gather", ["shape", "leading_axes"], ["leading"]),
+        helper.make_node("ReduceProd", ["leading"], ["rows"], keepdims=0),
+        helper.make_node("Unsqueeze", ["rows", "axis0"], ["rows_1d"]),
+        helper.make_node("Concat", ["rows_1d", "channels"], ["pixels_shape"], axis=0),
+        helper.make_node("Reshape", ["nhwc", "pixels_shape"], ["pixels"]),
+        helper.make_node("MatMul", ["pixels", "dense_w"], ["dense"], name="dense"),
+        helper.make_node("Reshape", ["dense", "flat_shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "head_w"], ["logit"], name="head"),
+        helper.make_node("Sigmoid", ["logit"], ["probability"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 8, 8, 1])],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch", 1])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_flops_of_tiny_graph_match_layer_arithmetic():
+    count = count_onnx_flops(tiny_model())
+    assert count.dense_by_node == {
+        "conv": TINY_CONV_FLOPS,
+        "dense": TINY_MATMUL_FLOPS,
+        "head": TINY_GEMM_FLOPS,
+    }
+    assert count.dense_flops == TINY_CONV_FLOPS + TINY_MATMUL_FLOPS + TINY_GEMM_FLOPS == 3672
+    # Relu (144) + Sigmoid (1) elements; Transpose/Reshape/shape arithmetic are free.
+    assert count.other_ops == 4 * 6 * 6 + 1
+
+
+def test_flop_count_does_not_change_the_callers_model():
+    model = tiny_model()
+    before = model.SerializeToString()
+    count_onnx_flops(model)
+    assert model.SerializeToString() == before
+
+
+def test_flops_of_seed_cnn_export_match_keras_layers():
+    pytest.importorskip("tensorflow", reason="needs the train extra")
+    from benchmarks.flops import count_keras_flops
+    from export.convert import keras_to_onnx
+    from train.model import build_seed_cnn
+
+    model = build_seed_cnn(seed=0)
+    onnx_count = count_onnx_flops(keras_to_onnx(model).model)
+    # Layer arithmetic, 2 FLOPs per multiply-add: conv 3x3 1->32 (126x126), 32->64 (124x124),
+    # pool to 62, 64->64 (60x60), pool to 30, Dense 64->64 on 30x30 pixels, Dense 57600->1.
+    expected = (
+        2 * 9 * 1 * 32 * 126 * 126
+        + 2 * 9 * 32 * 64 * 124 * 124
+        + 2 * 9 * 64 * 64 * 60 * 60
+        + 2 * 64 * 64 * 30 * 30
+        + 2 * 57600 * 1
+    )
+    assert expected == 848_874_240
+    assert onnx_count.dense_flops == expected
+    assert count_keras_flops(model) == expected
+    assert len(onnx_count.dense_by_node) == 5
+
+
+def test_summary_percentiles_and_throughput():
+    milliseconds = np.arange(1, 101, dtype=float)
+    summary = summarize(milliseconds / 1e3, batch=8)
+    assert summary.runs == 100
+    assert summary.median_ms == pytest.approx(50.5)
+    assert summary.p95_ms == pytest.approx(95.05)
+    assert summary.p99_ms == pytest.approx(99.01)
+    assert summary.images_per_s == pytest.approx(8 / 0.0505)
+
+
+@pytest.mark.parametrize("seconds, batch", [([], 1), ([0.1, 0.0], 1), ([0.1], 0)])
+def test_summary_rejects_bad_input(seconds, batch):
+    with pytest.raises(ValueError):
+        summarize(seconds, batch)
+
+
+def test_time_calls_excludes_warm_up_and_honours_repeat_counts():
+    calls = []
+    policy = RepeatPolicy(warmup=3, min_repeats=5, min_seconds=0.0, max_repeats=7, max_seconds=60)
+    timings = time_calls(lambda: calls.append(1), policy)
+    assert len(timings) == 5
+    assert len(calls) == 8
+    capped = RepeatPolicy(warmup=0, min_repeats=50, min_seconds=0.0, max_repeats=4, max_seconds=60)
+    assert len(time_calls(lambda: None, capped)) == 4
+
+
+def test_target_met_and_missed_with_ratio():
+    met = evaluate("speed-up", 5.0, 4.0, "x")
+    assert met.met is True and met.shortfall is None and met.verdict() == "yes"
+    short = evaluate("throughput", 100.0, 250.0, "images/s")
+    assert short.met is False
+    assert short.shortfall == pytest.approx(2.5)
+    assert short.verdict() == "no (2.50x short)"
+    over = evaluate("cold start", 0.75, 0.5, "s", higher_is_better=False)
+    assert over.met is False and over.shortfall == pytest.approx(1.5)
+    assert over.verdict() == "no (1.50x over)"
+    assert evaluate("cold start", 0.4, 0.5, "s", higher_is_better=False).met is True
+
+
+def test_target_condition_and_unmeasured():
+    failed_condition = evaluate("int8", 2.0, 1.8, "x", extra_condition=False)
+    assert failed_condition.met is False
+    assert "condition failed" in failed_condition.verdict()
+    unknown_condition = evaluate("int8", 2.0, 1.8, "x", extra_condition=None)
+    assert unknown_condition.met is True
+    for missing in (None, float("nan")):
+        result = evaluate("ratio", missing, 4.0, "x")
+        assert result.met is None and result.verdict() == "not measured"
+
+
+def make_row(engine, threads, batch, median_ms, provider=CPU) -> InferenceRow:
+    seconds = [median_ms / 1e3] * 3
+    summary = summarize(seconds, batch)
+    return InferenceRow(engine, provider, threads, batch, "ok", summary, 1.0, 0.5)
+
+
+def test_choice_picks_fastest_throughput_and_lowest_single_latency():
+    rows = [
+        make_row("onnxruntime FP32", 1, 1, 5.0),
+        make_row("onnxruntime FP32", 2, 1, 4.0),
+        make_row("onnxruntime FP32", 1, 32, 100.0),  # 320 images/s
+        make_row("onnxruntime FP32", 2, 32, 90.0),  # 356 images/s
+        make_row("onnxruntime FP32", 2, 128, 400.0),  # 320 images/s
+        make_row("onnxruntime INT8", 2, 32, 10.0),  # another engine: ignored
+        InferenceRow("onnxruntime FP32", CPU, 1, 8, "absent: test"),
+    ]
+    choice = choose(rows, "onnxruntime FP32")
+    assert (choice.throughput_threads, choice.throughput_batch) == (2, 32)
+    assert (choice.latency_threads, choice.latency_ms) == (2, 4.0)
+    assert choice.considered == 5
+    assert best_row(rows, "onnxruntime FP32", min_batch=64).batch == 128
+    assert choose(rows, "keras predict") is None
+
+
+def fake_results() -> dict:
+    """A results dict shaped like run_benchmarks' output (values invented for the test)."""
+    rows = [
+        make_row("onnxruntime FP32", 2, 1, 5.0),
+        make_row("onnxruntime INT8", 2, 32, 60.0),
+        make_row("keras model(x)", None, 1, 20.0, provider="tensorflow"),
+        InferenceRow("onnxruntime FP32", "CUDAExecutionProvider", None, 1, "absent: no GPU"),
+    ]
+    from benchmarks.run import _row_dict
+
+    targets = [
+        evaluate("ratio target", 4.0, 4.0, "x"),
+        evaluate("throughput target", 100.0, 250.0, "images/s", note="short on purpose"),
+    ]
+    return {
+        "created": "2026-01-01T00:00:00+00:00",
+        "command": "python -m benchmarks --quick",
+        "mode": "quick",
+        "machine": {
+            "cpu": "Test CPU",
+            "cpu_features": ["avx2"],
+            "logical_cores": 2,
+            "versions": {"onnxruntime": "1.0"},
+        },
+        "warnings": [],
+        "models": {"origin": "test", "notes": []},
+        "flops": {"fp32_onnx_dense_flops_per_image": 3672, "fp32_onnx_other_ops_per_image": 145},
+        "gemm_peak": [
+            {"threads": 1, "size": 64, "repeats": 1, "gflops_per_s": 10.0, "blas_architecture": "X"}
+        ],
+        "inference": [_row_dict(row) for row in rows],
+        "choice": {"onnxruntime FP32": None},
+        "end_to_end": None,
+        "int8_accuracy": None,
+        "targets": [t.__dict__ | {"verdict": t.verdict()} for t in targets],
+    }
+
+
+def test_markdown_table_has_every_row_and_target():
+    results = fake_results()
+    text = render_markdown(results)
+    lines = text.splitlines()
+    for row in results["inference"]:
+        threads = "default" if row["threads"] is None else str(row["threads"])
+        prefix = f"| {row['engine']} | {row['provider']} | {threads} | {row['batch']} |"
+        assert sum(line.startswith(prefix) for line in lines) == 1, prefix
+    assert "absent: no GPU" in text
+    for target in results["targets"]:
+        assert any(target["name"] in line and target["verdict"] in line for line in lines)
+    assert "no (2.50x short)" in text
+    assert "Test CPU" in text
+
+
+def test_write_reports_creates_json_markdown_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    paths = write_reports(fake_results(), tmp_path / "out")
+    assert json.loads(paths["json"].read_text())["machine"]["cpu"] == "Test CPU"
+    assert paths["markdown"].read_text().startswith("# mammo-edge benchmark")
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_process_reports_the_childs_own_peak_memory(tmp_path):
+    allocate = "import numpy; a = numpy.ones(200 * 2**20 // 8); print(a.sum())"
+    run = run_process([sys.executable, "-c", allocate], tmp_path / "stdout.txt")
+    assert run.exit_code == 0
+    assert run.peak_rss_mb > 150
+    assert (tmp_path / "stdout.txt").read_text().strip() == str(float(200 * 2**20 // 8))
+    failing = run_process([sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path / "o.txt")
+    assert failing.exit_code == 3
+
+
+def test_shipped_pair_reads_manifest_and_names_problems(tmp_path):
+    assert shipped_pair(tmp_path) is None
+    (tmp_path / "fp32.onnx").write_bytes(b"x")
+    manifest = {"default": "fp32", "models": {"fp32": {"file": "fp32.onnx", "sha256": "0"}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert shipped_pair(tmp_path) == (tmp_path / "fp32.onnx", None)
+    manifest["models"]["int8"] = {"file": "int8.onnx", "sha256": "0"}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BenchmarkError, match="int8.onnx: listed"):
+        shipped_pair(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(BenchmarkError, match="malformed"):
+        shipped_pair(tmp_path)
+
+
+def test_cli_parses_lists_and_rejects_bad_ones(capsys):
+    parser = build_parser()
+    options = parser.parse_args(["--quick", "--threads", "1,2", "--batches", "1,8"])
+    assert options.quick and options.threads == (1, 2) and options.batches == (1, 8)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--threads", "0"])
+    assert "positive integers" in capsys.readouterr().err
+
+
+def test_run_on_a_tiny_onnx_model_measures_every_requested_row(tmp_path):
+    from benchmarks.run import Progress, RunOptions, run_benchmarks
+
+    model_path = tmp_path / "tiny.onnx"
+    onnx.save(tiny_model(), str(model_path))
+    options = RunOptions(
+        quick=True,
+        model=model_path,
+        keras=tmp_path / "missing.keras",
+        threads=(1,),
+        batches=(1, 2),
+        skip_e2e=True,
+        gemm_size=64,
+    )
+    results = run_benchmarks(options, Progress(enabled=False))
+    assert results["flops"]["fp32_onnx_dense_flops_per_image"] == 3672
+    measured = [r for r in results["inference"] if r["status"] == "ok"]
+    assert {(r["engine"], r["batch"]) for r in measured} == {
+        ("onnxruntime FP32", 1),
+        ("onnxruntime FP32", 2),
+    }
+    keras_rows = [r for r in results["inference"] if r["engine"].startswith("keras")]
+    assert keras_rows and all(r["status"].startswith("absent: no Keras source") for r in keras_rows)
+    names = [t["name"] for t in results["targets"]]
+    assert len(names) == 5
+    json.dumps(results, default=str)  # the whole record is serialisable
