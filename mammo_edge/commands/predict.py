@@ -94,6 +94,8 @@ def predict_command(
     from ..predictor import Predictor
     from ..writers import open_writer
 
+    _silence_opencv_warnings()
+
     inputs = expand_inputs(paths)
     if not inputs:
         raise typer.BadParameter(f"no image files found in {', '.join(paths)}", param_hint="PATHS")
@@ -153,6 +155,15 @@ def predict_command(
             summary += f"; {failed} failed (see error_code and error_message)"
         typer.echo(summary, err=True)
     raise typer.Exit(2 if failed else 0)
+
+
+def _silence_opencv_warnings() -> None:
+    """OpenCV logs decoder warnings to stderr; the result records already say what failed."""
+    import cv2
+
+    logging_module = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_module is not None:
+        logging_module.setLogLevel(logging_module.LOG_LEVEL_ERROR)
 
 
 def _is_terminal(stream: TextIO) -> bool:
