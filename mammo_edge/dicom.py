@@ -106,18 +106,13 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
         raise InputError(
             ErrorCode.DICOM_UNSUPPORTED, "DICOM without (0028,0101) Bits Stored / Bits Allocated"
         )
+    _check_decoder_available(dataset)
     _check_native_length(dataset, width, height, samples)
 
     try:
         stored = dataset.pixel_array
-    except (NotImplementedError, RuntimeError, ImportError) as error:
-        syntax = _transfer_syntax(dataset)
-        raise InputError(
-            ErrorCode.DICOM_UNSUPPORTED,
-            f"cannot decode transfer syntax {syntax}: {error}. Install the codecs with "
-            "pip install 'mammo-edge[dicom]'",
-        ) from error
-    except (ValueError, EOFError) as error:
+    except (NotImplementedError, RuntimeError, ValueError, EOFError) as error:
+        # A decoder exists (checked above), so a failure here means damaged pixel data.
         raise InputError(
             ErrorCode.CORRUPT, f"cannot decode the DICOM pixel data ({error})"
         ) from error
@@ -146,6 +141,30 @@ def _transfer_syntax(dataset) -> str:
     meta = getattr(dataset, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     return f"{uid} ({uid.name})" if uid is not None else "(unknown)"
+
+
+def _check_decoder_available(dataset) -> None:
+    """Raise DICOM_UNSUPPORTED when no installed plugin decodes the transfer syntax."""
+    from pydicom.pixels import get_decoder
+
+    meta = getattr(dataset, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid is None:
+        return  # pydicom assumes a native syntax for files without file meta
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError as error:
+        raise InputError(
+            ErrorCode.DICOM_UNSUPPORTED,
+            f"no decoder exists for transfer syntax {_transfer_syntax(dataset)}",
+        ) from error
+    if not decoder.is_available:
+        raise InputError(
+            ErrorCode.DICOM_UNSUPPORTED,
+            f"cannot decode transfer syntax {_transfer_syntax(dataset)}: a codec is missing "
+            f"({'; '.join(decoder.missing_dependencies)}). "
+            "Install them with pip install 'mammo-edge[dicom]'",
+        )
 
 
 def _check_native_length(dataset, width: int, height: int, samples: int) -> None:

@@ -219,14 +219,45 @@ def test_dicom_voi_lut_sequence_is_applied(tmp_path):
     np.testing.assert_array_equal(image.pixels, expected)
 
 
-def test_dicom_rle_compressed_decodes_like_uncompressed(tmp_path):
-    from pydicom.uid import RLELossless
+@pytest.mark.parametrize("syntax", ["RLELossless", "JPEG2000Lossless"])
+def test_compressed_dicom_decodes_like_uncompressed(tmp_path, syntax):
+    import pydicom.uid
 
     path = write_dicom(tmp_path / "raw.dcm", PIXELS_16)
     dataset = pydicom.dcmread(path)
-    dataset.compress(RLELossless)
-    dataset.save_as(tmp_path / "rle.dcm", enforce_file_format=True)
-    np.testing.assert_array_equal(load_image(tmp_path / "rle.dcm").pixels, PIXELS)
+    try:
+        dataset.compress(getattr(pydicom.uid, syntax))
+    except RuntimeError as error:  # no encoder plugin installed: nothing to decode
+        pytest.skip(f"cannot encode {syntax} here: {error}")
+    dataset.save_as(tmp_path / "compressed.dcm", enforce_file_format=True)
+    np.testing.assert_array_equal(load_image(tmp_path / "compressed.dcm").pixels, PIXELS)
+
+
+def test_dicom_with_damaged_compressed_pixels_is_corrupt(tmp_path):
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    path = write_dicom(tmp_path / "bad.dcm", PIXELS)
+    dataset = pydicom.dcmread(path)
+    dataset.file_meta.TransferSyntaxUID = RLELossless  # decoded by pydicom itself
+    dataset.PixelData = encapsulate([b"\x00" * 100])
+    dataset["PixelData"].VR = "OB"
+    dataset.save_as(path, enforce_file_format=True)
+    expect_error(ErrorCode.CORRUPT, path)
+
+
+def test_dicom_in_a_video_transfer_syntax_is_unsupported(tmp_path):
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import MPEG2MPML
+
+    path = write_dicom(tmp_path / "video.dcm", PIXELS)
+    dataset = pydicom.dcmread(path)
+    dataset.file_meta.TransferSyntaxUID = MPEG2MPML  # pydicom has no decoder for it
+    dataset.PixelData = encapsulate([b"\x00" * 100])
+    dataset["PixelData"].VR = "OB"
+    dataset.save_as(path, enforce_file_format=True)
+    error = expect_error(ErrorCode.DICOM_UNSUPPORTED, path)
+    assert MPEG2MPML in error.message
 
 
 def test_dicom_multiframe_is_rejected(tmp_path):
