@@ -94,7 +94,8 @@ def run_benchmarks(options: RunOptions, progress: Progress | None = None) -> dic
         results["warnings"].append(warning)
 
     progress.say("resolving models")
-    sources = resolve_sources(options.model, options.keras, options.seed_cnn)
+    keras = None if options.skip_keras else options.keras
+    sources = resolve_sources(options.model, keras, options.seed_cnn)
     try:
         _measure(options, sources, policy, batches, cores, results, progress)
     finally:

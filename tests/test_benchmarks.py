@@ -315,3 +315,31 @@ def test_run_on_a_tiny_onnx_model_measures_every_requested_row(tmp_path):
     names = [t["name"] for t in results["targets"]]
     assert len(names) == 5
     json.dumps(results, default=str)  # the whole record is serialisable
+
+
+def test_end_to_end_runs_the_cli_on_1024_pgms(tmp_path, tiny_model_path):
+    from benchmarks.endtoend import cli_throughput, cold_start, prepare_pgm_folder
+
+    origin = prepare_pgm_folder(tmp_path / "small", 2)
+    prepare_pgm_folder(tmp_path / "large", 4)
+    header = (tmp_path / "large" / "image00003.pgm").read_bytes()[:20]
+    assert header.startswith(b"P5") and b"1024 1024" in header
+    assert origin
+    extra = ["--model", str(tiny_model_path)]
+    result = cli_throughput("tiny model", tmp_path / "small", tmp_path / "large", extra, tmp_path)
+    assert result.status == "ok", result.status
+    assert (result.images, result.scored) == (4, 4)
+    assert result.peak_rss_mb > 0 and result.images_per_s_with_startup > 0
+    start = cold_start(tmp_path / "small" / "image00000.pgm", extra, tmp_path, repeats=1)
+    assert start.status == "ok" and start.runs == 1 and start.predict_one_image_s > 0
+
+
+def test_end_to_end_failure_is_reported_not_raised(tmp_path):
+    from benchmarks.endtoend import cli_throughput, prepare_pgm_folder
+
+    prepare_pgm_folder(tmp_path / "small", 1)
+    prepare_pgm_folder(tmp_path / "large", 2)
+    extra = ["--model", str(tmp_path / "no-such-model.onnx")]
+    result = cli_throughput("missing", tmp_path / "small", tmp_path / "large", extra, tmp_path)
+    assert result.status.startswith("failed: exit 1")
+    assert "no-such-model.onnx" in result.status
