@@ -97,6 +97,7 @@ def test_flop_count_does_not_change_the_callers_model():
     assert model.SerializeToString() == before
 
 
+@pytest.mark.tensorflow
 def test_flops_of_seed_cnn_export_match_keras_layers():
     pytest.importorskip("tensorflow", reason="needs the train extra")
     from benchmarks.flops import count_keras_flops
