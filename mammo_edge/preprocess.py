@@ -74,9 +74,7 @@ def to_model_input(image: np.ndarray, config: PreprocessConfig = SEED_PREPROCESS
     resized = cv2.resize(image, (size, size), interpolation=INTERPOLATIONS[config.interpolation])
     model_input = resized.astype(np.float32)
     if config.pixel_scale != 1.0 or config.pixel_offset != 0.0:
-        model_input = model_input * np.float32(config.pixel_scale) + np.float32(
-            config.pixel_offset
-        )
+        model_input = model_input * np.float32(config.pixel_scale) + np.float32(config.pixel_offset)
     return model_input[:, :, np.newaxis]
 
 
