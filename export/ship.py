@@ -32,7 +32,7 @@ DEFAULT_MODEL = "fp32"
 
 #: How the shipped model is regenerated; printed in MODEL_CARD.md and docs/export.md.
 REGENERATE_COMMANDS = """\
-python -m train --protocol patient --out runs/patient
+python -m train --data ../shared/mias/all-mias.tar.gz --protocol patient --out runs/patient
 python -m export --model runs/patient/model.keras --out mammo_edge/models/fp32.onnx \\
     --data ../shared/mias/all-mias.tar.gz \\
     --predictions runs/patient/predictions.csv --metrics runs/patient/metrics.json \\

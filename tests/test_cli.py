@@ -218,6 +218,29 @@ def test_info_text(capsys, tiny_models_dir):
     assert code == 0
     assert "verified against manifest" in out and "threshold:        0.5" in out
     assert "Model card" in out and "providers:" in out
+    assert "cv metrics:       AUC 0.500" in out
+
+
+def test_info_summarises_cv_metrics_beside_the_baseline():
+    from mammo_edge.commands.info import _metrics_summary
+
+    summary = _metrics_summary(
+        {
+            "auc": 0.61,
+            "auc_ci95": [0.52, 0.7],
+            "accuracy": 0.6,
+            "always_normal_accuracy": 0.64,
+            "balanced_accuracy": 0.55,
+            "sensitivity": 0.4,
+            "specificity": 0.7,
+            "threshold": 0.5,
+        }
+    )
+    assert summary == (
+        "AUC 0.610 (95% CI 0.520-0.700); accuracy 0.600 vs always-normal 0.640; "
+        "balanced accuracy 0.550; sensitivity 0.400 / specificity 0.700 at 0.500"
+    )
+    assert _metrics_summary({}) == "none recorded"
 
 
 def test_info_without_a_model_exits_1(capsys, tmp_path):

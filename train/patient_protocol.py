@@ -36,7 +36,7 @@ class PatientSettings:
     epochs: int = 40
     image_size: int = 128
     seed: int = 0
-    augment_copies: int = 4
+    augment_copies: int = 16
     validation_fraction: float = 0.2
     train_final_model: bool = True
 

@@ -85,6 +85,38 @@ def summarize_model_card(card: Path, limit: int = CARD_SUMMARY_CHARS) -> str:
     return summary
 
 
+def _metrics_summary(metrics: dict) -> str:
+    """One line of the headline CV figures; the full dict is in ``--json``."""
+    if not metrics:
+        return "none recorded"
+
+    def number(key: str) -> str:
+        value = metrics.get(key)
+        return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
+
+    parts = []
+    if "auc" in metrics:
+        interval = metrics.get("auc_ci95") or []
+        ci = (
+            f" (95% CI {interval[0]:.3f}-{interval[1]:.3f})"
+            if len(interval) == 2 and None not in interval
+            else ""
+        )
+        parts.append(f"AUC {number('auc')}{ci}")
+    if "accuracy" in metrics:
+        parts.append(
+            f"accuracy {number('accuracy')} vs always-normal {number('always_normal_accuracy')}"
+        )
+    if "balanced_accuracy" in metrics:
+        parts.append(f"balanced accuracy {number('balanced_accuracy')}")
+    if "sensitivity" in metrics:
+        parts.append(
+            f"sensitivity {number('sensitivity')} / specificity {number('specificity')} "
+            f"at {number('threshold')}"
+        )
+    return "; ".join(parts) or json.dumps(metrics, sort_keys=True)
+
+
 def _as_text(details: dict) -> str:
     model, metadata = details["model"], details["metadata"]
     verified = "verified against manifest" if model["sha256_verified"] else "not in a manifest"
@@ -101,7 +133,7 @@ def _as_text(details: dict) -> str:
         f"{preprocess['interpolation']}, value * {preprocess['pixel_scale']:g} "
         f"+ {preprocess['pixel_offset']:g}, {preprocess['layout']}",
         f"training:         {metadata['training_protocol']}",
-        f"cv metrics:       {json.dumps(metadata['cv_metrics'], sort_keys=True)}",
+        f"cv metrics:       {_metrics_summary(metadata['cv_metrics'])}",
         f"dataset sha256:   {metadata['dataset_sha256'] or '-'}",
         f"code revision:    {metadata['code_revision'] or '-'}",
         f"created:          {metadata['created'] or '-'}",
