@@ -43,13 +43,18 @@ def plot_training_curves(histories: list[dict], path: Path, title: str) -> None:
     for index, history in enumerate(histories, start=1):
         name = history.get("name", f"run {index}")
         epochs = np.arange(1, len(history["loss"]) + 1)
-        axes[0].plot(epochs, history["loss"], label=f"{name} train")
+        color = f"C{(index - 1) % 10}"  # a run's train and val lines share a colour
+        axes[0].plot(epochs, history["loss"], color=color, label=f"{name} train")
         if "val_loss" in history:
-            axes[0].plot(epochs, history["val_loss"], linestyle="--", label=f"{name} val")
+            axes[0].plot(
+                epochs, history["val_loss"], color=color, linestyle="--", label=f"{name} val"
+            )
         if "accuracy" in history:
-            axes[1].plot(epochs, history["accuracy"], label=f"{name} train")
+            axes[1].plot(epochs, history["accuracy"], color=color, label=f"{name} train")
         if "val_accuracy" in history:
-            axes[1].plot(epochs, history["val_accuracy"], linestyle="--", label=f"{name} val")
+            axes[1].plot(
+                epochs, history["val_accuracy"], color=color, linestyle="--", label=f"{name} val"
+            )
     axes[0].set_title("binary cross-entropy")
     axes[1].set_title("accuracy")
     for axis in axes:
