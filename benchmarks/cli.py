@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--keras",
         type=Path,
         default=DEFAULT_KERAS,
-        help="Keras source of the shipped model (default: runs/patient/model.keras); "
+        help="Keras source of the shipped model (default: reports/patient/model.keras); "
         "Keras rows say 'absent' when it is missing",
     )
     parser.add_argument(

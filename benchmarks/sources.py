@@ -4,7 +4,7 @@ Resolution, in order:
 
 * ONNX: ``--model`` (an .onnx file, or a folder with ``manifest.json``), else the shipped
   ``mammo_edge/models/manifest.json`` (``fp32`` and, if listed, ``int8``).
-* Keras: ``--keras`` (default ``runs/patient/model.keras``). When the file is missing the
+* Keras: ``--keras`` (default ``reports/patient/model.keras``). When the file is missing the
   Keras rows say so instead of failing.
 * When there is no ONNX model, it is exported here from the Keras source into a temporary
   folder with ``export``'s own functions (FP32, then static QDQ INT8), so the speed of the
@@ -26,7 +26,7 @@ from .errors import BenchmarkError
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SHIPPED_MODELS = REPOSITORY / "mammo_edge" / "models"
-DEFAULT_KERAS = REPOSITORY / "runs" / "patient" / "model.keras"
+DEFAULT_KERAS = REPOSITORY / "reports" / "patient" / "model.keras"
 MIAS_ARCHIVE = REPOSITORY.parent / "shared" / "mias" / "all-mias.tar.gz"
 
 
