@@ -80,3 +80,21 @@ def test_patient_run_writes_one_out_of_fold_row_per_image(patient_run):
     for name in ("model.keras", "roc.png", "training_curves.png"):
         assert (out / name).stat().st_size > 0
     assert np.isfinite(metrics["auc"]) or metrics["auc"] is None
+
+
+def test_same_seed_same_model(patient_run, tmp_path):
+    import keras
+
+    from train.patient_protocol import PatientSettings, run_patient_protocol
+
+    dataset, first_out, first_metrics, _ = patient_run
+    settings = PatientSettings(
+        folds=3, epochs=1, image_size=32, augment_copies=1, train_final_model=True
+    )
+    run_patient_protocol(dataset, tmp_path / "again", settings, log=lambda _: None)
+    first = keras.models.load_model(first_out / "model.keras").get_weights()
+    again = keras.models.load_model(tmp_path / "again" / "model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert (first_out / "predictions.csv").read_text() == (
+        tmp_path / "again" / "predictions.csv"
+    ).read_text()
