@@ -249,7 +249,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _number(value, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    text = f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    text = f"{value:.4g}" if abs(value) < 10 else f"{value:.1f}"
     return f"{text} {unit}".strip()
 
 

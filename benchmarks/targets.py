@@ -41,7 +41,7 @@ class TargetResult:
         if self.shortfall is None:
             return "no (number met, condition failed: see note)"
         word = "short" if self.higher_is_better else "over"
-        return f"no ({self.shortfall:.2f}x {word})"
+        return f"no ({self.shortfall:.3f}x {word})"
 
 
 def evaluate(

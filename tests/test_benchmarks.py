@@ -153,10 +153,10 @@ def test_target_met_and_missed_with_ratio():
     short = evaluate("throughput", 100.0, 250.0, "images/s")
     assert short.met is False
     assert short.shortfall == pytest.approx(2.5)
-    assert short.verdict() == "no (2.50x short)"
+    assert short.verdict() == "no (2.500x short)"
     over = evaluate("cold start", 0.75, 0.5, "s", higher_is_better=False)
     assert over.met is False and over.shortfall == pytest.approx(1.5)
-    assert over.verdict() == "no (1.50x over)"
+    assert over.verdict() == "no (1.500x over)"
     assert evaluate("cold start", 0.4, 0.5, "s", higher_is_better=False).met is True
 
 
@@ -244,7 +244,7 @@ def test_markdown_table_has_every_row_and_target():
     assert "absent: no GPU" in text
     for target in results["targets"]:
         assert any(target["name"] in line and target["verdict"] in line for line in lines)
-    assert "no (2.50x short)" in text
+    assert "no (2.500x short)" in text
     assert "Test CPU" in text
 
 

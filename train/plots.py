@@ -30,7 +30,7 @@ def plot_roc(curves: list[dict], path: Path, title: str) -> None:
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
     axes.set_xlabel("1 - specificity")
     axes.set_ylabel("sensitivity")
-    axes.set_title(title)
+    axes.set_title(title, fontsize=10)
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
