@@ -109,6 +109,7 @@ def resolve_sources(
     else:
         keras_reason = f"absent: no Keras source at {keras}"
 
+    pair, origin, uses_shipped = None, "", False
     if model is not None and not seed_cnn:
         if model.is_dir():
             pair = shipped_pair(model)
@@ -118,29 +119,20 @@ def resolve_sources(
             pair = (model, None)
         else:
             raise BenchmarkError(f"--model {model}: no such file or folder")
+        origin = f"--model {model}"
+    elif not seed_cnn:
+        pair = shipped_pair(SHIPPED_MODELS)
+        origin, uses_shipped = f"shipped ({SHIPPED_MODELS / 'manifest.json'})", True
+    if pair is not None:
         return ModelSources(
             fp32_path=pair[0],
             int8_path=pair[1],
             keras_path=keras_path,
             keras_model=keras_model,
-            origin=f"--model {model}",
+            origin=origin,
             keras_absent_reason=keras_reason,
             random_weights=False,
-            uses_shipped_default=False,
-            notes=notes,
-        )
-
-    shipped = None if seed_cnn else shipped_pair(SHIPPED_MODELS)
-    if shipped is not None:
-        return ModelSources(
-            fp32_path=shipped[0],
-            int8_path=shipped[1],
-            keras_path=keras_path,
-            keras_model=keras_model,
-            origin=f"shipped ({SHIPPED_MODELS / 'manifest.json'})",
-            keras_absent_reason=keras_reason,
-            random_weights=False,
-            uses_shipped_default=True,
+            uses_shipped_default=uses_shipped,
             notes=notes,
         )
 
