@@ -22,9 +22,9 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
-from sklearn.metrics import roc_auc_score
 
 from mammo_edge.metadata import ModelMetadata
+from mammo_edge.metrics import roc_auc
 
 from .errors import ExportError
 from .parity import onnx_probabilities
@@ -137,8 +137,8 @@ def compare_int8(
     fp32 = onnx_probabilities(fp32_model.SerializeToString(), batch, level)
     int8 = onnx_probabilities(int8_model.SerializeToString(), batch, level)
     difference = np.abs(fp32 - int8)
-    auc_fp32 = float(roc_auc_score(labels, fp32))
-    auc_int8 = float(roc_auc_score(labels, int8))
+    auc_fp32 = roc_auc(labels, fp32)
+    auc_int8 = roc_auc(labels, int8)
     return Int8Agreement(
         images=len(batch),
         image_source=image_source,

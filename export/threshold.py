@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_curve
+
+from mammo_edge.metrics import youden_threshold as _youden
 
 from .errors import ExportError
 
@@ -95,21 +96,19 @@ def youden_threshold(predictions: OutOfFoldPredictions) -> ThresholdChoice:
     """The threshold maximising Youden's J = sensitivity + specificity - 1.
 
     The cut is placed at the lowest out-of-fold probability still called abnormal (ties:
-    the highest such cut), the same rule as ``sklearn.metrics.roc_curve``.
+    the highest such cut), the same rule as ``sklearn.metrics.roc_curve``; the maths is
+    :func:`mammo_edge.metrics.youden_threshold`.
     """
-    false_positive_rate, true_positive_rate, cuts = roc_curve(
-        predictions.labels, predictions.probabilities
-    )
-    best = int(np.argmax(true_positive_rate - false_positive_rate))
+    point = _youden(predictions.labels, predictions.probabilities)
     folds = len(set(predictions.folds.tolist()))
     return ThresholdChoice(
-        threshold=float(min(cuts[best], 1.0)),
+        threshold=point.threshold,
         method=(
             f"Youden J maximiser on out-of-fold predictions of {folds}-fold patient-grouped "
             f"CV ({len(predictions.images)} images); abnormal when probability >= threshold"
         ),
-        sensitivity=float(true_positive_rate[best]),
-        specificity=float(1.0 - false_positive_rate[best]),
+        sensitivity=point.sensitivity,
+        specificity=point.specificity,
     )
 
 

@@ -1,11 +1,23 @@
-"""Evaluation: AUC with a patient-bootstrap CI, accuracy beside the always-normal baseline."""
+"""Evaluation of a training run, in the shape its metrics.json records.
+
+The maths lives in :mod:`mammo_edge.metrics` (numpy only, shared with ``mammo-edge
+evaluate`` and the export); these wrappers keep training's dict layout.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
-BOOTSTRAP_REPLICATES = 2000
+from mammo_edge import metrics
+from mammo_edge.metrics import BOOTSTRAP_REPLICATES
+
+__all__ = [
+    "BOOTSTRAP_REPLICATES",
+    "auc_with_patient_ci",
+    "classification_metrics",
+    "evaluate",
+    "youden_threshold",
+]
 
 
 def auc_with_patient_ci(
@@ -17,35 +29,15 @@ def auc_with_patient_ci(
 ) -> tuple[float, tuple[float, float]]:
     """ROC AUC and its 95% percentile bootstrap CI, resampling patients (not images).
 
-    Resampling patients keeps a patient's correlated samples (two breasts, rotated
-    copies) together, so the interval is not made falsely narrow by near-duplicates.
+    See :func:`mammo_edge.metrics.auc_with_ci`.
     """
-    labels = np.asarray(labels)
-    probabilities = np.asarray(probabilities, dtype=float)
-    patients = np.asarray(patients)
-    if len(set(labels.tolist())) < 2:
-        return float("nan"), (float("nan"), float("nan"))
-    auc = float(roc_auc_score(labels, probabilities))
-    unique_patients, inverse = np.unique(patients, return_inverse=True)
-    members = [np.flatnonzero(inverse == index) for index in range(len(unique_patients))]
-    rng = np.random.default_rng(seed)
-    estimates = []
-    for _ in range(replicates):
-        chosen = rng.integers(0, len(unique_patients), len(unique_patients))
-        sample = np.concatenate([members[index] for index in chosen])
-        sample_labels = labels[sample]
-        if sample_labels.min() == sample_labels.max():
-            continue
-        estimates.append(roc_auc_score(sample_labels, probabilities[sample]))
-    low, high = np.percentile(estimates, [2.5, 97.5])
-    return auc, (float(low), float(high))
+    estimate = metrics.auc_with_ci(labels, probabilities, patients, replicates, seed)
+    return estimate.auc, estimate.ci95
 
 
 def youden_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
     """The threshold maximising sensitivity + specificity - 1 on the given predictions."""
-    false_positive_rate, true_positive_rate, thresholds = roc_curve(labels, probabilities)
-    best = int(np.argmax(true_positive_rate - false_positive_rate))
-    return float(min(thresholds[best], 1.0))
+    return metrics.youden_threshold(labels, probabilities).threshold
 
 
 def classification_metrics(
@@ -53,26 +45,18 @@ def classification_metrics(
 ) -> dict[str, float | int | list]:
     """Accuracy (beside the always-normal baseline), balanced accuracy, sensitivity,
     specificity and the confusion matrix [[TN, FP], [FN, TP]] at ``threshold``."""
-    labels = np.asarray(labels).astype(int)
-    predicted = (np.asarray(probabilities) >= threshold).astype(int)
-    true_negative = int(((predicted == 0) & (labels == 0)).sum())
-    false_positive = int(((predicted == 1) & (labels == 0)).sum())
-    false_negative = int(((predicted == 0) & (labels == 1)).sum())
-    true_positive = int(((predicted == 1) & (labels == 1)).sum())
-    positives, negatives = true_positive + false_negative, true_negative + false_positive
-    sensitivity = true_positive / positives if positives else float("nan")
-    specificity = true_negative / negatives if negatives else float("nan")
+    counts = metrics.confusion_at(np.asarray(labels).astype(int), probabilities, threshold)
     return {
-        "threshold": float(threshold),
-        "n": int(len(labels)),
-        "n_abnormal": int(positives),
-        "n_normal": int(negatives),
-        "accuracy": (true_positive + true_negative) / len(labels) if len(labels) else float("nan"),
-        "always_normal_accuracy": negatives / len(labels) if len(labels) else float("nan"),
-        "balanced_accuracy": float(np.nanmean([sensitivity, specificity])),
-        "sensitivity": sensitivity,
-        "specificity": specificity,
-        "confusion_matrix": [[true_negative, false_positive], [false_negative, true_positive]],
+        "threshold": counts.threshold,
+        "n": counts.n,
+        "n_abnormal": counts.n_abnormal,
+        "n_normal": counts.n_normal,
+        "accuracy": counts.accuracy,
+        "always_normal_accuracy": counts.always_normal_accuracy,
+        "balanced_accuracy": counts.balanced_accuracy,
+        "sensitivity": counts.sensitivity,
+        "specificity": counts.specificity,
+        "confusion_matrix": counts.confusion_matrix,
     }
 
 
@@ -85,11 +69,11 @@ def evaluate(
 ) -> dict:
     """All metrics for one set of predictions: AUC + patient-bootstrap CI, and
     threshold metrics at ``threshold``."""
-    auc, (low, high) = auc_with_patient_ci(labels, probabilities, patients, seed=seed)
+    estimate = metrics.auc_with_ci(labels, probabilities, patients, seed=seed)
     result = {
-        "auc": auc,
-        "auc_ci95": [low, high],
-        "auc_ci_method": (f"percentile bootstrap over patients, {BOOTSTRAP_REPLICATES} replicates"),
+        "auc": estimate.auc,
+        "auc_ci95": list(estimate.ci95),
+        "auc_ci_method": estimate.method,
     }
     result.update(classification_metrics(labels, probabilities, threshold))
     return result

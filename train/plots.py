@@ -9,7 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+
+from mammo_edge.metrics import roc_curve  # noqa: E402
 
 
 def plot_roc(curves: list[dict], path: Path, title: str) -> None:
@@ -18,9 +19,8 @@ def plot_roc(curves: list[dict], path: Path, title: str) -> None:
     for curve in curves:
         if len(set(np.asarray(curve["labels"]).tolist())) < 2:
             continue
-        false_positive_rate, true_positive_rate, _ = roc_curve(
-            curve["labels"], curve["probabilities"]
-        )
+        roc = roc_curve(curve["labels"], curve["probabilities"])
+        false_positive_rate, true_positive_rate = roc.false_positive_rate, roc.true_positive_rate
         low, high = curve["ci"]
         axes.plot(
             false_positive_rate,
