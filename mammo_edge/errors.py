@@ -38,6 +38,9 @@ class ErrorCode(str, Enum):
     """A DICOM file with more than one frame (tomosynthesis, cine); score 2-D views only."""
     DICOM_UNSUPPORTED = "DICOM_UNSUPPORTED"
     """DICOM that cannot be decoded here: missing pydicom or codec, or an unusable layout."""
+    NO_BREAST_FOUND = "NO_BREAST_FOUND"
+    """The image decoded, but no breast was found in it (blank or uniform frame, text, a
+    small crop): a model that crops to the breast has nothing to score."""
     INFERENCE_FAILED = "INFERENCE_FAILED"
     """onnxruntime failed on the batch holding this input, or returned a non-finite value."""
 

@@ -32,6 +32,11 @@ REQUIRED_KEYS = (
     "mammo_edge.created",
 )
 
+#: Optional keys: the whole preprocessing contract as JSON (written by every export since the
+#: breast-aware recipe; when absent, the legacy per-field keys above describe it), the
+#: training architecture, and the model's named outputs (e.g. a patch heatmap).
+OPTIONAL_KEYS = ("mammo_edge.preprocess", "mammo_edge.arch", "mammo_edge.outputs")
+
 FORMAT_VERSION = "1"
 
 
@@ -55,6 +60,9 @@ class ModelMetadata:
     code_revision: str = ""
     created: str = ""
     format_version: str = FORMAT_VERSION
+    arch: str = ""
+    #: Output names by role: ``{"probability": "probability", "heatmap": "heatmap"}``.
+    outputs: dict = field(default_factory=dict)
 
     def to_props(self) -> dict[str, str]:
         """Flatten to the string map stored in ONNX ``metadata_props``."""
@@ -75,6 +83,9 @@ class ModelMetadata:
             "mammo_edge.dataset_sha256": self.dataset_sha256,
             "mammo_edge.code_revision": self.code_revision,
             "mammo_edge.created": self.created,
+            "mammo_edge.preprocess": json.dumps(self.preprocess.as_dict(), sort_keys=True),
+            "mammo_edge.arch": self.arch,
+            "mammo_edge.outputs": json.dumps(self.outputs, sort_keys=True),
         }
 
     @classmethod
@@ -87,13 +98,17 @@ class ModelMetadata:
                 "Export it with `python -m export`."
             )
         try:
-            preprocess = PreprocessConfig(
-                input_size=int(props["mammo_edge.input_size"]),
-                interpolation=props["mammo_edge.interpolation"],
-                pixel_scale=float(props["mammo_edge.pixel_scale"]),
-                pixel_offset=float(props["mammo_edge.pixel_offset"]),
-                layout=props["mammo_edge.layout"],
-            )
+            if "mammo_edge.preprocess" in props:
+                preprocess = PreprocessConfig.from_dict(json.loads(props["mammo_edge.preprocess"]))
+            else:
+                preprocess = PreprocessConfig(
+                    input_size=int(props["mammo_edge.input_size"]),
+                    interpolation=props["mammo_edge.interpolation"],
+                    pixel_scale=float(props["mammo_edge.pixel_scale"]),
+                    pixel_offset=float(props["mammo_edge.pixel_offset"]),
+                    layout=props["mammo_edge.layout"],
+                )
+            outputs = json.loads(props.get("mammo_edge.outputs") or "{}")
             class_names = tuple(json.loads(props["mammo_edge.class_names"]))
             threshold = float(props["mammo_edge.threshold"])
             cv_metrics = json.loads(props["mammo_edge.cv_metrics"])
@@ -116,6 +131,8 @@ class ModelMetadata:
             code_revision=props["mammo_edge.code_revision"],
             created=props["mammo_edge.created"],
             format_version=props["mammo_edge.format_version"],
+            arch=props.get("mammo_edge.arch", ""),
+            outputs=outputs if isinstance(outputs, dict) else {},
         )
 
     def as_dict(self) -> dict:

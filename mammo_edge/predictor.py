@@ -164,9 +164,9 @@ class Predictor:
         if len(inputs) != 1 or not outputs:
             raise ModelError(f"{source}: expected one image input, found {len(inputs)} inputs")
         image_input = inputs[0]
-        size = self.metadata.preprocess.input_size
+        height, width = self.metadata.preprocess.height, self.metadata.preprocess.width
         shape = list(image_input.shape)
-        expected = [None, size, size, 1]
+        expected = [None, height, width, 1]
         fits = len(shape) == 4 and all(
             not isinstance(found, int) or want is None or found == want
             for found, want in zip(shape, expected, strict=True)
@@ -174,7 +174,7 @@ class Predictor:
         if not fits or image_input.type != "tensor(float)":
             raise ModelError(
                 f"{source}: input {image_input.name!r} is {image_input.type} {shape}; "
-                f"the metadata promises float [N, {size}, {size}, 1]"
+                f"the metadata promises float [N, {height}, {width}, 1]"
             )
         if isinstance(shape[0], int):
             if shape[0] != 1:

@@ -231,6 +231,8 @@ def test_model_whose_input_disagrees_with_its_metadata(tmp_path):
     for prop in model.metadata_props:
         if prop.key == "mammo_edge.input_size":
             prop.value = "128"
+        if prop.key == "mammo_edge.preprocess":
+            prop.value = prop.value.replace('"input_size": 64', '"input_size": 128')
     onnx.save(model, str(path))
     with pytest.raises(ModelError, match="metadata promises"):
         Predictor(path, device="cpu")
