@@ -16,7 +16,6 @@ Info.txt quirks handled here (database README notes 1-4):
 from __future__ import annotations
 
 import hashlib
-import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,19 +23,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mammo_edge.labels import (
+    MIAS_CLASS_CODES,
+    MIAS_REFERENCE,
+    MIAS_TISSUE_CODES,
+    mias_patient_of,
+)
+
 IMAGE_SIZE = 1024
-TISSUE_CODES = {"F": "fatty", "G": "fatty-glandular", "D": "dense-glandular"}
-CLASS_CODES = {
-    "CALC": "calcification",
-    "CIRC": "circumscribed mass",
-    "SPIC": "spiculated mass",
-    "MISC": "ill-defined mass",
-    "ARCH": "architectural distortion",
-    "ASYM": "asymmetry",
-    "NORM": "normal",
-}
+# The codes and the patient rule are shared with the runtime's labels reader, so training
+# and `mammo-edge evaluate` cannot disagree on what a MIAS image's label or patient is.
+TISSUE_CODES = MIAS_TISSUE_CODES
+CLASS_CODES = MIAS_CLASS_CODES
 SEVERITY_CODES = {"B": "benign", "M": "malignant"}
-_REFERENCE = re.compile(r"^mdb(\d{3})$")
+_REFERENCE = MIAS_REFERENCE
 _NO_COORDINATES = "*NOTE 3*"
 
 
@@ -80,10 +80,7 @@ class ImageRecord:
 
 def patient_of(reference: str) -> int:
     """Patient number of an image: mdb001 and mdb002 are patient 1, mdb003/mdb004 patient 2."""
-    match = _REFERENCE.match(reference)
-    if not match:
-        raise ValueError(f"not a MIAS reference: {reference!r}")
-    return (int(match.group(1)) + 1) // 2
+    return mias_patient_of(reference)
 
 
 def parse_info(text: str, source: str = "Info.txt") -> list[AbnormalityRow]:
