@@ -12,18 +12,27 @@ Each argument may be:
   per line (blank lines and lines starting with ``#`` are ignored; relative paths are
   relative to the list file's folder). Lines are expanded by the same rules.
 
+* a URI (``s3://bucket/study/``, ``gs://...``, ``file:///...``): an object is kept as it
+  is; a prefix (folder) is listed recursively through a pyarrow filesystem and its objects
+  with an image extension are kept, sorted (needs pyarrow, which the ``ray`` extra brings).
+
 A path that does not exist, and a pattern that matches nothing, are kept: they become
 NOT_FOUND records, so every argument the user gave is accounted for in the results.
+
+:func:`iter_inputs` expands lazily (a folder is walked as results are consumed, so a
+million-file archive starts scoring at once); :func:`expand_inputs` returns the whole list.
+Both are public: ``Predictor.iter_predict_paths`` and ``mammo-edge predict`` use them.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .imageio import EXTENSION_FORMATS
+from .pipeline import is_uri
 
 LIST_SUFFIXES = (".txt", ".lst")
 _GLOB_CHARACTERS = set("*?[")
@@ -43,40 +52,59 @@ def expand_inputs(arguments: Iterable[str | os.PathLike]) -> list[str]:
     Raises:
         OSError: only when a list file exists but cannot be read.
     """
-    expanded: list[str] = []
+    return list(iter_inputs(arguments))
+
+
+def iter_inputs(arguments: Iterable[str | os.PathLike]) -> Iterator[str]:
+    """Expand like :func:`expand_inputs`, lazily: paths are yielded as folders are walked.
+
+    Args:
+        arguments: what the user named, in order (consumed lazily too).
+
+    Yields:
+        Paths as strings, in the same order as :func:`expand_inputs` returns them.
+    """
     for argument in arguments:
-        expanded.extend(_expand_one(str(argument), seen_lists=set()))
-    return expanded
+        yield from _expand_one(str(argument), seen_lists=set())
 
 
-def _expand_one(argument: str, seen_lists: set[Path]) -> list[str]:
+def _expand_one(argument: str, seen_lists: set[Path]) -> Iterator[str]:
+    if is_uri(argument):
+        yield from _expand_uri(argument)
+        return
     if argument.startswith("@"):
-        return _expand_list_file(Path(argument[1:]), seen_lists)
+        yield from _expand_list_file(Path(argument[1:]), seen_lists)
+        return
     path = Path(argument)
     if path.is_dir():
-        return find_images(path)
+        yield from iter_images(path)
+        return
     if path.is_file():
         if path.suffix.lower() in LIST_SUFFIXES:
-            return _expand_list_file(path, seen_lists)
-        return [argument]
+            yield from _expand_list_file(path, seen_lists)
+        else:
+            yield argument
+        return
     if _GLOB_CHARACTERS & set(argument):
         matches = sorted(glob.glob(argument, recursive=True))
         if matches:
-            found: list[str] = []
             for match in matches:
-                found.extend(find_images(Path(match)) if Path(match).is_dir() else [match])
-            return found
-    return [argument]  # reported as NOT_FOUND by the reader
+                if Path(match).is_dir():
+                    yield from iter_images(Path(match))
+                else:
+                    yield match
+            return
+    yield argument  # reported as NOT_FOUND by the reader
 
 
-def _expand_list_file(list_path: Path, seen_lists: set[Path]) -> list[str]:
+def _expand_list_file(list_path: Path, seen_lists: set[Path]) -> Iterator[str]:
     resolved = list_path.resolve()
     if resolved in seen_lists:
-        return []  # a list that includes itself would never end
+        return  # a list that includes itself would never end
     seen_lists.add(resolved)
     if not list_path.is_file():
-        return [str(list_path)]
-    entries: list[str] = []
+        yield str(list_path)
+        return
     for line in list_path.read_text(encoding="utf-8-sig").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -84,13 +112,16 @@ def _expand_list_file(list_path: Path, seen_lists: set[Path]) -> list[str]:
         entry = Path(line).expanduser()
         if not entry.is_absolute():
             entry = list_path.parent / entry
-        entries.extend(_expand_one(str(entry), seen_lists))
-    return entries
+        yield from _expand_one(str(entry), seen_lists)
 
 
 def find_images(folder: Path) -> list[str]:
     """All image files under ``folder``, recursively, sorted by path (see module notes)."""
-    found: list[str] = []
+    return list(iter_images(folder))
+
+
+def iter_images(folder: Path) -> Iterator[str]:
+    """:func:`find_images`, lazily: each folder's files (sorted) before its subfolders."""
     for root, folders, files in os.walk(folder):
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         for name in sorted(files):
@@ -98,8 +129,34 @@ def find_images(folder: Path) -> list[str]:
                 continue
             path = Path(root) / name
             if _looks_like_image(path):
-                found.append(str(path))
-    return found
+                yield str(path)
+
+
+def _expand_uri(uri: str) -> Iterator[str]:
+    """An object URI as it is; a prefix listed recursively (image extensions, sorted)."""
+    try:
+        from pyarrow import fs as pyarrow_fs
+
+        filesystem, path = pyarrow_fs.FileSystem.from_uri(uri)
+        info = filesystem.get_file_info(path)
+        if info.type != pyarrow_fs.FileType.Directory:
+            yield uri
+            return
+        selector = pyarrow_fs.FileSelector(path, recursive=True)
+        found = filesystem.get_file_info(selector)
+    except Exception:  # no pyarrow, bad URI, no access: the reader reports it per input
+        yield uri
+        return
+    prefix = uri[: uri.index("://") + 3]
+    names = sorted(
+        entry.path
+        for entry in found
+        if entry.type == pyarrow_fs.FileType.File
+        and Path(entry.path).suffix.lower() in EXTENSION_FORMATS
+        and not any(part.startswith(".") for part in Path(entry.path).parts)
+    )
+    for name in names:
+        yield prefix + name
 
 
 def _looks_like_image(path: Path) -> bool:

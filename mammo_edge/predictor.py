@@ -7,6 +7,7 @@ PGMs keeps every core busy while results come back in input order.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -16,10 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ErrorCode, InputError, ModelError
-from .imageio import MAX_PIXELS, image_from_array, load_image
+from .errors import ModelError
+from .imageio import MAX_PIXELS
 from .metadata import MetadataError, ModelMetadata
-from .preprocess import to_model_input
+from .pipeline import (
+    LoadedImage,
+    RecordContext,
+    build_record,
+    input_label,
+    load_input,
+    score_loaded,
+)
 from .providers import create_session
 from .registry import ModelFile, read_verified, resolve_model
 
@@ -79,15 +87,6 @@ class PredictionResult:
 RESULT_FIELDS = tuple(field.name for field in fields(PredictionResult))
 
 
-@dataclass
-class _Prepared:
-    label: str
-    model_input: np.ndarray | None
-    image_format: str | None = None
-    warnings: tuple[str, ...] = ()
-    error: InputError | None = None
-
-
 class Predictor:
     """Score mammograms with a verified mammo-edge ONNX model.
 
@@ -123,13 +122,103 @@ class Predictor:
         workers: int | None = None,
         max_pixels: int = MAX_PIXELS,
     ) -> None:
+        self.model_file: ModelFile = resolve_model(model)
+        model_bytes, sha256 = read_verified(self.model_file)
+        self._build(
+            model_bytes,
+            sha256,
+            verified=self.model_file.expected_sha256 is not None,
+            device=device,
+            threads=threads,
+            threshold=threshold,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+        )
+
+    @classmethod
+    def from_model_bytes(
+        cls,
+        model_bytes: bytes,
+        *,
+        sha256: str,
+        source: str = "model",
+        device: str = "auto",
+        threads: int | None = None,
+        threshold: float | None = None,
+        batch_size: int = 16,
+        workers: int | None = None,
+        max_pixels: int = MAX_PIXELS,
+    ) -> Predictor:
+        """A Predictor over model bytes already in memory (e.g. shipped to a Ray actor).
+
+        Args:
+            model_bytes: the ONNX file content.
+            sha256: the SHA-256 (hex) the bytes must have; they are refused otherwise.
+            source: where the bytes came from, for messages and ``model_file.path``.
+            device, threads, threshold, batch_size, workers, max_pixels: as for the
+                constructor.
+
+        Raises:
+            ModelError: the bytes' SHA-256 differs from ``sha256``, or as for the constructor.
+        """
+        digest = hashlib.sha256(model_bytes).hexdigest()
+        if digest != sha256.lower():
+            raise ModelError(
+                f"Model bytes from {source} failed their integrity check: SHA-256 {digest} "
+                f"differs from the expected {sha256.lower()}."
+            )
+        predictor = cls.__new__(cls)
+        predictor.model_file = ModelFile(
+            path=Path(source), name=Path(source).stem, expected_sha256=digest
+        )
+        predictor._build(
+            model_bytes,
+            digest,
+            verified=True,
+            device=device,
+            threads=threads,
+            threshold=threshold,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+        )
+        return predictor
+
+    def read_model_bytes(self) -> bytes:
+        """The model file's bytes, checked to be the ones this Predictor loaded.
+
+        Raises:
+            ModelError: the file is gone or changed since this Predictor loaded it.
+        """
+        model_bytes, digest = read_verified(self.model_file)
+        if digest != self.model_sha256:
+            raise ModelError(
+                f"Model file {self.model_file.path} changed since it was loaded "
+                f"(SHA-256 {digest}, loaded {self.model_sha256}); load it again."
+            )
+        return model_bytes
+
+    def _build(
+        self,
+        model_bytes: bytes,
+        sha256: str,
+        *,
+        verified: bool,
+        device: str,
+        threads: int | None,
+        threshold: float | None,
+        batch_size: int,
+        workers: int | None,
+        max_pixels: int,
+    ) -> None:
+        """Create the session from verified bytes and check the model against its metadata."""
         if batch_size < 1:
             raise ModelError(f"batch_size must be at least 1, got {batch_size}")
         if workers is not None and workers < 1:
             raise ModelError(f"workers must be at least 1, got {workers}")
-        self.model_file: ModelFile = resolve_model(model)
-        model_bytes, self.model_sha256 = read_verified(self.model_file)
-        self.sha256_verified = self.model_file.expected_sha256 is not None
+        self.model_sha256 = sha256
+        self.sha256_verified = verified
         source = str(self.model_file.path)
         self.session = create_session(model_bytes, device=device, threads=threads, source=source)
         self.provider: str = self.session.get_providers()[0]
@@ -198,6 +287,19 @@ class Predictor:
         (output,) = self.session.run([self._output_name], {self._input_name: batch})
         return np.asarray(output, dtype=np.float64).reshape(len(batch), -1)[:, -1]
 
+    @property
+    def record_context(self) -> RecordContext:
+        """What every record of this predictor carries (threshold, model identity, provider)."""
+        negative, positive = self.metadata.class_names
+        return RecordContext(
+            threshold=self.threshold,
+            class_names=(negative, positive),
+            model_name=self.model_name,
+            model_version=self.model_version,
+            model_sha256=self.model_sha256,
+            provider=self.provider,
+        )
+
     def predict(
         self, inputs: ImageInput | Iterable[ImageInput]
     ) -> PredictionResult | list[PredictionResult]:
@@ -211,121 +313,78 @@ class Predictor:
             return next(self.iter_predict([inputs]))
         return list(self.iter_predict(inputs))
 
+    def iter_predict_paths(
+        self, arguments: str | os.PathLike | Iterable[str | os.PathLike]
+    ) -> Iterator[PredictionResult]:
+        """Score files, folders, glob patterns and list files, as ``mammo-edge predict`` does.
+
+        Args:
+            arguments: one argument or an iterable of them, each expanded by
+                :func:`mammo_edge.inputs.iter_inputs` (folders recursively, globs sorted,
+                ``@list.txt`` files line by line; a missing path becomes a NOT_FOUND record).
+
+        Yields:
+            One :class:`PredictionResult` per expanded file, in expansion order, streamed:
+            folders are walked lazily, so the first results arrive before a large archive
+            has been listed.
+        """
+        from .inputs import iter_inputs
+
+        if isinstance(arguments, (str, os.PathLike)):
+            arguments = [arguments]
+        return self.iter_predict(iter_inputs(arguments))
+
     def iter_predict(self, inputs: Iterable[ImageInput]) -> Iterator[PredictionResult]:
         """Score inputs lazily, yielding one result per input, in input order.
 
-        Images are decoded ahead by the worker pool (at most ``2 * batch_size + workers``
-        at a time) while the model scores the previous batch; results come out batch by
-        batch, so a caller writing them as they arrive keeps everything finished so far.
+        Each input is an exact file path (or URI) or an image array; to expand folders,
+        globs and list files use :meth:`iter_predict_paths`. Images are decoded ahead by
+        the worker pool (at most ``2 * batch_size + workers`` at a time) while the model
+        scores the previous batch; results come out batch by batch, so a caller writing
+        them as they arrive keeps everything finished so far.
         """
-        labelled = (
-            (f"<array {index}>" if isinstance(item, np.ndarray) else str(item), item)
-            for index, item in enumerate(inputs)
-        )
+        labelled = ((input_label(item, index), item) for index, item in enumerate(inputs))
         read_ahead = 2 * self.batch_size + self.workers
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="mammo-decode")
-        pending: deque[Future[_Prepared]] = deque()
+        pending: deque[Future[LoadedImage]] = deque()
+        context = self.record_context
 
         def refill() -> None:
             while len(pending) < read_ahead:
                 next_item = next(labelled, None)
                 if next_item is None:
                     return
-                pending.append(pool.submit(self._prepare, *next_item))
+                label, item = next_item
+                pending.append(pool.submit(self._load, item, label))
 
-        chunk: list[_Prepared] = []
+        chunk: list[LoadedImage] = []
         scorable = 0
         try:
             refill()
             while pending:
-                prepared = pending.popleft().result()
+                loaded = pending.popleft().result()
                 refill()
-                if prepared.error is not None and scorable == 0:
-                    yield self._error_result(prepared)  # nothing to wait for: write it now
+                if not loaded.ok and scorable == 0:
+                    yield build_record(loaded, context)  # nothing to wait for: write it now
                     continue
-                chunk.append(prepared)
-                scorable += prepared.error is None
+                chunk.append(loaded)
+                scorable += loaded.ok
                 if scorable == self.batch_size:
-                    yield from self._score_chunk(chunk)
+                    yield from self._score_chunk(chunk, context)
                     chunk, scorable = [], 0
             if chunk:
-                yield from self._score_chunk(chunk)
+                yield from self._score_chunk(chunk, context)
         finally:
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _prepare(self, label: str, item: ImageInput) -> _Prepared:
-        """Decode and resize one input (runs in a worker thread; never raises)."""
-        try:
-            if isinstance(item, np.ndarray):
-                decoded = image_from_array(item)
-            else:
-                decoded = load_image(Path(item), max_pixels=self.max_pixels)
-            model_input = to_model_input(decoded.pixels, self.metadata.preprocess)
-            return _Prepared(label, model_input, decoded.image_format, decoded.warnings)
-        except InputError as error:
-            return _Prepared(label, None, error=error)
-        except MemoryError:
-            error = InputError(ErrorCode.TOO_LARGE, "not enough memory to decode the image")
-            return _Prepared(label, None, error=error)
-        except Exception as error:  # one strange file must not stop a study
-            message = f"decoding failed unexpectedly ({type(error).__name__}: {error})"
-            return _Prepared(label, None, error=InputError(ErrorCode.CORRUPT, message))
+    def _load(self, item: ImageInput, label: str) -> LoadedImage:
+        """Decode and preprocess one input (runs in a worker thread; never raises)."""
+        return load_input(item, self.metadata.preprocess, label=label, max_pixels=self.max_pixels)
 
-    def _score_chunk(self, chunk: list[_Prepared]) -> Iterator[PredictionResult]:
-        scorable = [prepared for prepared in chunk if prepared.error is None]
-        probabilities: dict[int, float] = {}
-        if scorable:
-            batch = np.stack([prepared.model_input for prepared in scorable])
-            try:
-                scores = self.score_batch(batch)
-            except Exception as error:  # onnxruntime errors are untyped
-                for prepared in scorable:
-                    prepared.error = InputError(
-                        ErrorCode.INFERENCE_FAILED, f"onnxruntime failed on this batch: {error}"
-                    )
-            else:
-                for prepared, score in zip(scorable, scores, strict=True):
-                    if np.isfinite(score):
-                        probabilities[id(prepared)] = float(score)
-                    else:
-                        prepared.error = InputError(
-                            ErrorCode.INFERENCE_FAILED, f"the model returned {score}"
-                        )
-        for prepared in chunk:
-            if prepared.error is not None:
-                yield self._error_result(prepared)
-            else:
-                yield self._ok_result(prepared, probabilities[id(prepared)])
-
-    def _base(self, prepared: _Prepared) -> dict:
-        return {
-            "path": prepared.label,
-            "threshold": self.threshold,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "model_sha256": self.model_sha256,
-            "provider": self.provider,
-            "image_format": prepared.image_format,
-            "warnings": prepared.warnings,
-        }
-
-    def _ok_result(self, prepared: _Prepared, probability: float) -> PredictionResult:
-        negative, positive = self.metadata.class_names
-        label = positive if probability >= self.threshold else negative
-        return PredictionResult(
-            status=STATUS_OK, probability=probability, label=label, **self._base(prepared)
-        )
-
-    def _error_result(self, prepared: _Prepared) -> PredictionResult:
-        error = prepared.error
-        assert error is not None
-        return PredictionResult(
-            status=STATUS_ERROR,
-            probability=None,
-            label=None,
-            error_code=error.code.value,
-            error_message=error.message,
-            **self._base(prepared),
-        )
+    def _score_chunk(
+        self, chunk: list[LoadedImage], context: RecordContext
+    ) -> Iterator[PredictionResult]:
+        for item in score_loaded(chunk, self.score_batch):
+            yield build_record(item, context)

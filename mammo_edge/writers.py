@@ -61,13 +61,19 @@ class JsonWriter(ResultWriter):
 
 
 class CsvWriter(ResultWriter):
-    """RFC 4180 CSV with a header row; warnings joined with ``"; "``; empty for ``None``."""
+    """RFC 4180 CSV with a header row; warnings joined with ``"; "``; empty for ``None``.
 
-    def __init__(self, stream: TextIO) -> None:
+    Args:
+        stream: where rows go.
+        header: write the header row first (``False`` when appending to a file that has it).
+    """
+
+    def __init__(self, stream: TextIO, header: bool = True) -> None:
         super().__init__(stream)
         self.csv = csv.writer(stream)
-        self.csv.writerow(RESULT_FIELDS)
-        self.stream.flush()
+        if header:
+            self.csv.writerow(RESULT_FIELDS)
+            self.stream.flush()
 
     def write(self, result: PredictionResult) -> None:
         record = result.as_dict()
@@ -100,8 +106,24 @@ class TableWriter(ResultWriter):
         self.stream.flush()
 
 
-def open_writer(output_format: str, stream: TextIO, path_width: int = 40) -> ResultWriter:
-    """Make the writer for ``output_format`` (one of :data:`FORMATS`) over ``stream``."""
+#: Formats whose files can be appended to (``--resume``): one record per line.
+APPENDABLE_FORMATS = ("jsonl", "csv")
+
+
+def open_writer(
+    output_format: str, stream: TextIO, path_width: int = 40, append: bool = False
+) -> ResultWriter:
+    """Make the writer for ``output_format`` (one of :data:`FORMATS`) over ``stream``.
+
+    Args:
+        output_format: ``table``, ``json``, ``jsonl`` or ``csv``.
+        stream: where records go.
+        path_width: the table's path column width.
+        append: continue a file that already holds records (no second CSV header); only
+            for :data:`APPENDABLE_FORMATS`.
+    """
+    if append and output_format not in APPENDABLE_FORMATS:
+        raise ValueError(f"only {' and '.join(APPENDABLE_FORMATS)} files can be appended to")
     if output_format == "table":
         return TableWriter(stream, path_width)
     if output_format == "json":
@@ -109,8 +131,15 @@ def open_writer(output_format: str, stream: TextIO, path_width: int = 40) -> Res
     if output_format == "jsonl":
         return JsonLinesWriter(stream)
     if output_format == "csv":
-        return CsvWriter(stream)
+        return CsvWriter(stream, header=not append)
     raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {output_format!r}")
+
+
+def csv_cell_text(cell: str) -> str:
+    """Undo the formula guard of :func:`_csv_cell` on a cell read back (``'=x`` -> ``=x``)."""
+    if cell.startswith("'") and cell[1:].startswith(_FORMULA_PREFIXES):
+        return cell[1:]
+    return cell
 
 
 def _csv_cell(value: object) -> str:

@@ -109,12 +109,12 @@ def test_error_record_carries_code_message_and_no_probability(tiny_predictor):
 
 
 def test_unexpected_decoder_failure_becomes_a_record(tiny_models_dir, tmp_path, monkeypatch):
-    import mammo_edge.predictor as predictor_module
+    import mammo_edge.pipeline as pipeline_module
 
     def explode(path, max_pixels):
         raise RuntimeError("codec bug")
 
-    monkeypatch.setattr(predictor_module, "load_image", explode)
+    monkeypatch.setattr(pipeline_module, "load_image", explode)
     result = Predictor(tiny_models_dir, device="cpu").predict(str(tmp_path / "x.png"))
     assert result.error_code == "CORRUPT" and "codec bug" in result.error_message
 

@@ -1,0 +1,255 @@
+"""The per-image steps every engine runs: load, score, build the record.
+
+Three pure functions, shared by the local engine (:class:`~mammo_edge.predictor.Predictor`)
+and the Ray engine (:mod:`mammo_edge.engines.ray_engine`), so both give the same records:
+
+1. :func:`load_input`: read -> decode -> preprocess one input into a :class:`LoadedImage`.
+   It never raises for a bad input: the failure is carried in the item (``error_code``,
+   ``error_message``), so a damaged file becomes an error record, never a failed batch.
+2. :func:`score_loaded`: run a scoring function (onnxruntime) on the scorable items of a
+   batch; a batch that onnxruntime rejects marks its items ``INFERENCE_FAILED``.
+3. :func:`build_record`: one :class:`~mammo_edge.predictor.PredictionResult` from a scored
+   item and the model's :class:`RecordContext`.
+
+Everything crossing a process boundary here (``LoadedImage``, ``RecordContext``) holds
+plain values (numpy arrays, strings, tuples), so it pickles for Ray tasks and actors.
+
+Inputs may be local paths, numpy arrays, or URIs (``s3://bucket/a.dcm``, ``gs://``,
+``file://``...) read through a pyarrow filesystem when pyarrow is installed (it comes with
+the ``ray`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ErrorCode, InputError
+from .imageio import MAX_FILE_BYTES, MAX_PIXELS, decode_image_bytes, image_from_array, load_image
+from .preprocess import Geometry, NoBreastFoundError, PreprocessConfig, prepare
+
+#: ``scheme://...`` with a scheme of two or more letters (``C:\\`` is a Windows drive).
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """One input after read -> decode -> preprocess, or the reason it failed.
+
+    Attributes:
+        path: the label of the input in results (the path as given, or ``<array N>``).
+        model_input: ``(height, width, 1)`` float32 on success; ``None`` on error.
+        geometry: where the model input came from in the original image
+            (:class:`~mammo_edge.preprocess.Geometry`); ``None`` on error.
+        image_format: the format found in the content; ``None`` when not decoded.
+        warnings: notes that did not stop scoring.
+        error_code: a stable :class:`~mammo_edge.errors.ErrorCode` value, or ``None``.
+        error_message: what failed and what to do, or ``None``.
+        probability: set by :func:`score_loaded`; ``None`` before scoring or on error.
+    """
+
+    path: str
+    model_input: np.ndarray | None
+    geometry: Geometry | None = None
+    image_format: str | None = None
+    warnings: tuple[str, ...] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+    probability: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the input decoded and preprocessed (and, after scoring, scored)."""
+        return self.error_code is None
+
+    def failed(self, code: ErrorCode, message: str) -> LoadedImage:
+        """A copy of this item marked as failed with ``code``."""
+        return replace(
+            self, model_input=None, error_code=code.value, error_message=message, probability=None
+        )
+
+
+@dataclass(frozen=True)
+class RecordContext:
+    """What every record of one model run carries besides the per-image result.
+
+    Attributes:
+        threshold: decision threshold; ``probability >= threshold`` is the positive class.
+        class_names: ``(negative, positive)`` from the model's metadata.
+        model_name, model_version: from the model's metadata.
+        model_sha256: SHA-256 of the model bytes that scored.
+        provider: the onnxruntime execution provider that ran the model.
+    """
+
+    threshold: float
+    class_names: tuple[str, str]
+    model_name: str
+    model_version: str
+    model_sha256: str
+    provider: str
+
+
+def is_uri(source: str) -> bool:
+    """True for ``scheme://...`` inputs read through a pyarrow filesystem."""
+    return bool(_URI.match(source))
+
+
+def input_label(source: str | os.PathLike | np.ndarray, index: int) -> str:
+    """The ``path`` a record shows for the ``index``-th input: the path, or ``<array N>``."""
+    return f"<array {index}>" if isinstance(source, np.ndarray) else str(source)
+
+
+def load_input(
+    source: str | os.PathLike | np.ndarray,
+    config: PreprocessConfig,
+    *,
+    label: str | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> LoadedImage:
+    """Read, decode and preprocess one input; never raises for a bad input.
+
+    Args:
+        source: a local path, a URI (``s3://...``, read with pyarrow), or an image array
+            (see :func:`~mammo_edge.imageio.image_from_array`).
+        config: the model's preprocessing contract (``ModelMetadata.preprocess``).
+        label: the record's ``path``; defaults to ``str(source)`` (``<array>`` for arrays).
+        max_pixels: the decompression-bomb limit.
+
+    Returns:
+        A :class:`LoadedImage` holding ``model_input`` and ``geometry``, or an error code
+        and message (``NOT_FOUND``, ``CORRUPT``, ``NO_BREAST_FOUND``...).
+    """
+    if label is None:
+        label = "<array>" if isinstance(source, np.ndarray) else str(source)
+    try:
+        if isinstance(source, np.ndarray):
+            decoded = image_from_array(source)
+        elif is_uri(str(source)):
+            decoded = _load_uri(str(source), max_pixels)
+        else:
+            decoded = load_image(Path(source), max_pixels=max_pixels)
+        prepared = prepare(decoded.pixels, config)
+        return LoadedImage(
+            path=label,
+            model_input=prepared.model_input,
+            geometry=prepared.geometry,
+            image_format=decoded.image_format,
+            warnings=tuple(decoded.warnings),
+        )
+    except InputError as error:
+        code, message = error.code, error.message
+    except NoBreastFoundError as error:
+        code, message = ErrorCode.NO_BREAST_FOUND, f"no breast found in the image: {error}"
+    except MemoryError:
+        code, message = ErrorCode.TOO_LARGE, "not enough memory to decode the image"
+    except Exception as error:  # one strange file must not stop a study
+        code = ErrorCode.CORRUPT
+        message = f"decoding failed unexpectedly ({type(error).__name__}: {error})"
+    return LoadedImage(path=label, model_input=None, error_code=code.value, error_message=message)
+
+
+def score_loaded(
+    items: Sequence[LoadedImage], score_batch: Callable[[np.ndarray], np.ndarray]
+) -> list[LoadedImage]:
+    """Score the items that loaded, in one call of ``score_batch``.
+
+    Args:
+        items: loaded items, some possibly failed (they pass through unchanged).
+        score_batch: maps an ``(N, height, width, 1)`` float32 batch to ``(N,)``
+            probabilities (e.g. :meth:`Predictor.score_batch`).
+
+    Returns:
+        The items in the same order, each with ``probability`` set, or marked
+        ``INFERENCE_FAILED`` when the scoring call raised or returned a non-finite value.
+    """
+    scorable = [index for index, item in enumerate(items) if item.ok]
+    scored = list(items)
+    if not scorable:
+        return scored
+    batch = np.stack([items[index].model_input for index in scorable])
+    try:
+        probabilities = np.asarray(score_batch(batch), dtype=np.float64).reshape(-1)
+        if len(probabilities) != len(scorable):
+            raise ValueError(f"{len(probabilities)} outputs for {len(scorable)} images")
+    except Exception as error:  # onnxruntime errors are untyped
+        for index in scorable:
+            scored[index] = items[index].failed(
+                ErrorCode.INFERENCE_FAILED, f"onnxruntime failed on this batch: {error}"
+            )
+        return scored
+    for index, probability in zip(scorable, probabilities, strict=True):
+        if np.isfinite(probability):
+            scored[index] = replace(items[index], probability=float(probability))
+        else:
+            scored[index] = items[index].failed(
+                ErrorCode.INFERENCE_FAILED, f"the model returned {probability}"
+            )
+    return scored
+
+
+def build_record(item: LoadedImage, context: RecordContext):
+    """The :class:`~mammo_edge.predictor.PredictionResult` of one scored (or failed) item."""
+    from .predictor import STATUS_ERROR, STATUS_OK, PredictionResult
+
+    common = {
+        "path": item.path,
+        "threshold": context.threshold,
+        "model_name": context.model_name,
+        "model_version": context.model_version,
+        "model_sha256": context.model_sha256,
+        "provider": context.provider,
+        "image_format": item.image_format,
+        "warnings": tuple(item.warnings),
+    }
+    if item.ok and item.probability is not None:
+        negative, positive = context.class_names
+        label = positive if item.probability >= context.threshold else negative
+        return PredictionResult(
+            status=STATUS_OK, probability=item.probability, label=label, **common
+        )
+    code = item.error_code or ErrorCode.INFERENCE_FAILED.value
+    message = item.error_message or "the input was not scored"
+    return PredictionResult(
+        status=STATUS_ERROR,
+        probability=None,
+        label=None,
+        error_code=code,
+        error_message=message,
+        **common,
+    )
+
+
+def _load_uri(uri: str, max_pixels: int):
+    """Read a ``scheme://`` input with a pyarrow filesystem, then decode its bytes."""
+    try:
+        from pyarrow import fs as pyarrow_fs
+    except ImportError as error:
+        raise InputError(
+            ErrorCode.UNREADABLE,
+            "reading URIs needs pyarrow: pip install 'mammo-edge[ray]' (or pyarrow)",
+        ) from error
+    try:
+        filesystem, path = pyarrow_fs.FileSystem.from_uri(uri)
+        info = filesystem.get_file_info(path)
+    except Exception as error:  # pyarrow raises ArrowInvalid / OSError for bad URIs
+        raise InputError(ErrorCode.UNREADABLE, f"cannot open the URI: {error}") from error
+    if info.type == pyarrow_fs.FileType.NotFound:
+        raise InputError(ErrorCode.NOT_FOUND, "no such object")
+    if info.type == pyarrow_fs.FileType.Directory:
+        raise InputError(ErrorCode.UNREADABLE, "this is a folder, not a file")
+    if info.size is not None and info.size > MAX_FILE_BYTES:
+        raise InputError(
+            ErrorCode.TOO_LARGE,
+            f"the object has {info.size:,} bytes, above the {MAX_FILE_BYTES:,}-byte limit",
+        )
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            data = stream.read()
+    except Exception as error:
+        raise InputError(ErrorCode.UNREADABLE, f"cannot read the object: {error}") from error
+    return decode_image_bytes(data, suffix=Path(path).suffix.lower(), max_pixels=max_pixels)
