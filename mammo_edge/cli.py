@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException, NoArgsIsHelpError
 
 from . import __version__
-from .commands import info, predict
+from .commands import evaluate, info, predict
 from .errors import ModelError
 
 EXIT_OK = 0
@@ -39,6 +39,7 @@ app = typer.Typer(
 )
 app.command("predict")(predict.predict_command)
 app.command("info")(info.info_command)
+app.command("evaluate")(evaluate.evaluate_command)
 
 
 def _show_version(value: bool) -> None:

@@ -3,7 +3,7 @@
 Two formats, told apart by content (not by file name):
 
 * a CSV with a header naming the columns ``image`` and ``label``, and optionally
-  ``patient`` and ``group`` (other columns are ignored). ``image`` is a file name
+  ``patient``, ``group`` and ``finding`` (free text; other columns are ignored). ``image`` is a file name
   (``mdb003.pgm``), a stem (``mdb003``) or a path (``scans/left/mdb003.pgm``); ``label`` is
   ``0``/``1`` or ``normal``/``abnormal``. Comma or semicolon separated, UTF-8 (a byte-order
   mark is fine);
@@ -47,7 +47,7 @@ _MIAS_NO_COORDINATES = "*NOTE 3*"
 
 LABEL_VALUES = {"0": 0, "1": 1, "normal": 0, "abnormal": 1}
 CSV_REQUIRED = ("image", "label")
-CSV_OPTIONAL = ("patient", "group")
+CSV_OPTIONAL = ("patient", "group", "finding")
 
 
 class LabelsError(MammoEdgeError):
@@ -64,7 +64,8 @@ class LabelRecord:
         line: line of the labels file it came from (the first row, for MIAS).
         patient: patient identifier, or ``None`` (then the image is its own patient).
         group: subgroup for per-group metrics (MIAS: background tissue), or ``None``.
-        finding: what the truth is (MIAS: the abnormality class codes), or ``None``.
+        finding: what the truth is (MIAS: the abnormality class codes), or ``None``;
+            carried to the output, not used by any metric.
     """
 
     image: str
@@ -193,6 +194,7 @@ def _parse_csv(text: str, delimiter: str, source: Path) -> tuple[LabelRecord, ..
                 line=line,
                 patient=cells.get("patient") or None,
                 group=cells.get("group") or None,
+                finding=cells.get("finding") or None,
             )
         )
     if not records:
