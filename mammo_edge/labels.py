@@ -42,7 +42,7 @@ MIAS_CLASS_CODES = {
     "NORM": "normal",
 }
 MIAS_REFERENCE = re.compile(r"^mdb(\d{3})$")
-_MIAS_ROW = re.compile(r"^\s*mdb\d{3}\s")
+_MIAS_ROW = re.compile(r"^\s*mdb\w*\s")
 _MIAS_NO_COORDINATES = "*NOTE 3*"
 
 LABEL_VALUES = {"0": 0, "1": 1, "normal": 0, "abnormal": 1}

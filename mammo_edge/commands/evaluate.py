@@ -287,13 +287,9 @@ def read_prediction_records(path: Path) -> list:
 
 def _csv_value(cell: str | None) -> str | None:
     """Undo the CSV writer: empty is None, a ``'`` guarding a formula-like cell goes."""
-    from ..writers import _FORMULA_PREFIXES
+    from ..writers import csv_cell_text
 
-    if cell is None or cell == "":
-        return None
-    if cell.startswith("'") and cell[1:].startswith(_FORMULA_PREFIXES):
-        return cell[1:]
-    return cell
+    return None if cell is None or cell == "" else csv_cell_text(cell)
 
 
 def _model_of_records(results: list, source: Path) -> dict:
