@@ -719,9 +719,9 @@ def summary_text(evaluation: Evaluation, match, truth, model_info: dict) -> str:
             f"sensitivity at {REFERENCE_SPECIFICITY:.0%} specificity: {point.sensitivity:.3f} "
             f"({cut}, specificity {point.specificity:.3f}; chosen on these images)"
         )
+    if evaluation.groups:
+        lines.append("per group (metrics within each group):")
     for group in evaluation.groups:
         auc_text = "undefined" if math.isnan(group.auc) else f"{group.auc:.3f}"
-        lines.append(
-            f"  group {group.group}: n {group.n}, {group.n_abnormal} abnormal, AUC {auc_text}"
-        )
+        lines.append(f"  {group.group}: n {group.n}, {group.n_abnormal} abnormal, AUC {auc_text}")
     return "\n".join(lines)
