@@ -25,13 +25,17 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from xml.sax.saxutils import escape
 
-import numpy as np
 import typer
 
 from .predict import Device
+
+if TYPE_CHECKING:
+    from ..labels import LabelMatch, Labels
+    from ..metrics import AucEstimate, ConfusionMetrics, GroupMetrics, OperatingPoint, RocCurve
+    from ..predictor import PredictionResult
 
 #: Specificity at which sensitivity is reported (a common screening operating point).
 REFERENCE_SPECIFICITY = 0.9
@@ -216,7 +220,7 @@ def _score(
     return results, model_info
 
 
-def read_prediction_records(path: Path) -> list:
+def read_prediction_records(path: Path) -> list[PredictionResult]:
     """Read the records of ``mammo-edge predict --format jsonl|json|csv`` back.
 
     Raises:
@@ -330,19 +334,23 @@ class Evaluation:
     threshold: float
     n: int
     n_patients: int
-    auc: object | None  # metrics.AucEstimate
-    roc: object | None  # metrics.RocCurve
-    counts: object  # metrics.ConfusionMetrics
-    youden: object | None  # metrics.OperatingPoint
-    at_reference_specificity: object | None  # metrics.OperatingPoint
-    groups: list
+    auc: AucEstimate | None
+    roc: RocCurve | None
+    counts: ConfusionMetrics
+    youden: OperatingPoint | None
+    at_reference_specificity: OperatingPoint | None
+    groups: list[GroupMetrics]
     n_errors: int
     errors: list[dict]
     patients_note: str | None
 
 
-def evaluate_results(results: list, match, threshold: float) -> Evaluation:
+def evaluate_results(
+    results: list[PredictionResult], match: LabelMatch, threshold: float
+) -> Evaluation:
     """Metrics on every input that is labelled and scored; failed inputs are counted."""
+    import numpy as np
+
     from .. import metrics
 
     by_path = {result.path: result for result in results}
@@ -411,7 +419,13 @@ def _auc_undefined_reason(evaluation: Evaluation) -> str:
     return f"AUC is undefined: all {evaluation.n} labelled, scored images are {which}"
 
 
-def metrics_document(evaluation: Evaluation, match, truth, model_info: dict, predictions) -> dict:
+def metrics_document(
+    evaluation: Evaluation,
+    match: LabelMatch,
+    truth: Labels,
+    model_info: dict,
+    predictions: Path | None,
+) -> dict:
     """The content of metrics.json (NaN written as null)."""
     counts = evaluation.counts
     auc = evaluation.auc
@@ -470,7 +484,7 @@ def metrics_document(evaluation: Evaluation, match, truth, model_info: dict, pre
     return document
 
 
-def _point(point) -> dict | None:
+def _point(point: OperatingPoint | None) -> dict | None:
     if point is None:
         return None
     return {
@@ -499,7 +513,9 @@ JOINED_COLUMNS = (
 )
 
 
-def write_joined_predictions(path: Path, results: list, match) -> None:
+def write_joined_predictions(
+    path: Path, results: list[PredictionResult], match: LabelMatch
+) -> None:
     """predictions.csv: every input (labelled or not), then every label without an input."""
     from ..writers import _csv_cell
 
@@ -632,7 +648,7 @@ def write_roc_png(path: Path, evaluation: Evaluation, model_name: str) -> bool:
 # --- the terminal ---------------------------------------------------------------------
 
 
-def _report_unmatched(match) -> None:
+def _report_unmatched(match: LabelMatch) -> None:
     """List what did not pair on stderr: nothing is dropped without saying so."""
     for title, names in (
         ("input(s) without a label", list(match.inputs_without_label)),
@@ -662,7 +678,7 @@ def _rate(value: float, numerator: int, denominator: int) -> str:
     return f"{value:.3f} ({numerator}/{denominator})"
 
 
-def summary_text(evaluation: Evaluation, match, truth, model_info: dict) -> str:
+def summary_text(evaluation: Evaluation, match: LabelMatch, truth: Labels, model_info: dict) -> str:
     """The readable summary printed after an evaluation."""
     counts = evaluation.counts
     lines = [
