@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
+import threading
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -15,6 +18,19 @@ class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+#: Exit codes of ``predict`` (the README's table): shells report 128 + signal number.
+EXIT_OK = 0
+EXIT_SOME_FAILED = 2
+EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141
+EXIT_TERMINATED = 143
 
 
 class OutputFormat(str, Enum):
@@ -84,42 +100,179 @@ def predict_command(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar, header or summary.")
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted run: inputs already recorded in the --output file "
+            "(jsonl or csv) are skipped and new records appended; a half-written last line "
+            "is repaired.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="With --resume: accept a file whose records came from another model or threshold.",
+        ),
+    ] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local: this process. ray: Ray Data over a local Ray instance or a cluster "
+            "(needs the ray extra).",
+        ),
+    ] = Engine.local,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine ray: the Ray cluster to join (e.g. auto, ray://host:10001). "
+            "Default: start a local Ray instance.",
+        ),
+    ] = None,
+    num_cpus: Annotated[
+        int | None,
+        typer.Option(
+            "--num-cpus",
+            min=1,
+            help="With --engine ray and no --address: CPUs of the local Ray instance. "
+            "Default: all cores.",
+        ),
+    ] = None,
 ) -> int:
     """Score mammograms; one result per input, errors included.
 
     Exit code 0 when every input scored, 2 when some failed (the others are still
-    scored and written), 1 for usage or model errors.
+    scored and written), 1 for usage or model errors, 130 after Ctrl-C, 143 after
+    SIGTERM (results so far kept, json closed), 141 when the output was closed (| head).
     """
+    with _sigterm_as_exception():
+        try:
+            return _predict(
+                paths=paths,
+                model=model,
+                threshold=threshold,
+                batch_size=batch_size,
+                threads=threads,
+                workers=workers,
+                device=device.value,
+                output_format=output_format.value,
+                output=output,
+                quiet=quiet,
+                resume=resume,
+                force=force,
+                engine=engine.value,
+                address=address,
+                num_cpus=num_cpus,
+            )
+        except Terminated:
+            typer.echo("mammo-edge: terminated (SIGTERM) before scoring began", err=True)
+            raise typer.Exit(EXIT_TERMINATED) from None
+        except BrokenPipeError:
+            _discard_stdout()
+            raise typer.Exit(EXIT_PIPE_CLOSED) from None
+
+
+def _predict(
+    *,
+    paths: list[str],
+    model: str | None,
+    threshold: float | None,
+    batch_size: int,
+    threads: int | None,
+    workers: int | None,
+    device: str,
+    output_format: str,
+    output: Path | None,
+    quiet: bool,
+    resume: bool,
+    force: bool,
+    engine: str,
+    address: str | None,
+    num_cpus: int | None,
+) -> int:
     from ..inputs import expand_inputs
     from ..predictor import Predictor
     from ..writers import open_writer
 
     _silence_opencv_warnings()
+    if engine != Engine.ray.value and (address is not None or num_cpus is not None):
+        raise typer.BadParameter(
+            "--address and --num-cpus need --engine ray", param_hint="--engine"
+        )
+    if address is not None and num_cpus is not None:
+        raise typer.BadParameter(
+            "--num-cpus sizes a local Ray instance; a cluster (--address) has its own",
+            param_hint="--num-cpus",
+        )
+    if resume and output is None:
+        raise typer.BadParameter(
+            "--resume needs --output FILE (jsonl or csv)", param_hint="--resume"
+        )
+    if force and not resume:
+        raise typer.BadParameter("--force only applies with --resume", param_hint="--force")
+    if resume and output_format not in ("jsonl", "csv"):
+        raise typer.BadParameter(
+            f"--resume works with --format jsonl or csv (one record per line); a "
+            f"{output_format} file cannot be continued",
+            param_hint="--format",
+        )
+    if engine == Engine.ray.value:
+        from ..engines.ray_engine import require_ray
+
+        try:
+            require_ray()
+        except ImportError as error:
+            raise typer.BadParameter(str(error), param_hint="--engine") from None
 
     inputs = expand_inputs(paths)
     if not inputs:
         raise typer.BadParameter(f"no image files found in {', '.join(paths)}", param_hint="PATHS")
     predictor = Predictor(
         model,
-        device=device.value,
+        device=device,
         threads=threads,
         threshold=threshold,
         batch_size=batch_size,
         workers=workers,
     )
+    total = len(inputs)
+    already_failed = 0
+    append = False
+    if resume:
+        assert output is not None
+        state = _resume_state(output, output_format, predictor, force)
+        append = not state.empty
+        todo = [path for path in inputs if path not in state.done]
+        already_failed = sum(path in state.failed for path in inputs)
+        if not quiet:
+            note = (
+                f"; cut a half-written last record ({state.repaired_bytes} bytes)"
+                if state.repaired_bytes
+                else ""
+            )
+            typer.echo(
+                f"resuming {output}: {total - len(todo)} of {total} input(s) already recorded"
+                f"{note}",
+                err=True,
+            )
+        inputs = todo
     if not quiet:
         typer.echo(
             f"model {predictor.model_name} {predictor.model_version} "
             f"(sha256 {predictor.model_sha256[:12]}, "
             f"{'verified' if predictor.sha256_verified else 'unverified'}) "
             f"on {predictor.provider}, threshold {predictor.threshold:g}; "
-            f"{len(inputs)} input(s)",
+            f"{len(inputs)} input(s){' on Ray' if engine == Engine.ray.value else ''}",
             err=True,
         )
     failed = abnormal = 0
-    with _open_output(output, output_format.value) as stream:
+    with _open_output(output, output_format, append) as stream:
         writer = open_writer(
-            output_format.value, stream, path_width=max(len(path) for path in inputs)
+            output_format,
+            stream,
+            path_width=max((len(path) for path in inputs), default=4),
+            append=append,
         )
         show_progress = (
             not quiet and len(inputs) > 1 and sys.stderr.isatty() and not _is_terminal(stream)
@@ -131,30 +284,105 @@ def predict_command(
         )
         written = 0
         try:
+            if engine == Engine.ray.value:
+                from ..engines.ray_engine import RayEngine
+
+                results = RayEngine(predictor, address=address, num_cpus=num_cpus).iter_predict(
+                    inputs
+                )
+            else:
+                results = predictor.iter_predict(inputs)
             with progress as bar:
-                for result in predictor.iter_predict(inputs):
+                for result in results:
                     writer.write(result)
                     written += 1
                     failed += not result.ok
                     abnormal += result.label == predictor.metadata.class_names[1]
                     if bar is not None:
                         bar.update(1)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated) as stop:
             writer.close()
             where = f" in {output}" if output else ""
+            how = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated (SIGTERM)"
             typer.echo(
-                f"mammo-edge: interrupted; {written} of {len(inputs)} result(s) written{where}",
+                f"mammo-edge: {how}; {written} of {len(inputs)} result(s) written{where}"
+                + (
+                    "; continue with --resume"
+                    if output_format in ("jsonl", "csv") and output
+                    else ""
+                ),
                 err=True,
             )
-            raise typer.Exit(130) from None
+            code = EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
+            raise typer.Exit(code) from None
         writer.close()
+    failed += already_failed
     if not quiet:
-        scored = len(inputs) - failed
-        summary = f"scored {scored} of {len(inputs)} input(s): {abnormal} abnormal"
+        scored = total - failed
+        summary = f"scored {scored} of {total} input(s): {abnormal} abnormal"
+        if resume:
+            summary = (
+                f"{written} new record(s) in {output}; scored {scored} of {total} input(s) "
+                f"in all: {abnormal} abnormal among the new"
+            )
         if failed:
             summary += f"; {failed} failed (see error_code and error_message)"
         typer.echo(summary, err=True)
-    raise typer.Exit(2 if failed else 0)
+    raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def _resume_state(output: Path, output_format: str, predictor, force: bool):
+    from ..resume import ResumeError, prepare_resume
+
+    try:
+        return prepare_resume(
+            output,
+            output_format,
+            model_sha256=predictor.model_sha256,
+            threshold=predictor.threshold,
+            force=force,
+        )
+    except ResumeError as error:
+        raise typer.BadParameter(str(error), param_hint="--resume") from None
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM, so a stop unwinds like Ctrl-C and loses nothing.
+
+    A BaseException (as KeyboardInterrupt is), so that no ``except Exception`` guarding one
+    bad file swallows it.
+    """
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception():
+    """Turn SIGTERM into :class:`Terminated` while the command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _discard_stdout() -> None:
+    """The reader of standard output is gone (``| head``): send what is left nowhere.
+
+    Python flushes standard output at exit; with the pipe closed that flush would print
+    "Exception ignored ... BrokenPipeError", so the descriptor is pointed at /dev/null.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _silence_opencv_warnings() -> None:
@@ -174,14 +402,22 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 @contextlib.contextmanager
-def _open_output(output: Path | None, output_format: str):
-    """Standard output, or the file named by ``--output`` (UTF-8, BOM for CSV)."""
+def _open_output(output: Path | None, output_format: str, append: bool = False):
+    """Standard output, or the file named by ``--output`` (UTF-8, BOM for CSV).
+
+    ``append`` continues the file (``--resume``); the CSV byte-order mark is written only
+    at the start of a file, never in the middle.
+    """
     if output is None:
         yield sys.stdout
         return
     encoding = "utf-8-sig" if output_format == "csv" else "utf-8"
     try:
-        handle = output.open("w", encoding=encoding, newline="" if output_format == "csv" else None)
+        handle = output.open(
+            "a" if append else "w",
+            encoding=encoding,
+            newline="" if output_format == "csv" else None,
+        )
     except OSError as error:
         raise typer.BadParameter(
             f"cannot write results to {output}: {error.strerror}", param_hint="--output"

@@ -1,0 +1,329 @@
+"""Score many inputs with Ray Data: on a local Ray instance or across a cluster.
+
+The dataflow (``mammo-edge predict ... --engine ray``; docs/ray.md)::
+
+    paths ──► load tasks ─────────────────────► scoring actor pool ──► records, input order
+              read (local path or URI through     one onnxruntime session per actor,
+              a pyarrow filesystem), decode,      threads = the actor's CPUs, built from
+              preprocess: pipeline.load_input     model bytes shipped with ray.put and
+                                                  checked by SHA-256 in the actor
+
+Both stages run :mod:`mammo_edge.pipeline`'s functions, the ones the local engine runs, so
+the records are the same (same fields, error codes and order; probabilities equal up to
+onnxruntime's batch-dependent rounding, below 1e-5).
+
+Why the files are not read with ``ray.data.read_binary_files``: it drops missing paths or
+fails the whole dataset on one unreadable file, and mammo-edge owes one record per input.
+Here each load task reads its own files and turns any failure into an error record, so a bad
+file is never a failed task or a lost batch. Local paths must be visible on every node (a
+shared filesystem) when joining a cluster; object-store URIs (``s3://``, ``gs://``...) are
+read by each task through pyarrow.
+
+Without ``address`` a local Ray instance is started (``num_cpus`` of them) and shut down at
+the end; with one, the engine joins that cluster. When Ray is already initialised in this
+process (a notebook, tests), that instance is used and left running.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import math
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelError
+from ..pipeline import LoadedImage, build_record, load_input, score_loaded
+from ..predictor import PredictionResult, Predictor
+from ..preprocess import PreprocessConfig
+
+#: Logical CPUs a load task asks for: decoding a batch takes milliseconds and mostly waits
+#: on the disk, so loads share the CPU left beside the actors.
+LOAD_TASK_CPUS = 0.25
+
+
+def require_ray():
+    """Import Ray Data, or raise ImportError saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            "--engine ray needs Ray Data: pip install 'mammo-edge[ray]' "
+            f"(or pip install 'ray[data]'); {error}"
+        ) from None
+    return ray
+
+
+@dataclass(frozen=True)
+class ActorPlan:
+    """How the CPUs of the Ray cluster are split between loading and scoring.
+
+    Attributes:
+        actors: scoring actors in the pool.
+        actor_cpus: logical CPUs each actor reserves.
+        threads: onnxruntime intra-op threads per actor (its whole CPUs, at least 1).
+        load_cpus: logical CPUs each load task asks for.
+    """
+
+    actors: int
+    actor_cpus: float
+    threads: int
+    load_cpus: float = LOAD_TASK_CPUS
+
+
+def plan_actors(total_cpus: float, cpus_per_actor: int = 1) -> ActorPlan:
+    """One actor per ``cpus_per_actor`` CPUs, leaving room for one load task to run.
+
+    With 2 CPUs: two actors of 1 thread; with 1 CPU: one actor. Actors reserve slightly
+    less than their threads (``(total - load_cpus) / actors``), so a load task can always be
+    scheduled: a pool that took every CPU would starve the loads that feed it.
+    """
+    if total_cpus <= LOAD_TASK_CPUS:
+        raise ModelError(f"the Ray cluster has {total_cpus} CPUs; the Ray engine needs at least 1")
+    actors = max(1, math.floor(total_cpus / cpus_per_actor))
+    actor_cpus = (total_cpus - LOAD_TASK_CPUS) / actors
+    return ActorPlan(actors=actors, actor_cpus=actor_cpus, threads=cpus_per_actor)
+
+
+class RayEngine:
+    """Score paths with Ray Data, giving the records the local engine gives.
+
+    Args:
+        predictor: the loaded, verified model (its bytes, SHA-256, threshold, batch size,
+            device and preprocessing are what the actors use).
+        address: a Ray cluster to join (``auto``, ``ray://host:10001``); ``None`` starts a
+            local instance (or uses the one already initialised in this process).
+        num_cpus: CPUs of a local instance (``None``: all cores). Not with ``address``.
+        cpus_per_actor: onnxruntime threads (and CPUs) of each scoring actor.
+
+    Example::
+
+        predictor = Predictor("int8")
+        for result in RayEngine(predictor, num_cpus=4).iter_predict(expand_inputs(["scans/"])):
+            print(result.path, result.probability)
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        *,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        cpus_per_actor: int = 1,
+    ) -> None:
+        if address is not None and num_cpus is not None:
+            raise ValueError("num_cpus sizes a local Ray instance; a cluster has its own")
+        if cpus_per_actor < 1:
+            raise ValueError(f"cpus_per_actor must be at least 1, got {cpus_per_actor}")
+        self.predictor = predictor
+        self.address = address
+        self.num_cpus = num_cpus
+        self.cpus_per_actor = cpus_per_actor
+        self.plan: ActorPlan | None = None
+
+    def iter_predict(self, paths: Iterable[str]) -> Iterator[PredictionResult]:
+        """Score file paths or URIs; one record per input, in input order, streamed.
+
+        Raises:
+            ModelError: the model bytes were changed since load, or an actor refused them.
+        """
+        ray = require_ray()
+        paths = [str(path) for path in paths]
+        if not paths:
+            return
+        model_bytes = self.predictor.read_model_bytes()
+        started_here = not ray.is_initialized()
+        if started_here:
+            _start_ray(ray, self.address, self.num_cpus)
+        try:
+            yield from self._run(ray, paths, model_bytes)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _run(self, ray, paths: list[str], model_bytes: bytes) -> Iterator[PredictionResult]:
+        import ray.data
+
+        predictor = self.predictor
+        self.plan = plan_actors(ray.cluster_resources().get("CPU", 0.0), self.cpus_per_actor)
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        batch_size = predictor.batch_size
+        items = [{"index": index, "path": path} for index, path in enumerate(paths)]
+        # One block per batch, at most 4096 (the driver keeps a handle per block).
+        blocks = max(1, min(math.ceil(len(items) / batch_size), 4096))
+        dataset = ray.data.from_items(items, override_num_blocks=blocks)
+        dataset = dataset.map_batches(
+            load_batch,
+            fn_kwargs={
+                "config": predictor.metadata.preprocess,
+                "max_pixels": predictor.max_pixels,
+            },
+            batch_size=batch_size,
+            batch_format="numpy",
+            num_cpus=self.plan.load_cpus,
+        )
+        model_ref = ray.put(model_bytes)
+        actors = min(self.plan.actors, math.ceil(len(items) / batch_size))
+        scoring = {
+            "fn_constructor_kwargs": {
+                "model_refs": [model_ref],  # in a list, so the actor gets the ref, not a copy
+                "sha256": predictor.model_sha256,
+                "source": str(predictor.model_file.path),
+                "device": predictor.device,
+                "threads": self.plan.threads,
+                "threshold": predictor.threshold,
+                "batch_size": batch_size,
+            },
+            "batch_size": batch_size,
+            "batch_format": "numpy",
+            "compute": ray.data.ActorPoolStrategy(size=actors),
+            "num_cpus": self.plan.actor_cpus,
+        }
+        with warnings.catch_warnings():
+            # An actor that refused the model must fail the run, not be restarted forever;
+            # Ray 2.60 deprecates this way of saying so and offers no other yet.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                dataset = dataset.map_batches(
+                    ScoringActor, ray_remote_args_fn=_no_restarts, **scoring
+                )
+            except TypeError:  # a Ray without ray_remote_args_fn
+                dataset = dataset.map_batches(ScoringActor, **scoring)
+        # preserve_order keeps input order; the heap only guards it, holding nothing then.
+        waiting: list[tuple[int, str]] = []
+        expected = 0
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                for index, record in zip(batch["index"], batch["record"], strict=True):
+                    heapq.heappush(waiting, (int(index), str(record)))
+                while waiting and waiting[0][0] == expected:
+                    _, record = heapq.heappop(waiting)
+                    yield record_from_json(record)
+                    expected += 1
+        except Exception as error:
+            if _is_model_refusal(error):
+                raise ModelError(f"a Ray scoring actor refused the model: {error}") from None
+            raise
+        if expected != len(paths):
+            raise RuntimeError(f"Ray returned {expected} records for {len(paths)} inputs")
+
+
+def load_batch(
+    batch: dict[str, np.ndarray], config: PreprocessConfig, max_pixels: int
+) -> dict[str, np.ndarray]:
+    """Ray load task: :func:`~mammo_edge.pipeline.load_input` on each path of a batch.
+
+    Never raises for a bad file: its row carries ``error_code`` and ``error_message`` and a
+    zero ``model_input`` (columns must be dense).
+    """
+    loaded = [
+        load_input(str(path), config, label=str(path), max_pixels=max_pixels)
+        for path in batch["path"]
+    ]
+    model_input = np.zeros((len(loaded), config.height, config.width, 1), dtype=np.float32)
+    for row, item in enumerate(loaded):
+        if item.model_input is not None:
+            model_input[row] = item.model_input
+    return {
+        "index": np.asarray(batch["index"], dtype=np.int64),
+        "path": np.asarray([item.path for item in loaded], dtype=object),
+        "model_input": model_input,
+        "image_format": np.asarray([item.image_format or "" for item in loaded], dtype=object),
+        "warnings": np.asarray([json.dumps(list(item.warnings)) for item in loaded], dtype=object),
+        "error_code": np.asarray([item.error_code or "" for item in loaded], dtype=object),
+        "error_message": np.asarray([item.error_message or "" for item in loaded], dtype=object),
+    }
+
+
+class ScoringActor:
+    """Ray actor: one onnxruntime session, built from model bytes checked by SHA-256.
+
+    The bytes come from the object store (``ray.put`` on the driver), not from each node's
+    disk, so every node scores with exactly the model the driver verified.
+    """
+
+    def __init__(
+        self,
+        model_refs: list,
+        sha256: str,
+        source: str,
+        device: str,
+        threads: int,
+        threshold: float,
+        batch_size: int,
+    ) -> None:
+        import ray
+
+        model_bytes = ray.get(model_refs[0])
+        self.predictor = Predictor.from_model_bytes(
+            model_bytes,
+            sha256=sha256,
+            source=source,
+            device=device,
+            threads=threads,
+            threshold=threshold,
+            batch_size=batch_size,
+            workers=1,
+        )
+        self.context = self.predictor.record_context
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        items = [
+            LoadedImage(
+                path=str(batch["path"][row]),
+                model_input=batch["model_input"][row] if not batch["error_code"][row] else None,
+                image_format=str(batch["image_format"][row]) or None,
+                warnings=tuple(json.loads(str(batch["warnings"][row]))),
+                error_code=str(batch["error_code"][row]) or None,
+                error_message=str(batch["error_message"][row]) or None,
+            )
+            for row in range(len(batch["path"]))
+        ]
+        scored = score_loaded(items, self.predictor.score_batch)
+        records = [
+            json.dumps(build_record(item, self.context).as_dict(), ensure_ascii=False)
+            for item in scored
+        ]
+        return {
+            "index": np.asarray(batch["index"], dtype=np.int64),
+            "record": np.asarray(records, dtype=object),
+        }
+
+
+def record_from_json(text: str) -> PredictionResult:
+    """A :class:`PredictionResult` back from the JSON an actor sent."""
+    values = json.loads(text)
+    values["warnings"] = tuple(values["warnings"])
+    return PredictionResult(**values)
+
+
+def _start_ray(ray, address: str | None, num_cpus: int | None) -> None:
+    """Join ``address``, or start a quiet local instance of ``num_cpus`` CPUs."""
+    # Ray's notices (start-up, progress, execution plans) would drown the results on stderr.
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if address is not None:
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    else:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+        )
+
+
+def _no_restarts() -> dict:
+    return {"max_restarts": 0}
+
+
+def _is_model_refusal(error: BaseException) -> bool:
+    text = str(error)
+    return "failed their integrity check" in text or "ModelError" in text
