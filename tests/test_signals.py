@@ -1,0 +1,140 @@
+"""Stops that lose nothing: SIGTERM like Ctrl-C, and a closed pipe (``| head``) quietly."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import REPO_ROOT, synthetic_mammogram
+
+from mammo_edge.cli import main
+from mammo_edge.predictor import RESULT_FIELDS
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals"
+)
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    for index in range(6):
+        assert cv2.imwrite(str(folder / f"img{index}.png"), synthetic_mammogram(96, 80, index))
+    return folder
+
+
+def assert_valid(output: Path, fmt: str, count: int) -> None:
+    """The file parses completely in its format and holds ``count`` records."""
+    text = output.read_text(encoding="utf-8-sig")
+    if fmt == "json":
+        records = json.loads(text)
+    elif fmt == "jsonl":
+        assert text.endswith("\n")
+        records = [json.loads(line) for line in text.splitlines()]
+    else:
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0] == list(RESULT_FIELDS)
+        assert all(len(row) == len(RESULT_FIELDS) for row in rows)
+        records = rows[1:]
+    assert len(records) == count
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "json"])
+def test_sigterm_mid_run_keeps_results_and_closes_the_file(
+    capsys, study, tiny_models_dir, tmp_path, monkeypatch, fmt
+):
+    from mammo_edge.predictor import Predictor
+
+    real = Predictor.iter_predict
+
+    def terminated_after_two(self, inputs):
+        for index, result in enumerate(real(self, inputs)):
+            if index == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler raises in this thread
+            yield result
+
+    def outside(signum, frame):
+        raise AssertionError("SIGTERM reached the handler outside the predict command")
+
+    monkeypatch.setattr(Predictor, "iter_predict", terminated_after_two)
+    output = tmp_path / f"partial.{fmt}"
+    previous = signal.signal(signal.SIGTERM, outside)
+    try:
+        code = main(
+            ["predict", str(study), "-m", str(tiny_models_dir), "-f", fmt, "-o", str(output)]
+        )
+        assert signal.getsignal(signal.SIGTERM) is outside  # restored after the command
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    err = capsys.readouterr().err
+    assert code == 143
+    assert "terminated (SIGTERM); 2 of 6 result(s) written" in err
+    assert_valid(output, fmt, 2)
+
+
+CHILD = """
+import sys, time
+from mammo_edge.predictor import Predictor
+real = Predictor.iter_predict
+
+def slow(self, inputs):
+    for result in real(self, inputs):
+        yield result
+        time.sleep(0.2)
+
+Predictor.iter_predict = slow
+from mammo_edge.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_real_sigterm_exits_143_with_a_closed_json_list(study, tiny_models_dir, tmp_path):
+    output = tmp_path / "killed.json"
+    command = [sys.executable, "-c", CHILD, "predict", str(study), "-m", str(tiny_models_dir)]
+    child = subprocess.Popen(
+        [*command, "-f", "json", "-o", str(output), "--batch-size", "1"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and child.poll() is None:
+        if output.exists() and output.read_text().count('"path"') >= 1:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    records = json.loads(output.read_text())
+    assert 1 <= len(records) < 6
+
+
+def test_a_closed_pipe_ends_quietly_with_141(study, tiny_models_dir, tmp_path):
+    listing = tmp_path / "many.txt"  # one image 600 times: more output than a pipe buffers
+    listing.write_text("\n".join([str(study / "img0.png")] * 600) + "\n")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mammo_edge.cli", "predict", f"@{listing}"]
+        + ["-m", str(tiny_models_dir), "-f", "jsonl", "-q"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = child.stdout.readline()
+    child.stdout.close()  # what `| head -1` does after one line
+    err = child.stderr.read().decode()
+    child.wait(timeout=60)
+    assert json.loads(first)["status"] == "ok"
+    assert child.returncode == 141
+    assert err == ""
