@@ -26,7 +26,10 @@ __all__ = [
     "PredictionResult",
     "Predictor",
     "__version__",
+    "expand_inputs",
+    "iter_inputs",
     "load_image",
+    "load_input",
 ]
 
 _LAZY = {
@@ -37,11 +40,16 @@ _LAZY = {
     "ErrorCode": "errors",
     "InputError": "errors",
     "ModelError": "errors",
+    "expand_inputs": "inputs",
+    "iter_inputs": "inputs",
+    "load_input": "pipeline",
 }
 
 if TYPE_CHECKING:
     from .errors import ErrorCode, InputError, ModelError
     from .imageio import DecodedImage, load_image
+    from .inputs import expand_inputs, iter_inputs
+    from .pipeline import load_input
     from .predictor import PredictionResult, Predictor
 
 
