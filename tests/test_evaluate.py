@@ -216,6 +216,8 @@ def test_all_one_class_says_auc_is_undefined_without_crashing(
     labels = tmp_path / "all_abnormal.csv"
     labels.write_text("image,label\n" + "".join(f"case{i}.png,1\n" for i in range(8)))
     out = tmp_path / "out"
+    (out).mkdir()
+    (out / "roc.svg").write_text("<svg/>")  # an earlier run's picture must not survive
     code, stdout, _ = run(
         capsys, "evaluate", folder, "-l", labels, "-m", tiny_models_dir, "-o", out
     )
@@ -317,3 +319,20 @@ def test_examples_are_the_files_the_labels_name():
     # examples/labels.csv is derived from Info.txt rows of these six files.
     names = sorted(path.stem for path in EXAMPLES_DIR.glob("*.pgm"))
     assert names == sorted(EXAMPLE_TRUTH)
+
+
+def test_threshold_override_on_a_predictions_file_recomputes_the_calls(
+    capsys, labelled_study, tiny_models_dir, tmp_path
+):
+    folder, labels = labelled_study
+    results = tmp_path / "results.jsonl"
+    run(capsys, "predict", folder, "-m", tiny_models_dir, "-f", "jsonl", "-o", results)
+    out = tmp_path / "out"
+    code, _, _ = run(
+        capsys, "evaluate", "--predictions", results, "-l", labels, "--threshold", "1", "-o", out
+    )
+    assert code == 0
+    rows = read_joined(out / "predictions.csv")
+    assert {row["predicted"] for row in rows} == {"normal"}
+    assert {row["correct"] for row in rows if row["truth"] == "abnormal"} == {"no"}
+    assert json.loads((out / "metrics.json").read_text())["sensitivity"] == 0.0

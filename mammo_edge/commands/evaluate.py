@@ -125,6 +125,12 @@ def evaluate_command(
         raise typer.BadParameter(str(error), param_hint="--labels") from None
 
     if predictions is not None:
+        if model is not None:
+            typer.echo(
+                "mammo-edge: warning: --model is ignored with --predictions; the records "
+                "name the model that scored them",
+                err=True,
+            )
         results = read_prediction_records(predictions)
         model_info = _model_of_records(results, predictions)
         threshold = _threshold_of_records(results, threshold, predictions)
@@ -158,8 +164,10 @@ def evaluate_command(
     (out / "metrics.json").write_text(
         json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    write_joined_predictions(out / "predictions.csv", results, match)
+    write_joined_predictions(out / "predictions.csv", results, match, evaluation.threshold)
     written = ["metrics.json", "predictions.csv"]
+    for stale in ("roc.svg", "roc.png"):  # an earlier run's picture must not pass for this one
+        (out / stale).unlink(missing_ok=True)
     if evaluation.roc is not None:
         write_roc_svg(out / "roc.svg", evaluation, model_info["name"])
         written.append("roc.svg")
@@ -514,9 +522,13 @@ JOINED_COLUMNS = (
 
 
 def write_joined_predictions(
-    path: Path, results: list[PredictionResult], match: LabelMatch
+    path: Path, results: list[PredictionResult], match: LabelMatch, threshold: float
 ) -> None:
-    """predictions.csv: every input (labelled or not), then every label without an input."""
+    """predictions.csv: every input (labelled or not), then every label without an input.
+
+    ``predicted`` is the call at ``threshold`` (the evaluation's, which may differ from the
+    one a ``--predictions`` file was written with).
+    """
     from ..writers import _csv_cell
 
     label_of = dict(match.matched)
@@ -526,14 +538,12 @@ def write_joined_predictions(
         for result in results:
             record = label_of.get(result.path)
             truth = None if record is None else ("abnormal" if record.label else "normal")
-            predicted = result.label
-            correct = None
-            if record is not None and result.ok:
-                correct = (
-                    "yes"
-                    if (result.probability >= result.threshold) == bool(record.label)
-                    else "no"
-                )
+            predicted = correct = None
+            if result.ok:
+                called_abnormal = result.probability >= threshold
+                predicted = "abnormal" if called_abnormal else "normal"
+                if record is not None:
+                    correct = "yes" if called_abnormal == bool(record.label) else "no"
             row = [
                 result.path,
                 result.status,
