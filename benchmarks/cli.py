@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--skip-keras", action="store_true", help="leave out the Keras rows")
     parser.add_argument("--skip-e2e", action="store_true", help="leave out mammo-edge predict runs")
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="also the Ray engine at 1 and 2 CPUs against the local engine, into OUT/ray "
+        "(needs the ray extra; about 2 minutes, 1 with --quick)",
+    )
     return parser
 
 
@@ -112,4 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_reports(results, arguments.out)
     print(paths["markdown"].read_text())
     print("wrote " + ", ".join(str(path) for path in paths.values()))
+    if arguments.ray:
+        from .ray_engine import main as ray_main
+
+        ray_arguments = ["--out", str(arguments.out / "ray")]
+        if arguments.quick:
+            ray_arguments += ["--images", "32", "--repeats", "1"]
+        if arguments.model is not None:
+            ray_arguments += ["--model", str(arguments.model)]
+        return ray_main(ray_arguments)
     return 0
