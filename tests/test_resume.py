@@ -221,3 +221,32 @@ def _sha(models_dir: Path) -> str:
     import hashlib
 
     return hashlib.sha256((models_dir / "fp32.onnx").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--force"], "--force only applies with --resume"),
+        (["--address", "auto"], "need --engine ray"),
+        (["--num-cpus", "2"], "need --engine ray"),
+        (["--engine", "ray", "--address", "auto", "--num-cpus", "2"], "a cluster"),
+    ],
+)
+def test_option_combinations_that_make_no_sense_are_usage_errors(
+    capsys, study, tiny_models_dir, extra, message
+):
+    code, _, err = run(capsys, "predict", study, "-m", tiny_models_dir, *extra)
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_engine_ray_without_ray_installed_says_how_to_install(
+    capsys, study, tiny_models_dir, monkeypatch
+):
+    import mammo_edge.engines.ray_engine as ray_engine
+
+    def missing():
+        raise ImportError("--engine ray needs Ray Data: pip install 'mammo-edge[ray]'")
+
+    monkeypatch.setattr(ray_engine, "require_ray", missing)
+    code, _, err = run(capsys, "predict", study, "-m", tiny_models_dir, "--engine", "ray")
+    assert code == 1 and "mammo-edge[ray]" in err
