@@ -1,0 +1,212 @@
+"""EfficientNet-Lite0 patch network: ImageNet features, a lesion map, top-k pooling.
+
+The network is fully convolutional. A 1x1 convolution turns the 1280-channel Lite0 head
+features (stride 32) into a logit per feature cell; averaging 4x4 cells gives the logit of
+one 128-pixel window (a *patch*), so the same weights score a 128x128 training patch (the
+mean of its 4x4 cells) and every window of a whole breast (the heatmap). The image's logit
+is the mean of its ``TOP_K`` highest window logits plus a learnt offset.
+
+Lite0 has no squeeze-excite and uses ReLU6; batch normalisation stays frozen (inference
+mode) because the batches here are small. The ImageNet weights come from
+``train/weights/efficientnet_lite0.npz`` (see ``convert_efficientnet_lite0.py`` there); the
+RGB stem is summed over its colour channels so a gray image gives what its RGB copy would.
+
+Outputs of the whole-image model: ``probability`` (N, 1) and ``heatmap`` (N, h, w, 1), the
+sigmoid of each window's logit, window (i, j) centred on input pixel
+``(32 * j + 63.5, 32 * i + 63.5)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from mammo_edge.preprocess import PreprocessConfig
+
+NAME = "lite0"
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "efficientnet_lite0.npz"
+#: (expand ratio, kernel, stride, output channels, repeats) per stage.
+STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
+BN_EPSILON = 1e-3
+STRIDE = 32
+PATCH_SIZE = 128
+WINDOW_CELLS = PATCH_SIZE // STRIDE
+TOP_K = 3
+HEAD_CHANNELS = 1280
+
+
+def default_preprocess() -> PreprocessConfig:
+    """512x256 breast crop, chest wall left, Lite's (x - 127.5) / 127.5 scaling."""
+    return PreprocessConfig(
+        input_size=512,
+        input_height=512,
+        input_width=256,
+        interpolation="area",
+        pixel_scale=1 / 127.5,
+        pixel_offset=-1.0,
+        breast_crop=True,
+        orientation="chest_wall_left",
+    )
+
+
+def backbone(pretrained: bool = True, seed: int | None = None) -> keras.Model:
+    """Lite0 from a (None, None, 1) image to (h/32, w/32, 1280) features."""
+    initializer = keras.initializers.HeNormal(seed=seed)
+    image = keras.Input((None, None, 1), name="image")
+    x = layers.Conv2D(
+        32, 3, 2, "same", use_bias=False, name="stem_conv", kernel_initializer=initializer
+    )(image)
+    x = _bn_relu6(x, "stem_bn")
+    index = 0
+    channels = 32
+    for expand, kernel, stride, out_channels, repeats in STAGES:
+        for repeat in range(repeats):
+            step = stride if repeat == 0 else 1
+            name = f"block{index}"
+            inputs = x
+            if expand != 1:
+                x = layers.Conv2D(
+                    channels * expand,
+                    1,
+                    use_bias=False,
+                    name=f"{name}_expand",
+                    kernel_initializer=initializer,
+                )(x)
+                x = _bn_relu6(x, f"{name}_expand_bn")
+            x = layers.DepthwiseConv2D(
+                kernel,
+                step,
+                "same",
+                use_bias=False,
+                name=f"{name}_depthwise",
+                depthwise_initializer=initializer,
+            )(x)
+            x = _bn_relu6(x, f"{name}_depthwise_bn")
+            x = layers.Conv2D(
+                out_channels,
+                1,
+                use_bias=False,
+                name=f"{name}_project",
+                kernel_initializer=initializer,
+            )(x)
+            x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_project_bn")(x)
+            if step == 1 and channels == out_channels:
+                x = layers.Add(name=f"{name}_add")([x, inputs])
+            channels = out_channels
+            index += 1
+    x = layers.Conv2D(
+        HEAD_CHANNELS, 1, use_bias=False, name="head_conv", kernel_initializer=initializer
+    )(x)
+    x = _bn_relu6(x, "head_bn")
+    model = keras.Model(image, x, name="lite0_backbone")
+    if pretrained:
+        load_imagenet_weights(model)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+    return model
+
+
+def _bn_relu6(x, name: str):
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=name)(x)
+    return layers.ReLU(6.0, name=f"{name}_relu6")(x)
+
+
+def load_imagenet_weights(model: keras.Model, path: Path = WEIGHTS) -> None:
+    """Copy the converted PyTorch state dict into the backbone (layer names as above)."""
+    state = np.load(path)
+
+    def conv(name: str, key: str) -> None:
+        weight = state[key]  # (out, in, kh, kw)
+        if name == "stem_conv":
+            weight = weight.sum(axis=1, keepdims=True)  # gray = R = G = B
+        model.get_layer(name).set_weights([weight.transpose(2, 3, 1, 0)])
+
+    def depthwise(name: str, key: str) -> None:
+        weight = state[key]  # (channels, 1, kh, kw) -> (kh, kw, channels, 1)
+        model.get_layer(name).set_weights([weight.transpose(2, 3, 0, 1)])
+
+    def norm(name: str, prefix: str) -> None:
+        model.get_layer(name).set_weights(
+            [
+                state[f"{prefix}.{part}"]
+                for part in ("weight", "bias", "running_mean", "running_var")
+            ]
+        )
+
+    conv("stem_conv", "_conv_stem.weight")
+    norm("stem_bn", "_bn0")
+    index = 0
+    for expand, _, _, _, repeats in STAGES:
+        for _ in range(repeats):
+            name, prefix = f"block{index}", f"_blocks.{index}"
+            if expand != 1:
+                conv(f"{name}_expand", f"{prefix}._expand_conv.weight")
+                norm(f"{name}_expand_bn", f"{prefix}._bn0")
+            depthwise(f"{name}_depthwise", f"{prefix}._depthwise_conv.weight")
+            norm(f"{name}_depthwise_bn", f"{prefix}._bn1")
+            conv(f"{name}_project", f"{prefix}._project_conv.weight")
+            norm(f"{name}_project_bn", f"{prefix}._bn2")
+            index += 1
+    conv("head_conv", "_conv_head.weight")
+    norm("head_bn", "_bn1")
+
+
+class Networks:
+    """The backbone and cell head shared by the patch model and the whole-image model."""
+
+    def __init__(self, pretrained: bool = True, seed: int | None = None, dropout: float = 0.3):
+        self.backbone = backbone(pretrained, seed)
+        self.dropout = layers.Dropout(dropout, seed=seed, name="cell_dropout")
+        self.cell_logit = layers.Conv2D(
+            1, 1, name="cell_logit", kernel_initializer=keras.initializers.Zeros()
+        )
+        self.image_offset = layers.Dense(
+            1,
+            name="image_offset",
+            kernel_initializer=keras.initializers.Ones(),
+            bias_initializer=keras.initializers.Zeros(),
+        )
+
+    def patch_model(self) -> keras.Model:
+        """(N, 128, 128, 1) patches -> (N, 1) probability of a lesion."""
+        patch = keras.Input((PATCH_SIZE, PATCH_SIZE, 1), name="patch")
+        cells = self.cell_logit(self.dropout(self.backbone(patch)))
+        logit = layers.GlobalAveragePooling2D(name="patch_mean")(cells)
+        probability = layers.Activation("sigmoid", name="probability")(logit)
+        return keras.Model(patch, probability, name="lite0_patch")
+
+    def image_model(self, config: PreprocessConfig) -> keras.Model:
+        """(N, H, W, 1) whole breasts -> probability (N, 1) and heatmap (N, h, w, 1)."""
+        image = keras.Input((config.height, config.width, 1), name="image")
+        cells = self.cell_logit(self.dropout(self.backbone(image)))
+        windows = layers.AveragePooling2D(WINDOW_CELLS, strides=1, name="windows")(cells)
+        flat = layers.Flatten(name="window_logits")(windows)
+        top = keras.ops.top_k(flat, TOP_K, sorted=False)[0]
+        pooled = keras.ops.mean(top, axis=-1, keepdims=True)
+        logit = self.image_offset(pooled)
+        probability = layers.Activation("sigmoid", name="probability")(logit)
+        heatmap = layers.Activation("sigmoid", name="heatmap")(windows)
+        return keras.Model(image, [probability, heatmap], name=NAME)
+
+
+def build(config: PreprocessConfig, seed: int | None = None) -> keras.Model:
+    """The whole-image model for ``config`` (ImageNet-initialised, untrained head)."""
+    return Networks(seed=seed).image_model(config)
+
+
+def heatmap_centre(row: int, column: int) -> tuple[float, float]:
+    """Model-input (x, y) of the centre of heatmap window (row, column)."""
+    half = PATCH_SIZE / 2 - 0.5
+    return STRIDE * column + half, STRIDE * row + half
