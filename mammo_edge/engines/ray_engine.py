@@ -30,6 +30,8 @@ import heapq
 import json
 import logging
 import math
+import signal
+import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -305,19 +307,30 @@ def record_from_json(text: str) -> PredictionResult:
 
 
 def _start_ray(ray, address: str | None, num_cpus: int | None) -> None:
-    """Join ``address``, or start a quiet local instance of ``num_cpus`` CPUs."""
+    """Join ``address``, or start a quiet local instance of ``num_cpus`` CPUs.
+
+    ``ray.init`` replaces the process's SIGTERM handler with one that calls ``sys.exit``;
+    the one in force before (``mammo-edge predict``'s, which keeps every result and closes
+    the output) is put back.
+    """
     # Ray's notices (start-up, progress, execution plans) would drown the results on stderr.
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    if address is not None:
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
-    else:
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-        )
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+    try:
+        if address is not None:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        else:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+            )
+    finally:
+        if in_main_thread and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _no_restarts() -> dict:
