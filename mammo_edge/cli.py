@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException, NoArgsIsHelpError
 
 from . import __version__
-from .commands import evaluate, info, predict
+from .commands import evaluate, explain, info, predict, report
 from .errors import ModelError
 
 EXIT_OK = 0
@@ -40,6 +40,8 @@ app = typer.Typer(
 app.command("predict")(predict.predict_command)
 app.command("info")(info.info_command)
 app.command("evaluate")(evaluate.evaluate_command)
+app.command("explain")(explain.explain_command)
+app.command("report")(report.report_command)
 
 
 def _show_version(value: bool) -> None:

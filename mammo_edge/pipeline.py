@@ -51,6 +51,8 @@ class LoadedImage:
         error_code: a stable :class:`~mammo_edge.errors.ErrorCode` value, or ``None``.
         error_message: what failed and what to do, or ``None``.
         probability: set by :func:`score_loaded`; ``None`` before scoring or on error.
+        pixels: the decoded ``(H, W)`` uint8 image when :func:`load_input` was asked to
+            keep it (``keep_pixels=True``, for drawing heatmaps on it); else ``None``.
     """
 
     path: str
@@ -61,6 +63,7 @@ class LoadedImage:
     error_code: str | None = None
     error_message: str | None = None
     probability: float | None = None
+    pixels: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
@@ -70,7 +73,12 @@ class LoadedImage:
     def failed(self, code: ErrorCode, message: str) -> LoadedImage:
         """A copy of this item marked as failed with ``code``."""
         return replace(
-            self, model_input=None, error_code=code.value, error_message=message, probability=None
+            self,
+            model_input=None,
+            error_code=code.value,
+            error_message=message,
+            probability=None,
+            pixels=None,
         )
 
 
@@ -110,6 +118,7 @@ def load_input(
     *,
     label: str | None = None,
     max_pixels: int = MAX_PIXELS,
+    keep_pixels: bool = False,
 ) -> LoadedImage:
     """Read, decode and preprocess one input; never raises for a bad input.
 
@@ -119,6 +128,7 @@ def load_input(
         config: the model's preprocessing contract (``ModelMetadata.preprocess``).
         label: the record's ``path``; defaults to ``str(source)`` (``<array>`` for arrays).
         max_pixels: the decompression-bomb limit.
+        keep_pixels: keep the decoded 8-bit image in ``LoadedImage.pixels``.
 
     Returns:
         A :class:`LoadedImage` holding ``model_input`` and ``geometry``, or an error code
@@ -140,6 +150,7 @@ def load_input(
             geometry=prepared.geometry,
             image_format=decoded.image_format,
             warnings=tuple(decoded.warnings),
+            pixels=decoded.pixels if keep_pixels else None,
         )
     except InputError as error:
         code, message = error.code, error.message

@@ -288,6 +288,34 @@ class Predictor:
         return np.asarray(output, dtype=np.float64).reshape(len(batch), -1)[:, -1]
 
     @property
+    def output_names(self) -> list[str]:
+        """Names of the model's outputs, in graph order."""
+        return [output.name for output in self.session.get_outputs()]
+
+    def score_batch_with(self, batch: np.ndarray, output: str) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities as :meth:`score_batch`, and another output of the same run.
+
+        Args:
+            batch: ``(N, height, width, 1)`` float32 model input.
+            output: the name of the second output (e.g. the ``heatmap`` of the metadata's
+                ``outputs``).
+
+        Returns:
+            ``(N,)`` float64 probabilities and the ``(N, ...)`` float32 second output.
+        """
+        if self.batch_size == 1 and len(batch) > 1:
+            parts = [self.score_batch_with(batch[i : i + 1], output) for i in range(len(batch))]
+            return (
+                np.concatenate([part[0] for part in parts]),
+                np.concatenate([part[1] for part in parts]),
+            )
+        probability, other = self.session.run(
+            [self._output_name, output], {self._input_name: batch}
+        )
+        probabilities = np.asarray(probability, dtype=np.float64).reshape(len(batch), -1)[:, -1]
+        return probabilities, np.asarray(other, dtype=np.float32)
+
+    @property
     def record_context(self) -> RecordContext:
         """What every record of this predictor carries (threshold, model identity, provider)."""
         negative, positive = self.metadata.class_names

@@ -1,0 +1,183 @@
+"""``mammo-edge explain``: a heatmap per image, its peak, and an overlay PNG.
+
+For each input, ``DIR/explain.jsonl`` gets the ``predict`` record plus ``peak_x``,
+``peak_y`` (the heatmap's maximum in the original image's pixels, x from the left, y from
+the top), ``peak_value``, ``heatmap_method`` and ``overlay`` (the PNG under
+``DIR/overlays/``). The heatmap is the model's own lesion map when its metadata describes
+one, else occlusion sensitivity (:mod:`mammo_edge.explain`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .predict import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, Device
+
+OVERLAY_FOLDER = "overlays"
+RECORDS_NAME = "explain.jsonl"
+
+
+class Method(str, Enum):
+    auto = "auto"
+    heatmap = "heatmap"
+    occlusion = "occlusion"
+
+
+def explain_command(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders, glob patterns or list files (as for predict).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for explain.jsonl and overlays/*.png (created if missing).",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = ...,  # type: ignore[assignment]
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Installed model name, model folder, or .onnx file. "
+            "Default: $MAMMO_EDGE_MODEL, else the shipped model.",
+        ),
+    ] = None,
+    method: Annotated[
+        Method,
+        typer.Option(
+            help="auto: the model's own heatmap when its metadata has one, else occlusion.",
+        ),
+    ] = Method.auto,
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Decision threshold. Default: the model's own."),
+    ] = None,
+    overlay_size: Annotated[
+        int,
+        typer.Option(min=64, help="Longer side of the overlay PNGs at most (pixels)."),
+    ] = 1024,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per inference call.")] = 8,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
+    ] = None,
+    device: Annotated[
+        Device, typer.Option(help="auto takes CUDA when onnxruntime offers it.")
+    ] = Device.auto,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No header or summary.")] = False,
+) -> int:
+    """Show where the model looked: heatmap overlays and peak coordinates per image.
+
+    Exit code 0 when every input was explained, 2 when some failed (error records are
+    written for them), 1 for usage or model errors, 130 after Ctrl-C.
+    """
+    from ..explain import explain_result, image_file_stem, render_overlay, write_png
+
+    explainer, inputs = open_explainer(
+        paths, model, method.value, threshold, batch_size, threads, device.value
+    )
+    make_folder(out)
+    if not quiet:
+        announce(explainer, len(inputs))
+    failed = written = 0
+    records_path = out / RECORDS_NAME
+    try:
+        with records_path.open("w", encoding="utf-8") as records:
+            for explained in explainer.iter_explain(inputs):
+                overlay = None
+                if explained.peak is not None and explained.item.pixels is not None:
+                    stem = image_file_stem(explained.index, explained.record.path)
+                    overlay = f"{OVERLAY_FOLDER}/{stem}.png"
+                    image = render_overlay(
+                        explained.item.pixels,
+                        explained.grid,
+                        explained.item.geometry,
+                        explained.peak,
+                        max_side=overlay_size,
+                    )
+                    write_png(out / overlay, image)
+                result = explain_result(explained, overlay)
+                records.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+                records.flush()
+                written += 1
+                failed += not result.ok
+    except KeyboardInterrupt:
+        typer.echo(
+            f"mammo-edge: interrupted; {written} of {len(inputs)} record(s) in {records_path}",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as error:
+        typer.echo(f"mammo-edge: error: cannot write to {out}: {error}", err=True)
+        raise typer.Exit(1) from None
+    if not quiet:
+        summary = f"explained {written - failed} of {written} input(s); wrote {records_path}"
+        if failed:
+            summary += f"; {failed} failed (see error_code and error_message)"
+        typer.echo(summary, err=True)
+    raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def open_explainer(
+    paths: list[str],
+    model: str | None,
+    method: str,
+    threshold: float | None,
+    batch_size: int,
+    threads: int | None,
+    device: str,
+):
+    """Expand the inputs and load the model: ``(Explainer, input paths)``.
+
+    Raises:
+        typer.BadParameter: no input found.
+        ModelError: the model cannot be used (the CLI exits 1).
+    """
+    from ..explain import Explainer
+    from ..inputs import expand_inputs
+    from ..predictor import Predictor
+    from .predict import _silence_opencv_warnings
+
+    _silence_opencv_warnings()
+    inputs = expand_inputs(paths)
+    if not inputs:
+        raise typer.BadParameter(f"no image files found in {', '.join(paths)}", param_hint="PATHS")
+    predictor = Predictor(
+        model, device=device, threads=threads, threshold=threshold, batch_size=batch_size
+    )
+    return Explainer(predictor, method=method), inputs
+
+
+def make_folder(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise typer.BadParameter(
+            f"cannot create {out}: {error.strerror}", param_hint="--out"
+        ) from None
+
+
+def announce(explainer, count: int) -> None:
+    predictor = explainer.predictor
+    typer.echo(
+        f"model {predictor.model_name} {predictor.model_version} "
+        f"(sha256 {predictor.model_sha256[:12]}, "
+        f"{'verified' if predictor.sha256_verified else 'unverified'}) on {predictor.provider}, "
+        f"threshold {predictor.threshold:g}; heatmap by {explainer.method}; {count} input(s)",
+        err=True,
+    )
+    sys.stderr.flush()
