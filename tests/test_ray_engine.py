@@ -143,3 +143,28 @@ def test_actor_plan_leaves_room_for_loading():
 def test_num_cpus_with_an_address_is_refused(predictor):
     with pytest.raises(ValueError, match="local Ray instance"):
         RayEngine(predictor, address="auto", num_cpus=2)
+
+
+def test_cli_joins_a_running_cluster_by_address(ray_instance, predictor):
+    """A second process joins this module's Ray instance as it would a cluster's head."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    address = ray.get_runtime_context().gcs_address
+    paths = [str(path) for path in sorted(EXAMPLES_DIR.glob("*.pgm"))]
+    joined = subprocess.run(
+        [sys.executable, "-m", "mammo_edge.cli", "predict", *paths, "--engine", "ray"]
+        + ["--address", address, "-f", "jsonl", "-q", "--device", "cpu", "--batch-size", "4"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert joined.returncode == 0, joined.stderr
+    records = [json.loads(line) for line in joined.stdout.splitlines()]
+    local = predictor.predict(paths)
+    assert [record["path"] for record in records] == paths
+    for record, reference in zip(records, local, strict=True):
+        assert abs(record["probability"] - reference.probability) <= 1e-5

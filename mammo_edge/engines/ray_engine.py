@@ -43,6 +43,12 @@ from ..pipeline import LoadedImage, build_record, load_input, score_loaded
 from ..predictor import PredictionResult, Predictor
 from ..preprocess import PreprocessConfig
 
+# A run of fewer batches than actors leaves some of the pool idle, which Ray warns about on
+# stderr; for a small run that is expected, not a problem to report.
+warnings.filterwarnings(
+    "ignore", message="The minimum number of concurrent actors", category=UserWarning
+)
+
 #: Logical CPUs a load task asks for: decoding a batch takes milliseconds and mostly waits
 #: on the disk, so loads share the CPU left beside the actors.
 LOAD_TASK_CPUS = 0.25
