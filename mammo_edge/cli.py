@@ -2,7 +2,8 @@
 
 Each verb lives in its own module under :mod:`mammo_edge.commands`. Exit codes:
 0 every input scored, 2 some inputs failed (the rest were scored and written),
-1 usage or model errors, 130 interrupted.
+1 usage or model errors, 130 interrupted (Ctrl-C); ``predict`` also exits 143 after
+SIGTERM (results kept, like Ctrl-C) and 141 when its output is closed (``| head``).
 """
 
 from __future__ import annotations
