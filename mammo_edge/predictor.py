@@ -109,6 +109,8 @@ class Predictor:
         predictor = Predictor()
         result = predictor.predict("examples/mdb003.pgm")
         results = predictor.predict(["a.png", "b.dcm"])
+        for result in predictor.iter_predict_paths(["scans/", "*.dcm", "@todo.txt"]):
+            print(result.path, result.probability)
     """
 
     def __init__(
