@@ -161,3 +161,18 @@ def test_predictor_from_model_bytes_checks_the_sha256(tiny_model_path):
     assert predictor.predict(image).probability == pytest.approx(tiny_probability(image), abs=1e-5)
     with pytest.raises(ModelError, match="integrity"):
         Predictor.from_model_bytes(data + b"\0", sha256=digest, device="cpu")
+
+
+def test_iter_predict_paths_streams_before_the_arguments_are_exhausted(archive, tiny_predictor):
+    consumed = []
+
+    def arguments():
+        for index in range(200):
+            consumed.append(index)
+            yield archive / ("a.png" if index % 2 else "deep")
+
+    stream = tiny_predictor.iter_predict_paths(arguments())
+    assert next(stream).ok
+    bound = 2 * tiny_predictor.batch_size + tiny_predictor.workers + tiny_predictor.batch_size
+    assert len(consumed) <= bound
+    assert sum(1 for _ in stream) == 199
