@@ -38,12 +38,13 @@ def int8_accuracy(fp32_path: Path, int8_path: Path) -> Int8Accuracy | None:
     from export.images import load_mias_batch
     from export.quantize import compare_int8
     from mammo_edge.metadata import ModelMetadata
-    from mammo_edge.preprocess import SEED_PREPROCESS
 
-    data = load_mias_batch(MIAS_ARCHIVE, SEED_PREPROCESS)
     fp32_model = onnx.load(str(fp32_path))
     props = {prop.key: prop.value for prop in fp32_model.metadata_props}
-    threshold = ModelMetadata.from_props(props, str(fp32_path)).threshold
+    metadata = ModelMetadata.from_props(props, str(fp32_path))
+    threshold = metadata.threshold
+    # The images are prepared as the model's own metadata says, never by a fixed recipe.
+    data = load_mias_batch(MIAS_ARCHIVE, metadata.preprocess)
     agreement = compare_int8(
         fp32_model,
         onnx.load(str(int8_path)),

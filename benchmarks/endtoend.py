@@ -251,15 +251,14 @@ def stage_split(
 ) -> StageSplit:
     """Per-image milliseconds of decode, resize and inference, in this process, one by one."""
     from mammo_edge.imageio import load_image
-    from mammo_edge.preprocess import SEED_PREPROCESS, to_model_input
+    from mammo_edge.preprocess import to_model_input
 
-    from .inference import onnx_session
+    from .inference import onnx_session, preprocess_of
 
     paths = sorted(folder.glob("*.pgm"))[:limit]
     session = onnx_session(model_path, threads)
     input_name = session.get_inputs()[0].name
-    size = session.get_inputs()[0].shape[1]
-    config = SEED_PREPROCESS.__class__(input_size=int(size))
+    config = preprocess_of(session, model_path)
     to_model_input(load_image(paths[0]).pixels, config)  # warm caches and imports
     started = time.perf_counter()
     images = [load_image(path).pixels for path in paths]

@@ -50,10 +50,22 @@ class InferenceRow:
         return self.status == "ok"
 
 
-def random_batch(batch: int, size: int, seed: int = 0) -> np.ndarray:
-    """A ``(batch, size, size, 1)`` float32 batch of 0..255 values, as after preprocessing."""
+def preprocess_of(session: ort.InferenceSession, source: object):
+    """The preprocessing contract the model at ``source`` carries in its metadata."""
+    from mammo_edge.metadata import ModelMetadata
+
+    props = session.get_modelmeta().custom_metadata_map
+    return ModelMetadata.from_props(props, str(source)).preprocess
+
+
+def random_batch(batch: int, size: int | tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A ``(batch, H, W, 1)`` float32 batch of 0..255 values, as after preprocessing.
+
+    ``size`` is the model input's ``(H, W)`` (read from the model), or one side if square.
+    """
+    height, width = (size, size) if isinstance(size, int) else size
     rng = np.random.default_rng(seed)
-    return rng.uniform(0, 255, size=(batch, size, size, 1)).astype(np.float32)
+    return rng.uniform(0, 255, size=(batch, height, width, 1)).astype(np.float32)
 
 
 def onnx_session(

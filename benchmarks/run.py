@@ -119,7 +119,8 @@ def _measure(options, sources, policy, batches, cores, results, progress) -> Non
 
     progress.say("counting FLOPs")
     fp32_model = onnx.load(str(sources.fp32_path))
-    image_size = fp32_model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    dims = fp32_model.graph.input[0].type.tensor_type.shape.dim
+    image_size = (dims[1].dim_value, dims[2].dim_value)
     fp32_flops = count_onnx_flops(fp32_model)
     flops = {
         "fp32_onnx_dense_flops_per_image": fp32_flops.dense_flops,
@@ -225,7 +226,8 @@ def _end_to_end(options, sources, choices, progress) -> dict:
         if sources.int8_path:
             model_args["int8"] = ["--model", str(sources.int8_path)]
     elif sources.int8_path:
-        model_args["int8"] = ["--model", "int8"]
+        # The shipped twin by its manifest name (the file stem), as a user would type it.
+        model_args["int8"] = ["--model", sources.int8_path.stem]
     result: dict = {}
     with tempfile.TemporaryDirectory(prefix="mammo-edge-e2e-") as folder:
         work = Path(folder)
@@ -374,7 +376,7 @@ def _targets(rows, e2e, accuracy) -> list[TargetResult]:
     return targets
 
 
-def _keras_onnx_difference(keras_model, fp32_path: Path, image_size: int) -> float:
+def _keras_onnx_difference(keras_model, fp32_path: Path, image_size: tuple[int, int]) -> float:
     batch = random_batch(8, image_size, seed=1)
     keras_out = np.asarray(keras_model(batch, training=False)).reshape(-1)
     session = onnx_session(fp32_path, threads=None)

@@ -3,9 +3,11 @@
 Resolution, in order:
 
 * ONNX: ``--model`` (an .onnx file, or a folder with ``manifest.json``), else the shipped
-  ``mammo_edge/models/manifest.json`` (``fp32`` and, if listed, ``int8``).
-* Keras: ``--keras`` (default ``reports/patient/model.keras``). When the file is missing the
-  Keras rows say so instead of failing.
+  ``mammo_edge/models/manifest.json``: its default model and, if listed, its INT8 twin
+  (``NAME-int8``), read through ``mammo_edge.registry``.
+* Keras: ``--keras`` (default ``reports/patient/model.keras``, with the
+  ``model_contract.json`` training wrote beside it). When the file is missing the Keras rows
+  say so instead of failing.
 * When there is no ONNX model, it is exported here from the Keras source into a temporary
   folder with ``export``'s own functions (FP32, then static QDQ INT8), so the speed of the
   real architecture is still measured. When neither exists (or with ``--seed-cnn``), the
@@ -15,7 +17,6 @@ Resolution, in order:
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,21 +63,27 @@ class ModelSources:
             self.temporary = None
 
 
-def shipped_pair(folder: Path) -> tuple[Path, Path | None] | None:
-    """``(fp32, int8 or None)`` listed in ``folder/manifest.json``, or None without a manifest."""
-    manifest_path = folder / "manifest.json"
+def shipped_pair(folder: Path, name: str | None = None) -> tuple[Path, Path | None] | None:
+    """``(model, its INT8 twin or None)`` from ``folder/manifest.json``; None without one.
+
+    Args:
+        name: the model (default: the manifest's default); its twin is ``NAME-int8``.
+    """
+    from mammo_edge.errors import ModelError
+    from mammo_edge.registry import MANIFEST_NAME, manifest_model, read_manifest
+
+    manifest_path = folder / MANIFEST_NAME
     if not manifest_path.is_file():
         return None
     try:
-        models = json.loads(manifest_path.read_text())["models"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise BenchmarkError(
-            f"{manifest_path}: malformed manifest ({error}); re-run the export"
-        ) from None
-    if "fp32" not in models:
-        raise BenchmarkError(f"{manifest_path}: lists no 'fp32' model; re-run the export")
-    fp32 = folder / models["fp32"]["file"]
-    int8 = folder / models["int8"]["file"] if "int8" in models else None
+        manifest = read_manifest(folder)
+        chosen = manifest_model(folder, name)
+        twin = f"{chosen.name}-int8"
+        int8_file = manifest_model(folder, twin) if twin in manifest["models"] else None
+    except ModelError as error:
+        raise BenchmarkError(f"{error}; re-run the export") from None
+    fp32 = chosen.path
+    int8 = int8_file.path if int8_file is not None else None
     for path in (fp32, int8):
         if path is not None and not path.is_file():
             raise BenchmarkError(f"{path}: listed in {manifest_path} but missing")
@@ -99,13 +106,15 @@ def resolve_sources(
     keras_reason = None
     keras_path = None
     random_weights = False
+    keras_preprocess = None
     if seed_cnn:
-        keras_model = _random_seed_cnn()
+        keras_model, keras_preprocess = _random_seed_cnn()
         random_weights = True
         notes.append("Keras and ONNX: seed CNN architecture with RANDOM weights (--seed-cnn)")
     elif keras is not None and keras.is_file():
         keras_model = _load_keras(keras)
         keras_path = keras
+        keras_preprocess = _contract_preprocess(keras)
     else:
         keras_reason = f"absent: no Keras source at {keras}"
 
@@ -137,7 +146,7 @@ def resolve_sources(
         )
 
     if keras_model is None:
-        keras_model = _random_seed_cnn()
+        keras_model, keras_preprocess = _random_seed_cnn()
         random_weights = True
         keras_reason = None
         notes.append(
@@ -145,7 +154,9 @@ def resolve_sources(
             "architecture with RANDOM weights (speed only)"
         )
     temporary = tempfile.TemporaryDirectory(prefix="mammo-edge-bench-")
-    fp32_path, int8_path = _export_here(keras_model, Path(temporary.name), calibration_images)
+    fp32_path, int8_path = _export_here(
+        keras_model, keras_preprocess, Path(temporary.name), calibration_images
+    )
     notes.append(f"ONNX exported here from the Keras source into {temporary.name}")
     return ModelSources(
         fp32_path=fp32_path,
@@ -161,25 +172,47 @@ def resolve_sources(
     )
 
 
-def calibration_batch(count: int, size: int = 128) -> tuple[np.ndarray, str]:
-    """Preprocessed MIAS images for INT8 calibration, or uniform noise without the archive."""
+def calibration_batch(
+    count: int, preprocess, input_shape: tuple[int, int]
+) -> tuple[np.ndarray, str]:
+    """INT8 calibration images: MIAS through the model's own preprocessing, else noise.
+
+    Args:
+        count: images wanted.
+        preprocess: the model's ``PreprocessConfig``.
+        input_shape: the model's ``(H, W)``, for the noise fallback without the archive.
+    """
     if MIAS_ARCHIVE.is_file():
-        from mammo_edge.preprocess import SEED_PREPROCESS, to_model_batch
+        from mammo_edge.preprocess import to_model_batch
         from train.mias import open_mias
 
         dataset = open_mias(MIAS_ARCHIVE)
         records = dataset.records[:count]
         images = [dataset.read_image(record.reference) for record in records]
-        return to_model_batch(images, SEED_PREPROCESS), f"{len(images)} MIAS images"
-    rng = np.random.default_rng(0)
-    noise = rng.uniform(0, 255, size=(count, size, size, 1)).astype(np.float32)
+        return to_model_batch(images, preprocess), f"{len(images)} MIAS images"
+    from .inference import random_batch
+
+    noise = random_batch(count, input_shape)
     return noise, f"{count} uniform-noise images (no MIAS archive)"
 
 
 def _random_seed_cnn():
-    from train.model import build_seed_cnn
+    """The seed architecture with random weights, and its preprocessing."""
+    from train import architectures
 
-    return build_seed_cnn(seed=0)
+    seed = architectures.get("seed")
+    preprocess = seed.default_preprocess()
+    return seed.build(preprocess, 0), preprocess
+
+
+def _contract_preprocess(keras_path: Path):
+    """The preprocessing training recorded beside ``keras_path``, or None without one."""
+    from train.contract import ContractError, contract_path, read_contract
+
+    try:
+        return read_contract(contract_path(keras_path)).preprocess
+    except ContractError:
+        return None
 
 
 def _load_keras(path: Path):
@@ -191,21 +224,26 @@ def _load_keras(path: Path):
         raise BenchmarkError(f"--keras {path}: cannot load it as a Keras model ({error})") from None
 
 
-def _export_here(keras_model, folder: Path, calibration_images: int) -> tuple[Path, Path]:
+def _export_here(
+    keras_model, preprocess, folder: Path, calibration_images: int
+) -> tuple[Path, Path]:
     import onnx
 
     from export.convert import keras_to_onnx
     from export.provenance import attach_metadata
     from export.quantize import quantize_int8
     from mammo_edge.metadata import ModelMetadata
-    from mammo_edge.preprocess import SEED_PREPROCESS
 
+    if preprocess is None:
+        raise BenchmarkError(
+            "the Keras source has no model_contract.json beside it, so its preprocessing is "
+            "unknown; pass --model with an exported ONNX file, or --seed-cnn"
+        )
     conversion = keras_to_onnx(keras_model)
-    size = conversion.image_size
     metadata = ModelMetadata(
         model_name="benchmark-temporary",
         model_version="0",
-        preprocess=SEED_PREPROCESS.__class__(input_size=size),
+        preprocess=preprocess,
         threshold_method="fixed 0.5 (benchmark export, not for predictions)",
         training_protocol="none (benchmark export)",
         dataset_sha256="none",
@@ -216,7 +254,7 @@ def _export_here(keras_model, folder: Path, calibration_images: int) -> tuple[Pa
     attach_metadata(fp32, metadata)
     fp32_path = folder / "fp32.onnx"
     onnx.save(fp32, str(fp32_path))
-    batch, _ = calibration_batch(calibration_images, size)
+    batch, _ = calibration_batch(calibration_images, preprocess, conversion.input_shape)
     int8 = quantize_int8(fp32, batch, metadata)
     int8_path = folder / "int8.onnx"
     onnx.save(int8, str(int8_path))

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 from .contract import DEFAULT_OPSET, MINIMUM_OPSET
 from .errors import ExportError
-from .ship import DEFAULT_DATA, DEFAULT_MODEL_NAME
+from .ship import DEFAULT_DATA
 
 USAGE_EXAMPLE = """\
-example (the shipped default model):
-  python -m export --model runs/patient/model.keras --out mammo_edge/models/fp32.onnx \\
-      --data ../shared/mias/all-mias.tar.gz \\
+The model's architecture and preprocessing are read from model_contract.json beside
+--model (written by `python -m train`), or from --contract; the export refuses without one.
+
+example (ship the seed CNN beside the other shipped models, as `seed` and `seed-int8`):
+  python -m export --model runs/patient/model.keras --out mammo_edge/models/seed.onnx \\
+      --name seed --version 0.1.0 --data ../shared/mias/all-mias.tar.gz \\
       --predictions runs/patient/predictions.csv --metrics runs/patient/metrics.json \\
       --int8 --calibration ../shared/mias/all-mias.tar.gz --ship
 """
@@ -30,7 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=USAGE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", type=Path, required=True, help="trained model.keras")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="trained model.keras, or a Keras 2 HDF5 file (.h5) with --contract",
+    )
+    parser.add_argument(
+        "--contract",
+        type=Path,
+        help="model_contract.json (architecture, preprocessing); default: beside --model",
+    )
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     parser.add_argument(
         "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MINIMUM_OPSET})"
@@ -55,16 +69,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ship",
         action="store_true",
-        help="--out is mammo_edge/models/fp32.onnx: also write manifest.json and MODEL_CARD.md",
+        help="--out is mammo_edge/models/NAME.onnx: add the model (and NAME-int8) to that "
+        "folder's manifest.json beside the models already there, and write MODEL_CARD.NAME.md",
     )
-    parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
-    parser.add_argument("--model-version", default=None, help="default: mammo-edge's version")
+    parser.add_argument(
+        "--default",
+        dest="make_default",
+        action="store_true",
+        help="with --ship: make this model the manifest's default",
+    )
+    parser.add_argument(
+        "--card-notes", type=Path, help="Markdown about the model, put into its model card"
+    )
+    parser.add_argument(
+        "--name",
+        "--model-name",
+        dest="model_name",
+        default=None,
+        help="model name in the metadata and manifest (default: the contract's architecture)",
+    )
+    parser.add_argument(
+        "--version",
+        "--model-version",
+        dest="model_version",
+        default=None,
+        help="model version (default: mammo-edge's version)",
+    )
     parser.add_argument("--protocol", default="patient", help="used if metrics.json lacks one")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the export; returns the process exit code (0 ok, 1 export failed)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     arguments = build_parser().parse_args(argv)
     if arguments.calibration and not arguments.int8:
         print("error: --calibration only makes sense with --int8", file=sys.stderr)
@@ -87,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         model_name=arguments.model_name,
         model_version=arguments.model_version or mammo_edge.__version__,
         protocol=arguments.protocol,
+        contract_path=arguments.contract,
+        make_default=arguments.make_default,
+        card_notes_path=arguments.card_notes,
+        command="python -m export " + shlex.join(argv),
     )
     try:
         result = run_export(options)
@@ -125,5 +166,5 @@ def _print_summary(result) -> None:
             f"{100 * int8['label_agreement']:.1f}% on {int8['image_source']}"
         )
     if "shipped" in report:
-        print(f"  shipped: {', '.join(report['shipped'])} (manifest.json, MODEL_CARD.md)")
+        print(f"  shipped: {', '.join(report['shipped'])} (manifest.json, {report['model_card']})")
     print(f"  report: {result.report_path}")

@@ -35,20 +35,25 @@ class Conversion:
 
     model: onnx.ModelProto
     opset: int
-    image_size: int
+    input_shape: tuple[int, int]
     transposes_before_optimizer: int
     transposes_after_optimizer: int
     remaining_transposes: tuple[TransposeNode, ...]
     op_counts: dict[str, int]
 
 
-def model_image_size(model: keras.Model) -> int:
-    """Side of the square one-channel input of ``model``; raises ExportError if not NHWC x1."""
+def model_input_shape(model: keras.Model) -> tuple[int, int]:
+    """``(height, width)`` of the one-channel NHWC input of ``model``.
+
+    Raises:
+        ExportError: the input is not (None, H, W, 1) with fixed H and W, or the output is
+            not (None, 1).
+    """
     shape = tuple(model.input_shape)
-    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1 or shape[1] is None:
+    if len(shape) != 4 or shape[3] != 1 or shape[1] is None or shape[2] is None:
         raise ExportError(
-            f"model input shape is {shape}; mammo-edge needs (None, S, S, 1) "
-            "(square, one grayscale channel, NHWC)"
+            f"model input shape is {shape}; mammo-edge needs (None, H, W, 1) "
+            "(fixed height and width, one grayscale channel, NHWC)"
         )
     output_shape = tuple(model.output_shape)
     if output_shape[1:] != (1,):
@@ -56,14 +61,14 @@ def model_image_size(model: keras.Model) -> int:
             f"model output shape is {output_shape}; mammo-edge needs (None, 1): "
             "one sigmoid probability of 'abnormal'"
         )
-    return int(shape[1])
+    return int(shape[1]), int(shape[2])
 
 
 def keras_to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> Conversion:
-    """Convert ``model`` to ONNX with input ``image`` [N,S,S,1] and output ``probability`` [N,1].
+    """Convert ``model`` to ONNX with input ``image`` [N,H,W,1] and output ``probability`` [N,1].
 
     Args:
-        model: a Keras 3 model taking (N, S, S, 1) float32 and returning (N, 1).
+        model: a Keras 3 model taking (N, H, W, 1) float32 and returning (N, 1).
         opset: ONNX opset, at least 13.
 
     Returns:
@@ -72,8 +77,8 @@ def keras_to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> Conversion:
     """
     if opset < MINIMUM_OPSET:
         raise ExportError(f"opset {opset} is too old: use --opset {MINIMUM_OPSET} or newer")
-    image_size = model_image_size(model)
-    signature = [tf.TensorSpec([None, image_size, image_size, 1], tf.float32, name=INPUT_NAME)]
+    height, width = model_input_shape(model)
+    signature = [tf.TensorSpec([None, height, width, 1], tf.float32, name=INPUT_NAME)]
     function = tf.function(lambda image: model(image, training=False), input_signature=signature)
     concrete = function.get_concrete_function(*signature)
     input_names = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
@@ -100,11 +105,11 @@ def keras_to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> Conversion:
     _name_batch_dimension(proto)
     _renumber_generated_names(proto)
     onnx.checker.check_model(proto)
-    _check_interface(proto, image_size)
+    _check_interface(proto, (height, width))
     return Conversion(
         model=proto,
         opset=opset,
-        image_size=image_size,
+        input_shape=(height, width),
         transposes_before_optimizer=before,
         transposes_after_optimizer=count_ops(proto)["Transpose"],
         remaining_transposes=find_transposes(proto),
@@ -156,7 +161,7 @@ def _renumber_generated_names(model: onnx.ModelProto) -> None:
         value.name = new_names.get(value.name, value.name)
 
 
-def _check_interface(model: onnx.ModelProto, image_size: int) -> None:
+def _check_interface(model: onnx.ModelProto, input_shape: tuple[int, int]) -> None:
     inputs = [value for value in model.graph.input]
     outputs = [value for value in model.graph.output]
     if [v.name for v in inputs] != [INPUT_NAME] or [v.name for v in outputs] != [OUTPUT_NAME]:
@@ -166,8 +171,9 @@ def _check_interface(model: onnx.ModelProto, image_size: int) -> None:
         )
     dims = inputs[0].type.tensor_type.shape.dim
     static = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    if static[1:] != [image_size, image_size, 1] or static[0] is not None:
+    if static[1:] != [*input_shape, 1] or static[0] is not None:
         raise ExportError(
-            f"converted input shape is {static}; expected [N, {image_size}, {image_size}, 1] "
+            f"converted input shape is {static}; expected [N, {input_shape[0]}, "
+            f"{input_shape[1]}, 1] "
             "with a dynamic batch dimension"
         )

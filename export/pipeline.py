@@ -1,7 +1,9 @@
 """The export step end to end: Keras file -> verified, self-describing ONNX (+ INT8, + ship).
 
 ``run_export`` is what ``python -m export`` calls; ``export_fp32`` and ``build_metadata``
-are the pieces tests use on tiny models without MIAS.
+are the pieces tests use on tiny models without MIAS. The model's architecture and
+preprocessing come from its training contract (``model_contract.json`` beside the model,
+or ``--contract``); without one the export refuses, rather than guess.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import onnx
 
 import mammo_edge
 from mammo_edge.metadata import ModelMetadata
-from mammo_edge.preprocess import SEED_PREPROCESS, PreprocessConfig
+from mammo_edge.preprocess import PreprocessConfig
+from train.contract import ContractError, ModelContract, contract_path, read_contract
 
-from .contract import DEFAULT_OPSET
-from .convert import Conversion, keras_to_onnx, model_image_size
+from .contract import DEFAULT_OPSET, OUTPUT_NAME
+from .convert import Conversion, keras_to_onnx, model_input_shape
 from .errors import ExportError
 from .images import LabelledBatch, load_mias_batch
 from .parity import ParityReport, check_parity
@@ -30,19 +33,19 @@ from .provenance import attach_metadata, code_revision, created_utc, file_sha256
 from .quantize import Int8Agreement, compare_int8, quantize_int8
 from .ship import (
     DEFAULT_DATA,
-    DEFAULT_MODEL_NAME,
-    MODEL_CARD_NAME,
     REPOSITORY,
-    SHIPPED_FILES,
+    int8_name,
     manifest_entry,
+    merge_manifest,
+    model_card_name,
     render_model_card,
     verify_shipped,
-    write_manifest,
 )
 from .threshold import ThresholdChoice, read_metrics, read_predictions, youden_threshold
 from .transposes import ort_optimized_op_counts
 
 VERSIONED_PACKAGES = ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,18 @@ class ExportOptions:
     int8: bool = False
     calibration_path: Path | None = None
     ship: bool = False
-    model_name: str = DEFAULT_MODEL_NAME
+    #: None: the contract's architecture name.
+    model_name: str | None = None
     model_version: str = mammo_edge.__version__
     protocol: str = "patient"
+    #: None: ``model_contract.json`` beside the model.
+    contract_path: Path | None = None
+    #: With ``ship``: make this model the manifest's default.
+    make_default: bool = False
+    #: Markdown about the model, put into its card.
+    card_notes_path: Path | None = None
+    #: The command line, recorded in the card for regeneration.
+    command: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,14 +86,14 @@ class ExportResult:
 
 
 def build_metadata(
-    image_size: int,
     model_name: str,
     model_version: str,
     threshold: ThresholdChoice | None,
     training_protocol: str,
     cv_metrics: dict,
     dataset_sha256: str,
-    preprocess: PreprocessConfig = SEED_PREPROCESS,
+    preprocess: PreprocessConfig,
+    arch: str = "",
 ) -> ModelMetadata:
     """Assemble the metadata an exported model carries (code revision and date filled in).
 
@@ -90,7 +102,9 @@ def build_metadata(
     return ModelMetadata(
         model_name=model_name,
         model_version=model_version,
-        preprocess=dataclasses.replace(preprocess, input_size=image_size),
+        preprocess=preprocess,
+        arch=arch,
+        outputs={"probability": OUTPUT_NAME},
         threshold=0.5 if threshold is None else threshold.threshold,
         threshold_method=(
             "fixed 0.5 (no out-of-fold predictions given to the export)"
@@ -114,15 +128,15 @@ def export_fp32(
 ) -> tuple[onnx.ModelProto, Conversion, ParityReport]:
     """Convert, attach ``metadata`` and prove parity on ``parity_batch``.
 
+    ``parity_batch`` must be made with ``metadata.preprocess``: its shape is how the
+    preprocessing is checked against the model's input.
+
     Raises:
-        ExportError: conversion or parity failed, or metadata disagrees with the model.
+        ExportError: conversion or parity failed, or the preprocessing disagrees with the
+            model's input.
     """
     conversion = keras_to_onnx(keras_model, opset)
-    if metadata.preprocess.input_size != conversion.image_size:
-        raise ExportError(
-            f"metadata says input_size {metadata.preprocess.input_size} but the model takes "
-            f"{conversion.image_size}x{conversion.image_size}"
-        )
+    _check_input_shape(parity_batch, conversion.input_shape, "the parity images")
     model = conversion.model
     attach_metadata(model, metadata)
     parity = check_parity(keras_model, model.SerializeToString(), parity_batch, image_source)
@@ -136,22 +150,26 @@ def run_export(options: ExportOptions) -> ExportResult:
         ExportError: with a message for the person running the export.
     """
     _check_options(options)
-    keras_model = _load_keras(options.model_path)
-    image_size = model_image_size(keras_model)
+    contract = _read_contract(options)
+    model_name = options.model_name or contract.arch
+    _check_name(options, model_name)
+    keras_model, loaded_with = _load_keras(options.model_path, contract)
+    keras_model = _probability_model(keras_model, contract)
     metrics = read_metrics(options.metrics_path) if options.metrics_path else {}
-    preprocess = _preprocess_of(metrics, image_size)
+    preprocess = contract.preprocess
     data = load_mias_batch(options.data_path, preprocess)
+    _check_input_shape(data.batch, model_input_shape(keras_model), str(options.data_path))
     predictions = read_predictions(options.predictions_path) if options.predictions_path else None
     threshold = youden_threshold(predictions) if predictions else None
     metadata = build_metadata(
-        image_size=image_size,
-        model_name=options.model_name,
+        model_name=model_name,
         model_version=options.model_version,
         threshold=threshold,
         training_protocol=str(metrics.get("protocol", options.protocol)),
         cv_metrics=metrics,
         dataset_sha256=data.dataset_sha256,
         preprocess=preprocess,
+        arch=contract.arch,
     )
     fp32_model, conversion, parity = export_fp32(
         keras_model,
@@ -164,6 +182,9 @@ def run_export(options: ExportOptions) -> ExportResult:
 
     report: dict = {
         "model": str(options.model_path),
+        "loaded_with": loaded_with,
+        "contract": {"path": str(_contract_location(options)), **contract.as_dict()},
+        "parameters": int(keras_model.count_params()),
         "onnx": str(options.out_path),
         "onnx_sha256": file_sha256(options.out_path),
         "opset": conversion.opset,
@@ -197,7 +218,7 @@ def run_export(options: ExportOptions) -> ExportResult:
             ),
         }
     if options.ship:
-        _ship(options, metadata, int8_metadata, int8_path, parity, report, len(data.batch))
+        _ship(options, contract, metadata, int8_metadata, int8_path, parity, report, data)
 
     report_path = options.out_path.with_name(options.out_path.stem + ".export.json")
     report_path.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
@@ -207,42 +228,95 @@ def run_export(options: ExportOptions) -> ExportResult:
 def _check_options(options: ExportOptions) -> None:
     if options.out_path.suffix != ".onnx":
         raise ExportError(f"--out must name a .onnx file, got {options.out_path}")
-    if options.ship:
-        if options.out_path.name != SHIPPED_FILES["fp32"]:
-            raise ExportError(
-                f"--ship writes the package's model folder: --out must end in "
-                f"{SHIPPED_FILES['fp32']}, e.g. mammo_edge/models/fp32.onnx"
-            )
-        if options.predictions_path is None or options.metrics_path is None:
-            raise ExportError(
-                "--ship needs --predictions and --metrics from the patient-protocol training "
-                "run, so the shipped model carries its threshold and CV metrics"
-            )
+    if Path(options.model_path).suffix not in KERAS_SUFFIXES:
+        raise ExportError(
+            f"--model must be a Keras file ({', '.join(KERAS_SUFFIXES)}), got {options.model_path}"
+        )
+    if not Path(options.model_path).is_file():
+        raise ExportError(
+            f"{options.model_path}: no such file; pass the model.keras of a training run"
+        )
+    if options.ship and options.metrics_path is None:
+        raise ExportError(
+            "--ship needs --metrics (the evaluation of this model), so the shipped model "
+            "carries its measured figures"
+        )
+    if options.make_default and not options.ship:
+        raise ExportError("--default only makes sense with --ship")
 
 
-def _load_keras(path: Path) -> keras.Model:
+def _check_name(options: ExportOptions, model_name: str) -> None:
+    if not model_name or any(c.isspace() or c in "/\\" for c in model_name):
+        raise ExportError(f"model name {model_name!r}: use a short name without spaces or slashes")
+    if options.ship and options.out_path.stem != model_name:
+        raise ExportError(
+            f"--ship names files after the model: --out must be "
+            f"{options.out_path.with_name(model_name + '.onnx')} for --name {model_name}"
+        )
+
+
+def _contract_location(options: ExportOptions) -> Path:
+    return options.contract_path or contract_path(options.model_path)
+
+
+def _read_contract(options: ExportOptions) -> ModelContract:
+    try:
+        return read_contract(_contract_location(options))
+    except ContractError as error:
+        raise ExportError(f"{options.model_path}: {error}") from None
+
+
+def _load_keras(path: Path, contract: ModelContract) -> tuple[keras.Model, str]:
+    """The Keras model at ``path`` and how it was loaded.
+
+    A Keras 2 HDF5 file that Keras 3 cannot rebuild from its stored config is rebuilt from
+    the contract's architecture and given the file's weights, layer by layer in order.
+    """
     if not Path(path).is_file():
         raise ExportError(f"{path}: no such file; pass the model.keras of a training run")
     try:
-        return keras.models.load_model(path, compile=False)
-    except (ValueError, OSError) as error:
-        raise ExportError(f"{path}: not a loadable Keras model ({error})") from None
+        return keras.models.load_model(path, compile=False), "keras.models.load_model"
+    except (ValueError, OSError, TypeError, KeyError) as error:
+        if Path(path).suffix == ".keras":
+            raise ExportError(f"{path}: not a loadable Keras model ({error})") from None
+        load_error = error
+    from train import architectures
+
+    try:
+        model = architectures.get(contract.arch).build(contract.preprocess, None)
+        model.load_weights(path)
+    except (ValueError, OSError, TypeError, KeyError) as error:
+        raise ExportError(
+            f"{path}: not loadable as a Keras model ({load_error}) nor as weights of the "
+            f"{contract.arch!r} architecture ({error})"
+        ) from None
+    return model, f"{contract.arch} architecture + load_weights (load_model failed: {load_error})"
 
 
-def _preprocess_of(metrics: dict, image_size: int) -> PreprocessConfig:
-    # A training run may record the preprocessing it used; otherwise it is the seed recipe.
-    recorded = metrics.get("preprocess")
-    if isinstance(recorded, dict):
-        try:
-            config = PreprocessConfig(**recorded)
-        except (TypeError, ValueError) as error:
-            raise ExportError(f"metrics.json 'preprocess' is not usable: {error}") from None
-        if config.input_size != image_size:
-            raise ExportError(
-                f"metrics.json says input_size {config.input_size}, the model takes {image_size}"
-            )
-        return config
-    return dataclasses.replace(SEED_PREPROCESS, input_size=image_size)
+def _probability_model(model: keras.Model, contract: ModelContract) -> keras.Model:
+    # A model may have several outputs (e.g. a heatmap); the exported graph carries only
+    # the probability the contract points at.
+    outputs = list(model.outputs)
+    if len(outputs) == 1:
+        return model
+    chosen = contract.outputs["probability"]
+    if isinstance(chosen, str):
+        names = list(model.output_names)
+        if chosen not in names:
+            raise ExportError(f"contract output {chosen!r} is not among the model's {names}")
+        chosen = names.index(chosen)
+    if not isinstance(chosen, int) or not 0 <= chosen < len(outputs):
+        raise ExportError(f"contract output index {chosen!r} out of range ({len(outputs)})")
+    return keras.Model(model.inputs, outputs[chosen], name=model.name)
+
+
+def _check_input_shape(batch: np.ndarray, input_shape: tuple[int, int], source: str) -> None:
+    if tuple(batch.shape[1:]) != (*input_shape, 1):
+        raise ExportError(
+            f"the contract's preprocessing makes {tuple(batch.shape[1:])} inputs from "
+            f"{source} but the model takes {(*input_shape, 1)}; is model_contract.json "
+            "the one written with this model?"
+        )
 
 
 def _export_int8(
@@ -274,7 +348,7 @@ def _export_int8(
         fp32_model, int8_model, evaluation.batch, evaluation.labels, metadata.threshold, source
     )
     if options.ship:
-        int8_path = options.out_path.with_name(SHIPPED_FILES["int8"])
+        int8_path = options.out_path.with_name(int8_name(options.out_path.stem) + ".onnx")
     else:
         int8_path = options.out_path.with_name(options.out_path.stem + ".int8.onnx")
     if not agreement.accepted:
@@ -286,53 +360,76 @@ def _export_int8(
 
 def _ship(
     options: ExportOptions,
+    contract: ModelContract,
     metadata: ModelMetadata,
     int8_metadata: ModelMetadata,
     int8_path: Path | None,
     parity: ParityReport,
     report: dict,
-    dataset_images: int,
+    data: LabelledBatch,
 ) -> None:
+    """Add the model (and its INT8 twin) to the folder's manifest, verify, write its card.
+
+    Models already shipped in the folder stay; a stale INT8 twin of this model is removed.
+    """
     folder = options.out_path.parent
+    name = metadata.model_name
+    twin = int8_name(name)
+    card = model_card_name(name)
     entries = {
-        "fp32": manifest_entry(
+        name: manifest_entry(
             options.out_path,
             metadata,
-            f"FP32 seed CNN trained on all of mini-MIAS; threshold {metadata.threshold:.4g}",
+            f"{contract.arch} architecture, FP32; threshold {metadata.threshold:.4g}",
+            card,
         )
     }
     int8 = report.get("int8")
+    removed: tuple[str, ...] = ()
     if int8_path is not None:
-        entries["int8"] = manifest_entry(
+        entries[twin] = manifest_entry(
             int8_path,
             int8_metadata,
-            f"INT8 (QDQ, per-channel) of fp32; ΔAUC {int8['delta_auc']:+.4f} vs FP32",
+            f"INT8 (QDQ, per-channel) of {name}; ΔAUC {int8['delta_auc']:+.4f} vs FP32",
+            card,
         )
         int8_summary = (
-            f"shipped as `int8`. On {int8['image_source']}: max |Δp| "
+            f"shipped as `{twin}`. On {int8['image_source']}: max |Δp| "
             f"{int8['max_abs_difference']:.3g}, mean |Δp| {int8['mean_abs_difference']:.3g}, "
             f"labels agree on {100 * int8['label_agreement']:.1f}% at the threshold, "
             f"ΔAUC {int8['delta_auc']:+.4f} (limit ±{int8['auc_tolerance']}). "
-            "Both models are the one trained on all images, so these AUCs are in-sample."
+            "Both are the same trained model, so only the difference of the AUCs matters."
         )
     else:
-        (folder / SHIPPED_FILES["int8"]).unlink(missing_ok=True)
+        removed = (twin,)
+        (folder / f"{twin}.onnx").unlink(missing_ok=True)
         int8_summary = "not shipped: " + (
             "not requested."
             if int8 is None
             else f"ΔAUC {int8['delta_auc']:+.4f} exceeds ±{int8['auc_tolerance']}."
         )
-    write_manifest(folder, entries)
-    for name in entries:
-        verify_shipped(folder, name)
+    merge_manifest(folder, entries, make_default=options.make_default, remove=removed)
+    for entry_name in entries:
+        verify_shipped(folder, entry_name)
     parity_summary = (
         f"Keras and onnxruntime agree to max |Δp| {parity.max_abs_difference:.2g} "
         f"(limit {parity.tolerance:g}) on {parity.image_source}."
     )
-    (folder / MODEL_CARD_NAME).write_text(
-        render_model_card(metadata, int8_summary, parity_summary, dataset_images)
+    notes = options.card_notes_path.read_text() if options.card_notes_path else ""
+    (folder / card).write_text(
+        render_model_card(
+            metadata,
+            arch=contract.arch,
+            parameter_count=report["parameters"],
+            int8_summary=int8_summary,
+            parity_summary=parity_summary,
+            dataset_images=len(data.batch),
+            export_command=options.command or "(command not recorded)",
+            notes=notes,
+        )
     )
-    report["shipped"] = {name: asdict(entry) for name, entry in entries.items()}
+    report["shipped"] = {entry_name: asdict(entry) for entry_name, entry in entries.items()}
+    report["model_card"] = str(folder / card)
 
 
 def _threshold_warnings(threshold: ThresholdChoice | None, metrics: dict) -> list[str]:

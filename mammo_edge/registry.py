@@ -2,13 +2,20 @@
 
 The installed models live in ``mammo_edge/models/`` next to a ``manifest.json``::
 
-    {"default": "fp32",
-     "models": {"fp32": {"file": "fp32.onnx", "sha256": "<hex>", "model_name": "...",
-                         "model_version": "...", "description": "..."}}}
+    {"default": "seed",
+     "models": {"seed": {"file": "seed.onnx", "sha256": "<hex>", "model_name": "...",
+                         "model_version": "...", "description": "...",
+                         "model_card": "MODEL_CARD.seed.md"},
+                "seed-int8": {...}},
+     "aliases": {"fp32": "seed", "int8": "seed-int8"}}
+
+Several models ship side by side, each selected by its name; ``aliases`` keeps old names
+working (deprecated). A model's card is the file its entry names in ``model_card``, else
+``MODEL_CARD.md`` beside it.
 
 A model is chosen, in order, by the ``model`` argument (``--model``), then the
 ``MAMMO_EDGE_MODEL`` environment variable, then the manifest's default. Either may be a
-name from the installed manifest (``int8``), a folder holding its own ``manifest.json``,
+name from the installed manifest (``seed-int8``), a folder holding its own ``manifest.json``,
 or a path to an ``.onnx`` file. A file listed in a manifest beside it is checked against
 that SHA-256 and refused when it differs; any other file is loaded and its SHA-256 is
 reported as unverified.
@@ -19,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +46,7 @@ class ModelFile:
 
     Attributes:
         path: the ``.onnx`` file.
-        name: the manifest key (``fp32``) or, for a bare file, its stem.
+        name: the manifest key (``seed``) or, for a bare file, its stem.
         expected_sha256: the manifest's checksum, or ``None`` for a file no manifest lists.
         description: the manifest's description, if any.
         model_card: ``MODEL_CARD.md`` beside the file, if present.
@@ -73,6 +81,11 @@ def read_manifest(directory: Path) -> dict:
             raise ModelError(
                 f"The model manifest {manifest_path} entry {name!r} lacks 'file' or 'sha256'."
             )
+    aliases = manifest.get("aliases", {})
+    if not isinstance(aliases, dict) or any(target not in models for target in aliases.values()):
+        raise ModelError(
+            f"The model manifest {manifest_path} has aliases naming models it does not list."
+        )
     default = manifest.get("default")
     if default not in models:
         raise ModelError(
@@ -88,6 +101,70 @@ def installed_model_names(directory: Path = MODELS_DIR) -> list[str]:
         return list(read_manifest(directory)["models"])
     except ModelError:
         return []
+
+
+def shipped_models(directory: Path = MODELS_DIR) -> list[ModelFile]:
+    """Every model the manifest in ``directory`` lists, default first, then by name."""
+    manifest = read_manifest(directory)
+    default = manifest["default"]
+    names = sorted(manifest["models"], key=lambda name: (name != default, name))
+    return [_from_manifest(directory, name) for name in names]
+
+
+def default_model_name(directory: Path = MODELS_DIR) -> str:
+    """The manifest's default model name."""
+    return read_manifest(directory)["default"]
+
+
+def add_to_manifest(
+    directory: Path,
+    entries: dict[str, dict],
+    make_default: bool = False,
+    remove: tuple[str, ...] = (),
+) -> Path:
+    """Add or replace ``entries`` in ``directory/manifest.json``, keeping the other models.
+
+    Args:
+        directory: the models folder (the manifest is created when absent).
+        entries: name -> entry (``file``, ``sha256`` and descriptive fields).
+        make_default: make the first of ``entries`` the default; without a previous
+            manifest it becomes the default anyway.
+        remove: names to drop (e.g. an INT8 twin that no longer passes its check).
+
+    Returns:
+        The manifest's path. Written atomically, so a reader never sees half a manifest.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST_NAME
+    if path.is_file():
+        manifest = read_manifest(directory)
+    else:
+        manifest = {"default": None, "models": {}}
+    models = {name: entry for name, entry in manifest["models"].items() if name not in remove}
+    for name, entry in entries.items():
+        if not isinstance(entry, dict) or "file" not in entry or "sha256" not in entry:
+            raise ModelError(f"manifest entry {name!r} needs 'file' and 'sha256'")
+        models[name] = entry
+    default = manifest["default"]
+    if make_default or default not in models:
+        default = next(iter(entries)) if entries else next(iter(sorted(models)), None)
+    if default is None:
+        raise ModelError(f"{path}: a manifest needs at least one model")
+    aliases = {
+        alias: target
+        for alias, target in manifest.get("aliases", {}).items()
+        if target in models and alias not in models
+    }
+    updated = {"default": default, "models": dict(sorted(models.items()))}
+    if aliases:
+        updated["aliases"] = dict(sorted(aliases.items()))
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=directory, prefix=".manifest-", suffix=".json", delete=False, encoding="utf-8"
+    ) as handle:
+        handle.write(json.dumps(updated, indent=2, ensure_ascii=False) + "\n")
+    os.replace(handle.name, path)
+    return path
 
 
 def resolve_model(model: str | os.PathLike | None = None) -> ModelFile:
@@ -108,8 +185,36 @@ def resolve_model(model: str | os.PathLike | None = None) -> ModelFile:
     names = installed_model_names()
     if str(model) in names:
         return _from_manifest(MODELS_DIR, str(model))
+    aliases = _installed_aliases()
+    if str(model) in aliases:
+        return _from_manifest(MODELS_DIR, aliases[str(model)])
     known = f"installed models: {', '.join(names)}" if names else "no model is installed"
     raise ModelError(f"Model {str(model)!r} not found: it is not a file or folder ({known}).")
+
+
+def manifest_model(directory: Path, name: str | None = None) -> ModelFile:
+    """Model ``name`` (or one of its aliases; the default when None) of ``directory``'s manifest.
+
+    Raises:
+        ModelError: no manifest, or no model of that name.
+    """
+    manifest = read_manifest(Path(directory))
+    if name is not None and name not in manifest["models"]:
+        target = manifest.get("aliases", {}).get(name)
+        if target is None:
+            raise ModelError(
+                f"{Path(directory) / MANIFEST_NAME}: no model named {name!r}; "
+                f"available: {', '.join(sorted(manifest['models']))}"
+            )
+        name = target
+    return _from_manifest(Path(directory), name)
+
+
+def _installed_aliases() -> dict[str, str]:
+    try:
+        return dict(read_manifest(MODELS_DIR).get("aliases", {}))
+    except ModelError:
+        return {}
 
 
 def _from_manifest(directory: Path, name: str | None) -> ModelFile:
@@ -117,7 +222,7 @@ def _from_manifest(directory: Path, name: str | None) -> ModelFile:
     name = name or manifest["default"]
     entry = manifest["models"][name]
     path = directory / entry["file"]
-    card = directory / MODEL_CARD_NAME
+    card = directory / str(entry.get("model_card") or MODEL_CARD_NAME)
     return ModelFile(
         path=path,
         name=name,

@@ -268,16 +268,23 @@ def test_run_process_reports_the_childs_own_peak_memory(tmp_path):
 
 def test_shipped_pair_reads_manifest_and_names_problems(tmp_path):
     assert shipped_pair(tmp_path) is None
-    (tmp_path / "fp32.onnx").write_bytes(b"x")
-    manifest = {"default": "fp32", "models": {"fp32": {"file": "fp32.onnx", "sha256": "0"}}}
+    (tmp_path / "seed.onnx").write_bytes(b"x")
+    manifest = {"default": "seed", "models": {"seed": {"file": "seed.onnx", "sha256": "0"}}}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    assert shipped_pair(tmp_path) == (tmp_path / "fp32.onnx", None)
-    manifest["models"]["int8"] = {"file": "int8.onnx", "sha256": "0"}
+    assert shipped_pair(tmp_path) == (tmp_path / "seed.onnx", None)
+    # The default's INT8 twin is the model named NAME-int8, whatever the file is called.
+    manifest["models"]["seed-int8"] = {"file": "quantised.onnx", "sha256": "0"}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BenchmarkError, match="int8.onnx: listed"):
+    with pytest.raises(BenchmarkError, match="quantised.onnx: listed"):
         shipped_pair(tmp_path)
+    (tmp_path / "quantised.onnx").write_bytes(b"y")
+    assert shipped_pair(tmp_path) == (tmp_path / "seed.onnx", tmp_path / "quantised.onnx")
+    (tmp_path / "other.onnx").write_bytes(b"z")
+    manifest["models"]["other"] = {"file": "other.onnx", "sha256": "0"}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert shipped_pair(tmp_path, "other") == (tmp_path / "other.onnx", None)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(BenchmarkError, match="malformed"):
+    with pytest.raises(BenchmarkError, match="unreadable"):
         shipped_pair(tmp_path)
 
 

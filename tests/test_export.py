@@ -51,7 +51,8 @@ def image_batch() -> np.ndarray:
 def metadata() -> ModelMetadata:
     choice = youden_threshold(_predictions([0, 0, 1, 1], [0.1, 0.3, 0.6, 0.8]))
     return build_metadata(
-        image_size=IMAGE_SIZE,
+        preprocess=PreprocessConfig(input_size=IMAGE_SIZE),
+        arch="seed",
         model_name="tiny-test",
         model_version="0.0.1",
         threshold=choice,
@@ -170,9 +171,12 @@ def test_quantized_model_loads_runs_and_keeps_metadata(exported, metadata, image
 
 def _write_training_run(folder, mias_folder, tiny_model):
     """A training run as `python -m train` leaves it: model, metrics, OOF predictions."""
-    folder.mkdir()
-    tiny_model.save(folder / "model.keras")
+    from train.contract import ModelContract, save_model
     from train.mias import open_mias
+
+    folder.mkdir()
+    contract = ModelContract(arch="seed", preprocess=PreprocessConfig(input_size=IMAGE_SIZE))
+    save_model(tiny_model, folder / "model.keras", contract)
 
     records = open_mias(mias_folder).records
     with (folder / "predictions.csv").open("w", newline="") as handle:
@@ -197,52 +201,155 @@ def _write_training_run(folder, mias_folder, tiny_model):
     return folder
 
 
+def _ship(run, mias, models, name, *extra):
+    return main(
+        [
+            "--model", str(run / "model.keras"),
+            "--out", str(models / f"{name}.onnx"),
+            "--name", name,
+            "--version", "0.0.9",
+            "--data", str(mias),
+            "--predictions", str(run / "predictions.csv"),
+            "--metrics", str(run / "metrics.json"),
+            "--ship",
+            *extra,
+        ]
+    )  # fmt: skip
+
+
 def test_ship_writes_verified_manifest_and_altered_bytes_are_refused(tmp_path, tiny_model, capsys):
     mias = write_mias_folder(tmp_path / "mias", info_rows(6), size=64)
     run = _write_training_run(tmp_path / "run", mias, tiny_model)
     models = tmp_path / "models"
-    exit_code = main(
-        [
-            "--model", str(run / "model.keras"),
-            "--out", str(models / "fp32.onnx"),
-            "--data", str(mias),
-            "--predictions", str(run / "predictions.csv"),
-            "--metrics", str(run / "metrics.json"),
-            "--int8",
-            "--ship",
-        ]
-    )  # fmt: skip
+    exit_code = _ship(run, mias, models, "tiny", "--int8")
     assert exit_code == 0, capsys.readouterr().err
     manifest = json.loads((models / "manifest.json").read_text())
-    report = json.loads((models / "fp32.export.json").read_text())
-    assert manifest["default"] == "fp32"
+    report = json.loads((models / "tiny.export.json").read_text())
+    assert manifest["default"] == "tiny"
     # metrics.json's Youden threshold (0.123) is not the one predictions.csv gives.
     assert any("0.123 differs" in warning for warning in report["warnings"])
     if report["int8"]["accepted"]:
-        assert verify_shipped(models, "int8") == models / "int8.onnx"
+        assert verify_shipped(models, "tiny-int8") == models / "tiny-int8.onnx"
+        assert manifest["models"]["tiny-int8"]["model_card"] == "MODEL_CARD.tiny.md"
     else:
-        assert "int8" not in manifest["models"] and not (models / "int8.onnx").exists()
-    assert verify_shipped(models) == models / "fp32.onnx"
-    card = (models / "MODEL_CARD.md").read_text()
+        assert "tiny-int8" not in manifest["models"]
+        assert not (models / "tiny-int8.onnx").exists()
+    assert verify_shipped(models) == models / "tiny.onnx"
+    card = (models / "MODEL_CARD.tiny.md").read_text()
     assert "Research and teaching only" in card and "Suckling" in card
     assert "| auc | 0.61 | 0.520 - 0.700 |" in card
-    props = read_metadata_props(onnx.load(str(models / "fp32.onnx")))
+    assert "`seed` network (" in card and "--name tiny" in card
+    assert "128" not in card  # nothing of the seed's default input leaks into a 32-px model
+    props = read_metadata_props(onnx.load(str(models / "tiny.onnx")))
     assert missing_metadata(props) == []
     assert json.loads(props["mammo_edge.cv_metrics"])["auc_ci95"] == [0.52, 0.7]
+    metadata = ModelMetadata.from_props(props)
+    assert (metadata.model_name, metadata.model_version, metadata.arch) == ("tiny", "0.0.9", "seed")
 
     from mammo_edge.errors import ModelError
     from mammo_edge.predictor import Predictor
 
     predictor = Predictor(str(models), device="cpu", threads=1)
     assert predictor.metadata.preprocess.input_size == IMAGE_SIZE
+    assert predictor.model_file.model_card == models / "MODEL_CARD.tiny.md"
 
-    model_bytes = bytearray((models / "fp32.onnx").read_bytes())
+    model_bytes = bytearray((models / "tiny.onnx").read_bytes())
     model_bytes[-1] ^= 0xFF
-    (models / "fp32.onnx").write_bytes(bytes(model_bytes))
-    with pytest.raises(ExportError, match="altered or replaced"):
+    (models / "tiny.onnx").write_bytes(bytes(model_bytes))
+    with pytest.raises(ExportError, match="integrity check"):
         verify_shipped(models)
     with pytest.raises(ModelError, match="integrity check"):
         Predictor(str(models), device="cpu", threads=1)
+
+
+def test_ship_adds_beside_the_models_already_there(tmp_path, tiny_model, capsys):
+    mias = write_mias_folder(tmp_path / "mias", info_rows(4), size=64)
+    run = _write_training_run(tmp_path / "run", mias, tiny_model)
+    models = tmp_path / "models"
+    assert _ship(run, mias, models, "first") == 0, capsys.readouterr().err
+    first_sha = json.loads((models / "manifest.json").read_text())["models"]["first"]["sha256"]
+    assert _ship(run, mias, models, "second") == 0, capsys.readouterr().err
+    manifest = json.loads((models / "manifest.json").read_text())
+    assert sorted(manifest["models"]) == ["first", "second"]
+    assert manifest["default"] == "first"  # a new model becomes default only when asked
+    assert manifest["models"]["first"]["sha256"] == first_sha
+    assert verify_shipped(models, "first") and verify_shipped(models, "second")
+    assert (models / "MODEL_CARD.first.md").is_file() and (
+        models / "MODEL_CARD.second.md"
+    ).is_file()
+    assert _ship(run, mias, models, "third", "--default") == 0, capsys.readouterr().err
+    assert json.loads((models / "manifest.json").read_text())["default"] == "third"
+
+
+def test_export_requires_the_training_contract(tmp_path, tiny_model, capsys):
+    mias = write_mias_folder(tmp_path / "mias", info_rows(2), size=64)
+    run = _write_training_run(tmp_path / "run", mias, tiny_model)
+    (run / "model_contract.json").unlink()
+    exit_code = main(
+        ["--model", str(run / "model.keras"), "--out", str(tmp_path / "m.onnx"),
+         "--data", str(mias)]
+    )  # fmt: skip
+    error = capsys.readouterr().err
+    assert exit_code == 1 and "no model contract" in error and "--contract" in error
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_contract_disagreeing_with_the_model_is_refused(tmp_path, tiny_model, capsys):
+    from train.contract import ModelContract, write_contract
+
+    mias = write_mias_folder(tmp_path / "mias", info_rows(2), size=64)
+    run = _write_training_run(tmp_path / "run", mias, tiny_model)
+    write_contract(run / "model.keras", ModelContract("seed", PreprocessConfig(input_size=48)))
+    exit_code = main(
+        ["--model", str(run / "model.keras"), "--out", str(tmp_path / "m.onnx"),
+         "--data", str(mias)]
+    )  # fmt: skip
+    assert exit_code == 1
+    assert "the model takes (32, 32, 1)" in capsys.readouterr().err
+
+
+def test_name_and_version_go_into_metadata(tmp_path, tiny_model, capsys):
+    mias = write_mias_folder(tmp_path / "mias", info_rows(2), size=64)
+    run = _write_training_run(tmp_path / "run", mias, tiny_model)
+    out = tmp_path / "named.onnx"
+    exit_code = main(
+        ["--model", str(run / "model.keras"), "--out", str(out), "--data", str(mias),
+         "--name", "my-model", "--version", "3.1.4"]
+    )  # fmt: skip
+    assert exit_code == 0, capsys.readouterr().err
+    metadata = ModelMetadata.from_props(read_metadata_props(onnx.load(str(out))))
+    assert (metadata.model_name, metadata.model_version) == ("my-model", "3.1.4")
+    # Without --name the model is called after its architecture.
+    default_out = tmp_path / "unnamed.onnx"
+    assert main(["--model", str(run / "model.keras"), "--out", str(default_out),
+                 "--data", str(mias)]) == 0  # fmt: skip
+    unnamed = ModelMetadata.from_props(read_metadata_props(onnx.load(str(default_out))))
+    assert unnamed.model_name == "seed"
+
+
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_hdf5_export_keeps_parity(tmp_path, tiny_model, capsys, weights_only):
+    """A Keras 2 style HDF5 file: a whole model, or weights only (rebuilt from the contract)."""
+    from train.contract import ModelContract, write_contract
+
+    mias = write_mias_folder(tmp_path / "mias", info_rows(3), size=64)
+    folder = tmp_path / "h5"
+    folder.mkdir()
+    path = folder / ("model.weights.h5" if weights_only else "model.h5")
+    if weights_only:
+        tiny_model.save_weights(path)
+    else:
+        tiny_model.save(path)
+    write_contract(path, ModelContract("seed", PreprocessConfig(input_size=IMAGE_SIZE)))
+    out = tmp_path / "h5.onnx"
+    exit_code = main(
+        ["--model", str(path), "--contract", str(folder / "model_contract.json"),
+         "--out", str(out), "--data", str(mias), "--name", "h5-model"]
+    )  # fmt: skip
+    assert exit_code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "h5.export.json").read_text())
+    assert report["parity"]["max_abs_difference"] <= PARITY_TOLERANCE
+    assert ("load_weights" in report["loaded_with"]) == weights_only
 
 
 def test_cli_reports_a_missing_model_without_traceback(tmp_path, capsys):
@@ -257,9 +364,10 @@ def test_cli_reports_a_missing_model_without_traceback(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_ship_needs_the_training_run_outputs(tmp_path, capsys):
+def test_ship_needs_the_evaluation_metrics(tmp_path, capsys):
+    (tmp_path / "m.keras").write_bytes(b"x")
     exit_code = main(
-        ["--model", "m.keras", "--out", str(tmp_path / "fp32.onnx"), "--ship"]
+        ["--model", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m.onnx"), "--ship"]
     )  # fmt: skip
     assert exit_code == 1
-    assert "--ship needs --predictions and --metrics" in capsys.readouterr().err
+    assert "--ship needs --metrics" in capsys.readouterr().err

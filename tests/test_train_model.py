@@ -79,6 +79,12 @@ def test_patient_run_writes_one_out_of_fold_row_per_image(patient_run):
     assert written["always_normal_accuracy"] == pytest.approx(20 / 24)
     for name in ("model.keras", "roc.png", "training_curves.png"):
         assert (out / name).stat().st_size > 0
+    # The contract export requires: the architecture and the preprocessing trained with.
+    from train.contract import read_contract
+
+    for folder in (out, out / "checkpoints"):
+        contract = read_contract(folder / "model_contract.json")
+        assert contract.arch == "seed" and contract.preprocess.input_size == 32
     assert np.isfinite(metrics["auc"]) or metrics["auc"] is None
 
 

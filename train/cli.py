@@ -1,4 +1,4 @@
-"""``python -m train``: train the seed CNN on MIAS under either protocol."""
+"""``python -m train``: train a model architecture on MIAS under either protocol."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import os
 import sys
 from pathlib import Path
 
+from . import architectures
+
 DESCRIPTION = """\
-Train the seed study's CNN (117,505 parameters) on the MIAS MiniMammographic Database.
+Train a model (--arch; the seed study's CNN by default) on the MIAS MiniMammographic
+Database.
 
 Protocols:
   patient (default, honest)  Stratified K-fold cross-validation grouped by patient: a
@@ -23,7 +26,8 @@ Protocols:
                              training and test. Reports the leak and the accuracy it inflates.
 
 Outputs in --out: metrics.json, predictions.csv (image,patient,fold,label,probability),
-model.keras, roc.png, training_curves.png, checkpoints/.
+model.keras with model_contract.json beside it (architecture and preprocessing, which
+`python -m export` requires), roc.png, training_curves.png, checkpoints/.
 
 MIAS: research use only; cite J Suckling et al (1994), Excerpta Medica ICS 1069, pp 375-378.
 """
@@ -71,7 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
         "with ~165 training images this gives ~21 gradient steps per epoch, so early "
         "stopping (patience 3) judges a model that has had a chance to learn",
     )
-    parser.add_argument("--image-size", type=int, default=128, help="model input side (128)")
+    parser.add_argument(
+        "--arch",
+        choices=architectures.names(),
+        default=architectures.DEFAULT_ARCHITECTURE,
+        help="model architecture (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="square model input side (default: the architecture's own; seed: 128)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument(
         "--no-final-model",
@@ -88,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"--folds must be at least 2, got {args.folds}")
     if not 1 <= args.rotations <= 360:
         problems.append(f"--rotations must be between 1 and 360, got {args.rotations}")
-    if args.image_size < 16:
+    if args.image_size is not None and args.image_size < 16:
         problems.append(f"--image-size must be at least 16, got {args.image_size}")
     if args.epochs is not None and args.epochs < 1:
         problems.append(f"--epochs must be at least 1, got {args.epochs}")
@@ -117,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 rotations=args.rotations,
                 epochs=args.epochs or 50,
                 image_size=args.image_size,
+                arch=args.arch,
                 seed=args.seed,
             )
             run_seed_protocol(dataset, args.out, settings, log)
@@ -127,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 folds=args.folds,
                 epochs=args.epochs or 40,
                 image_size=args.image_size,
+                arch=args.arch,
                 seed=args.seed,
                 augment_copies=args.augment_copies,
                 train_final_model=not args.no_final_model,

@@ -1,4 +1,4 @@
-"""Fitting the seed CNN: batches, callbacks and prediction, shared by both protocols."""
+"""Fitting a model: batches, callbacks and prediction, shared by both protocols."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from mammo_edge.preprocess import PreprocessConfig
+
+from . import architectures
 from .augment import random_augment
-from .model import BATCH_SIZE, build_seed_cnn
+from .model import BATCH_SIZE
 
 EARLY_STOPPING_PATIENCE = 3
 
@@ -92,6 +95,7 @@ def predict(model: keras.Model, inputs: np.ndarray, batch_size: int = BATCH_SIZE
     return model.predict(inputs, batch_size=batch_size, verbose=0).reshape(-1).astype(float)
 
 
-def new_model(image_size: int, seed: int) -> keras.Model:
+def new_model(arch: str, config: PreprocessConfig, seed: int) -> keras.Model:
+    """A fresh compiled model of architecture ``arch`` for ``config``'s input, seeded."""
     keras.utils.set_random_seed(seed)
-    return build_seed_cnn(image_size=image_size, seed=seed)
+    return architectures.get(arch).build(config, seed)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge.preprocess import PreprocessConfig
-
+from . import architectures
+from .contract import ModelContract, save_model, write_contract
 from .fit import AugmentedBatches, best_epoch, callbacks, new_model, predict
 from .images import load_model_inputs
 from .metrics import evaluate, youden_threshold
@@ -34,7 +34,8 @@ class PatientSettings:
 
     folds: int = 5
     epochs: int = 40
-    image_size: int = 128
+    image_size: int | None = None  # None: the architecture's own input size
+    arch: str = architectures.DEFAULT_ARCHITECTURE
     seed: int = 0
     augment_copies: int = 16
     validation_fraction: float = 0.2
@@ -64,7 +65,8 @@ def run_patient_protocol(
     """
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    config = PreprocessConfig(input_size=settings.image_size)
+    config = architectures.preprocess_for(settings.arch, settings.image_size)
+    contract = ModelContract(arch=settings.arch, preprocess=config)
     records = dataset.records
     log(
         f"Patient protocol: {len(records)} images of {len({r.patient_id for r in records})} "
@@ -75,6 +77,8 @@ def run_patient_protocol(
     labels = np.array([r.label for r in records])
     patients = np.array([r.patient_id for r in records])
 
+    # The fold checkpoints share one architecture and preprocessing: one contract for all.
+    write_contract(out / "checkpoints" / "fold1.keras", contract)
     out_of_fold = np.full(len(records), np.nan)
     fold_of = np.zeros(len(records), dtype=int)
     fold_logs: list[FoldLog] = []
@@ -88,7 +92,7 @@ def run_patient_protocol(
             f"Fold {fold}/{settings.folds}: fit {len(fit_indices)} images, "
             f"validate {len(validation_indices)}, test {len(test_indices)}"
         )
-        model = new_model(settings.image_size, settings.seed + fold)
+        model = new_model(settings.arch, config, settings.seed + fold)
         batches = AugmentedBatches(
             inputs,
             labels,
@@ -129,7 +133,7 @@ def run_patient_protocol(
     if settings.train_final_model:
         final_epochs = metrics["final_model"]["epochs"]
         log(f"Final model: all {len(records)} images, {final_epochs} epochs (median best epoch)")
-        model = new_model(settings.image_size, settings.seed)
+        model = new_model(settings.arch, config, settings.seed)
         every_image = np.arange(len(records))
         history = model.fit(
             AugmentedBatches(
@@ -143,7 +147,7 @@ def run_patient_protocol(
             epochs=final_epochs,
             verbose=2,
         )
-        model.save(out / "model.keras")
+        save_model(model, out / "model.keras", contract)
         histories.append({"name": "final", **history.history})
 
     metrics["elapsed_seconds"] = round(time.time() - started, 1)

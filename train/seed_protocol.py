@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge.preprocess import PreprocessConfig
-
+from . import architectures
 from .augment import rotate
+from .contract import ModelContract, save_model, write_contract
 from .fit import best_epoch, callbacks, new_model, predict
 from .images import load_model_inputs
 from .metrics import classification_metrics, evaluate
@@ -44,7 +44,8 @@ class SeedSettings:
 
     rotations: int = SEED_FULL_ROTATIONS
     epochs: int = 50
-    image_size: int = 128
+    image_size: int | None = None  # None: the architecture's own input size
+    arch: str = architectures.DEFAULT_ARCHITECTURE
     seed: int = 0
 
 
@@ -52,7 +53,8 @@ def run_seed_protocol(dataset: MiasDataset, out: Path, settings: SeedSettings, l
     """Train and evaluate as the seed did; write outputs to ``out``; return metrics."""
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    config = PreprocessConfig(input_size=settings.image_size)
+    config = architectures.preprocess_for(settings.arch, settings.image_size)
+    contract = ModelContract(arch=settings.arch, preprocess=config)
     kept, dropped = seed_rows(dataset.rows)
     samples = seed_samples(kept, settings.rotations)
     log(
@@ -68,7 +70,8 @@ def run_seed_protocol(dataset: MiasDataset, out: Path, settings: SeedSettings, l
     # Keras' validation_split takes the *last* 20% of the training arrays, unshuffled.
     fit_count = int(len(train_indices) * (1 - SEED_VALIDATION_SPLIT))
     fit_indices = train_indices[:fit_count]
-    model = new_model(settings.image_size, settings.seed)
+    model = new_model(settings.arch, config, settings.seed)
+    write_contract(out / "checkpoints" / "best.keras", contract)
     history = model.fit(
         inputs[train_indices],
         labels[train_indices],
@@ -78,7 +81,7 @@ def run_seed_protocol(dataset: MiasDataset, out: Path, settings: SeedSettings, l
         callbacks=callbacks(out / "checkpoints" / "best.keras"),
         verbose=2,
     )
-    model.save(out / "model.keras")
+    save_model(model, out / "model.keras", contract)
 
     test_probabilities = predict(model, inputs[test_indices])
     fit_probabilities = predict(model, inputs[fit_indices])

@@ -1,8 +1,13 @@
-"""``mammo-edge info``: what model would score, is it intact, and where it can run."""
+"""``mammo-edge info``: which models are shipped, is each intact, and where they can run.
+
+Without ``--model`` (and without ``$MAMMO_EDGE_MODEL``) it lists every shipped model with
+its measured figures; ``--model M`` details one model.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,18 +23,86 @@ def info_command(
         typer.Option(
             "--model",
             "-m",
-            help="Installed model name, model folder, or .onnx file. "
-            "Default: $MAMMO_EDGE_MODEL, else the shipped model.",
+            help="Detail one model: installed name (seed, seed-int8, ...), model folder, or "
+            ".onnx file. Default: $MAMMO_EDGE_MODEL if set, else list every shipped model.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Show the model's metadata, SHA-256 check, model-card summary and providers."""
+    """List the shipped models with their figures, or detail one model (--model)."""
+    from ..registry import MODEL_ENV_VAR
+
+    if model is None and not os.environ.get(MODEL_ENV_VAR):
+        listing = list_models()
+        if as_json:
+            typer.echo(json.dumps(listing, indent=2, ensure_ascii=False))
+        else:
+            typer.echo(_listing_as_text(listing))
+        return
     details = describe_model(model)
     if as_json:
         typer.echo(json.dumps(details, indent=2, ensure_ascii=False))
     else:
         typer.echo(_as_text(details))
+
+
+def list_models(directory: Path | None = None) -> dict:
+    """Every model of the manifest in ``directory`` (the installed one by default).
+
+    Each model is loaded on CPU and checked against its SHA-256; one that fails is listed
+    with its error instead of stopping the listing.
+
+    Raises:
+        ModelError: there is no readable manifest.
+    """
+    import onnxruntime
+
+    from .. import __version__
+    from ..errors import ModelError
+    from ..predictor import Predictor
+    from ..providers import available_providers, providers_for
+    from ..registry import MODELS_DIR, read_manifest, shipped_models
+
+    directory = MODELS_DIR if directory is None else Path(directory)
+    manifest = read_manifest(directory)
+    models = []
+    for model_file in shipped_models(directory):
+        entry = {
+            "name": model_file.name,
+            "default": model_file.name == manifest["default"],
+            "path": str(model_file.path),
+            "description": model_file.description,
+            "size_bytes": model_file.path.stat().st_size if model_file.path.is_file() else None,
+            "model_card": str(model_file.model_card) if model_file.model_card else None,
+        }
+        try:
+            predictor = Predictor(model_file.path, device="cpu")
+        except ModelError as error:
+            entry["error"] = str(error)
+        else:
+            metadata = predictor.metadata
+            entry.update(
+                sha256=predictor.model_sha256,
+                sha256_verified=predictor.sha256_verified,
+                model_name=metadata.model_name,
+                model_version=metadata.model_version,
+                arch=metadata.arch,
+                threshold=metadata.threshold,
+                threshold_method=metadata.threshold_method,
+                training_protocol=metadata.training_protocol,
+                cv_metrics=metadata.cv_metrics,
+            )
+        models.append(entry)
+    aliases = manifest.get("aliases", {})
+    return {
+        "mammo_edge_version": __version__,
+        "onnxruntime_version": onnxruntime.__version__,
+        "models_dir": str(directory),
+        "default": manifest["default"],
+        "models": models,
+        "aliases": aliases,
+        "providers": {"available": available_providers(), "auto": providers_for("auto")[0]},
+    }
 
 
 def describe_model(model: str | None = None) -> dict:
@@ -117,6 +190,41 @@ def _metrics_summary(metrics: dict) -> str:
     return "; ".join(parts) or json.dumps(metrics, sort_keys=True)
 
 
+def _listing_as_text(listing: dict) -> str:
+    lines = [
+        f"mammo-edge {listing['mammo_edge_version']} "
+        f"(onnxruntime {listing['onnxruntime_version']})",
+        f"Shipped models in {listing['models_dir']} (* = default; select with --model NAME):",
+    ]
+    for model in listing["models"]:
+        marker = "*" if model["default"] else " "
+        lines.append(f"{marker} {model['name']}")
+        if "error" in model:
+            lines.append(f"    ERROR: {model['error']}")
+            continue
+        size = model["size_bytes"] or 0
+        verified = "verified" if model["sha256_verified"] else "NOT in a manifest"
+        lines += [
+            f"    {model['model_name']} {model['model_version']}"
+            + (f", arch {model['arch']}" if model["arch"] else "")
+            + f"; {size / 1e6:.2f} MB; sha256 {model['sha256'][:12]}... ({verified})",
+            f"    figures:   {_metrics_summary(model['cv_metrics'])}",
+            f"    threshold: {model['threshold']:g} ({model['threshold_method']})",
+            f"    evaluated: {model['training_protocol']}",
+        ]
+        if model["description"]:
+            lines.append(f"    about:     {model['description']}")
+    if listing["aliases"]:
+        old = ", ".join(f"{alias} -> {target}" for alias, target in listing["aliases"].items())
+        lines.append(f"Deprecated names: {old}")
+    lines.append(
+        f"providers: {', '.join(listing['providers']['available'])} "
+        f"(auto uses {listing['providers']['auto']})"
+    )
+    lines.append("Details of one model: mammo-edge info --model NAME")
+    return "\n".join(lines)
+
+
 def _as_text(details: dict) -> str:
     model, metadata = details["model"], details["metadata"]
     verified = "verified against manifest" if model["sha256_verified"] else "not in a manifest"
@@ -129,9 +237,7 @@ def _as_text(details: dict) -> str:
         f"name / version:   {metadata['model_name']} {metadata['model_version']}",
         f"classes:          {' / '.join(metadata['class_names'])}",
         f"threshold:        {metadata['threshold']:g} ({metadata['threshold_method']})",
-        f"preprocessing:    {preprocess['input_size']}x{preprocess['input_size']} "
-        f"{preprocess['interpolation']}, value * {preprocess['pixel_scale']:g} "
-        f"+ {preprocess['pixel_offset']:g}, {preprocess['layout']}",
+        f"preprocessing:    {json.dumps(preprocess, sort_keys=True)}",
         f"training:         {metadata['training_protocol']}",
         f"cv metrics:       {_metrics_summary(metadata['cv_metrics'])}",
         f"dataset sha256:   {metadata['dataset_sha256'] or '-'}",

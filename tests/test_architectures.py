@@ -1,0 +1,99 @@
+"""Every architecture builds, exports with parity and runs through the runtime; contracts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES_DIR
+
+from mammo_edge.preprocess import PreprocessConfig
+from train import architectures
+from train.contract import (
+    CONTRACT_NAME,
+    ContractError,
+    ModelContract,
+    contract_path,
+    read_contract,
+    write_contract,
+)
+
+
+def test_registry_names_and_unknown_architecture():
+    assert "seed" in architectures.names()
+    assert architectures.DEFAULT_ARCHITECTURE in architectures.names()
+    with pytest.raises(architectures.UnknownArchitecture, match="choose one of"):
+        architectures.get("no-such-net")
+
+
+def test_contract_round_trip_and_errors(tmp_path):
+    contract = ModelContract(arch="seed", preprocess=PreprocessConfig(input_size=64))
+    path = write_contract(tmp_path / "model.keras", contract)
+    assert path == contract_path(tmp_path / "model.keras") == tmp_path / CONTRACT_NAME
+    assert read_contract(path) == contract
+    written = json.loads(path.read_text())
+    assert written["preprocess"] == PreprocessConfig(input_size=64).as_dict()
+    assert written["outputs"] == {"probability": 0}
+    with pytest.raises(ContractError, match="no model contract"):
+        read_contract(tmp_path / "elsewhere" / CONTRACT_NAME)
+    path.write_text(json.dumps({"arch": "seed"}))
+    with pytest.raises(ContractError, match="lacks its 'preprocess'"):
+        read_contract(path)
+    path.write_text(json.dumps({"arch": "seed", "preprocess": {"input_size": 2}}))
+    with pytest.raises(ContractError, match="not usable"):
+        read_contract(path)
+
+
+def test_committed_patient_model_has_its_contract():
+    from conftest import REPO_ROOT
+
+    contract = read_contract(REPO_ROOT / "reports" / "patient" / CONTRACT_NAME)
+    assert contract.arch == "seed"
+    assert contract.preprocess == architectures.preprocess_for("seed")
+
+
+def _tiny_preprocess(module) -> PreprocessConfig:
+    # An architecture may offer a small input for tests; else its own input is used.
+    tiny = getattr(module, "test_preprocess", None)
+    return tiny() if tiny is not None else module.default_preprocess()
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("name", architectures.names())
+def test_architecture_builds_exports_and_runs_through_the_runtime(name, tmp_path):
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    from export.pipeline import build_metadata, export_fp32
+    from mammo_edge.imageio import load_image
+    from mammo_edge.predictor import Predictor
+    from mammo_edge.preprocess import to_model_batch
+
+    module = architectures.get(name)
+    config = _tiny_preprocess(module)
+    model = module.build(config, 0)
+    images = [load_image(path).pixels for path in sorted(EXAMPLES_DIR.glob("*.pgm"))[:3]]
+    batch = to_model_batch(images, config)
+    assert model.input_shape[1:] == batch.shape[1:]
+    metadata = build_metadata(
+        model_name=f"test-{name}",
+        model_version="0",
+        threshold=None,
+        training_protocol="none (test)",
+        cv_metrics={},
+        dataset_sha256="0" * 64,
+        preprocess=config,
+        arch=name,
+    )
+    onnx_model, _, parity = export_fp32(model, metadata, batch, "examples")
+    assert parity.max_abs_difference <= parity.tolerance
+    path = tmp_path / f"{name}.onnx"
+    path.write_bytes(onnx_model.SerializeToString())
+    predictor = Predictor(path, device="cpu", threads=1)
+    assert predictor.metadata.arch == name
+    results = predictor.predict([EXAMPLES_DIR / "mdb003.pgm", EXAMPLES_DIR / "mdb028.pgm"])
+    assert all(result.ok for result in results), results
+    assert all(0.0 <= result.probability <= 1.0 for result in results)
+    assert np.isclose(
+        results[0].probability, float(np.asarray(model(batch[:1], training=False))[0, 0]), atol=1e-5
+    )
