@@ -250,3 +250,26 @@ def test_engine_ray_without_ray_installed_says_how_to_install(
     monkeypatch.setattr(ray_engine, "require_ray", missing)
     code, _, err = run(capsys, "predict", study, "-m", tiny_models_dir, "--engine", "ray")
     assert code == 1 and "mammo-edge[ray]" in err
+
+
+def test_an_unreachable_ray_cluster_exits_1_before_writing_anything(
+    capsys, study, tiny_models_dir, tmp_path
+):
+    import socket
+
+    from mammo_edge.engines import ray_engine
+
+    pytest.importorskip("ray", reason="--engine ray needs the ray extra")
+    with socket.socket() as probe:  # a port that nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ray_engine.RayEngineError, match="cannot reach"):
+        ray_engine._check_reachable(f"127.0.0.1:{port}")
+    output = tmp_path / "never.json"
+    code, _, err = run(
+        capsys,
+        *["predict", study, "-m", tiny_models_dir, "-f", "json", "-o", output],
+        *["--engine", "ray", "--address", f"ray://127.0.0.1:{port}"],
+    )
+    assert code == 1 and "cannot reach the Ray cluster" in err and "Traceback" not in err
+    assert not output.exists()

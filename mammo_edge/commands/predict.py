@@ -193,7 +193,6 @@ def _predict(
 ) -> int:
     from ..inputs import expand_inputs
     from ..predictor import Predictor
-    from ..writers import open_writer
 
     _silence_opencv_warnings()
     if engine != Engine.ray.value and (address is not None or num_cpus is not None):
@@ -266,6 +265,47 @@ def _predict(
             f"{len(inputs)} input(s){' on Ray' if engine == Engine.ray.value else ''}",
             err=True,
         )
+    ray_engine = None
+    if engine == Engine.ray.value and inputs:
+        from ..engines.ray_engine import RayEngine
+
+        ray_engine = RayEngine(predictor, address=address, num_cpus=num_cpus)
+        ray_engine.start()  # an unreachable cluster fails here, before any output is written
+    try:
+        return _score_and_write(
+            predictor,
+            inputs,
+            ray_engine=ray_engine,
+            output=output,
+            output_format=output_format,
+            append=append,
+            quiet=quiet,
+            resume=resume,
+            total=total,
+            already_failed=already_failed,
+        )
+    finally:
+        if ray_engine is not None:
+            ray_engine.stop()
+
+
+def _score_and_write(
+    predictor,
+    inputs: list[str],
+    *,
+    ray_engine,
+    output: Path | None,
+    output_format: str,
+    append: bool,
+    quiet: bool,
+    resume: bool,
+    total: int,
+    already_failed: int,
+) -> int:
+    """Score ``inputs`` with the local engine or ``ray_engine``; write and summarise."""
+    from ..errors import ModelError
+    from ..writers import open_writer
+
     failed = abnormal = 0
     with _open_output(output, output_format, append) as stream:
         writer = open_writer(
@@ -284,12 +324,8 @@ def _predict(
         )
         written = 0
         try:
-            if engine == Engine.ray.value:
-                from ..engines.ray_engine import RayEngine
-
-                results = RayEngine(predictor, address=address, num_cpus=num_cpus).iter_predict(
-                    inputs
-                )
+            if ray_engine is not None:
+                results = ray_engine.iter_predict(inputs)
             else:
                 results = predictor.iter_predict(inputs)
             with progress as bar:
@@ -315,6 +351,9 @@ def _predict(
             )
             code = EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
             raise typer.Exit(code) from None
+        except ModelError:  # e.g. a Ray actor refused the model: keep the file well-formed
+            writer.close()
+            raise
         writer.close()
     failed += already_failed
     if not quiet:

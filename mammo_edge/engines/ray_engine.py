@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import signal
+import socket
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
@@ -52,6 +53,14 @@ warnings.filterwarnings(
 #: Logical CPUs a load task asks for: decoding a batch takes milliseconds and mostly waits
 #: on the disk, so loads share the CPU left beside the actors.
 LOAD_TASK_CPUS = 0.25
+
+
+class RayEngineError(ModelError):
+    """Ray cannot be used: not installed, cluster unreachable, or it failed to start.
+
+    A :class:`~mammo_edge.errors.ModelError`, as a missing device is: nothing can be scored,
+    so ``mammo-edge predict`` exits 1 with the message.
+    """
 
 
 def require_ray():
@@ -133,26 +142,64 @@ class RayEngine:
         self.num_cpus = num_cpus
         self.cpus_per_actor = cpus_per_actor
         self.plan: ActorPlan | None = None
+        self._started_here = False
+
+    def start(self) -> None:
+        """Start the local Ray instance or join ``address``, unless Ray is already running.
+
+        Called by :meth:`iter_predict` when needed; call it first to fail before anything
+        is written (``mammo-edge predict`` does).
+
+        Raises:
+            RayEngineError: Ray is not installed, the cluster cannot be reached, or Ray
+                could not start.
+        """
+        try:
+            ray = require_ray()
+        except ImportError as error:
+            raise RayEngineError(str(error)) from None
+        if ray.is_initialized():
+            return
+        if self.address is not None:
+            _check_reachable(self.address)
+        try:
+            _start_ray(ray, self.address, self.num_cpus)
+        except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError...
+            where = f"join the Ray cluster at {self.address}" if self.address else "start Ray"
+            raise RayEngineError(f"could not {where}: {error}") from None
+        self._started_here = True
+
+    def stop(self) -> None:
+        """Shut down the Ray instance :meth:`start` started or joined (no-op otherwise)."""
+        if self._started_here:
+            import ray
+
+            ray.shutdown()
+            self._started_here = False
 
     def iter_predict(self, paths: Iterable[str]) -> Iterator[PredictionResult]:
         """Score file paths or URIs; one record per input, in input order, streamed.
 
+        Starts (and at the end stops) Ray when nothing has started it yet.
+
         Raises:
+            RayEngineError: Ray cannot be started or joined.
             ModelError: the model bytes were changed since load, or an actor refused them.
         """
-        ray = require_ray()
         paths = [str(path) for path in paths]
         if not paths:
             return
         model_bytes = self.predictor.read_model_bytes()
-        started_here = not ray.is_initialized()
-        if started_here:
-            _start_ray(ray, self.address, self.num_cpus)
+        owns = not self._started_here
+        self.start()
+        owns = owns and self._started_here
+        import ray
+
         try:
             yield from self._run(ray, paths, model_bytes)
         finally:
-            if started_here:
-                ray.shutdown()
+            if owns:
+                self.stop()
 
     def _run(self, ray, paths: list[str], model_bytes: bytes) -> Iterator[PredictionResult]:
         import ray.data
@@ -337,6 +384,25 @@ def _start_ray(ray, address: str | None, num_cpus: int | None) -> None:
     finally:
         if in_main_thread and previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on ``host:port`` (or ``ray://host:port``) that nothing listens on.
+
+    ``ray.init`` would retry an unreachable address for minutes; ``auto`` and other forms
+    are left to Ray.
+    """
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise RayEngineError(
+            f"cannot reach the Ray cluster at {address} ({error.strerror or error}); check "
+            "that `ray start --head` runs there and that the port is open"
+        ) from None
 
 
 def _no_restarts() -> dict:
