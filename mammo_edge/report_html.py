@@ -92,7 +92,12 @@ tr.error td { background: #fde8e8; }
 .controls { display: flex; flex-wrap: wrap; gap: 1rem; align-items: end; margin: .5rem 0; }
 .controls label { display: flex; flex-direction: column; font-weight: 600; }
 .controls select { font: inherit; padding: .2rem; }
-.path { overflow-wrap: anywhere; max-width: 16rem; }
+.path { overflow-wrap: anywhere; min-width: 9rem; max-width: 16rem; }
+td.number, th { white-space: nowrap; }
+.evaluation { display: flex; flex-wrap: wrap; gap: 1rem 2rem; align-items: flex-start; }
+table.metrics { max-width: 30rem; }
+table.metrics th, table.metrics td { white-space: normal; }
+caption { font-weight: 600; text-align: left; padding: .2rem 0; }
 .note { color: #444; }
 figure { margin: .5rem 0; }
 @media print {
@@ -238,8 +243,9 @@ def _evaluation_section(view: EvaluationView) -> str:
         '<section aria-labelledby="evaluation-title">'
         '<h2 id="evaluation-title">Against the labels</h2>'
         f"<p>Labels: <code>{_text(view.labels_file)}</code></p>"
+        '<div class="evaluation">'
         f'<table class="metrics"><caption>Metrics</caption><tbody>{metric_rows}</tbody></table>'
-        f"{confusion}{roc}{notes}"
+        f"<div>{confusion}{roc}</div></div>{notes}"
         "</section>"
     )
 
