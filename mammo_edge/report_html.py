@@ -4,7 +4,8 @@ No CDN, no server, no external fonts: the page is plain HTML with its CSS inline
 images beside it (relative links). A few lines of inline JavaScript sort the table by
 probability and filter it by call, status and outcome; without JavaScript the page is the
 table in input order and everything else still reads. A print style sheet hides the
-controls and keeps rows whole.
+controls and keeps rows whole; a filtered table prints as shown, with its "Showing N of
+M" line.
 
 :func:`render_report` is a pure function of a :class:`ReportPage`: the command
 (:mod:`mammo_edge.commands.report`) gathers the facts, this module only writes them.
@@ -104,7 +105,6 @@ figure { margin: .5rem 0; }
   body { margin: 0; font-size: 10pt; }
   .controls, .no-print { display: none !important; }
   tr { break-inside: avoid; }
-  tr[hidden] { display: table-row !important; }
   table.results img { max-width: 120px; max-height: 150px; }
   a { color: inherit; text-decoration: none; }
   h2 { break-after: avoid; }
@@ -290,7 +290,7 @@ def _table_section(page: ReportPage) -> str:
         f"{controls}"
         '<noscript><p class="note">Sorting and filtering need JavaScript; the table below is '
         "in input order.</p></noscript>"
-        f'<p id="shown" class="note no-print" aria-live="polite">{len(page.rows)} image(s).</p>'
+        f'<p id="shown" class="note" aria-live="polite">{len(page.rows)} image(s).</p>'
         '<table id="results" class="results">'
         f"<caption>One row per input ({len(page.rows)}); select a heatmap to open it at full "
         "size.</caption>"

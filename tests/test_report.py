@@ -265,3 +265,23 @@ def test_a_missing_image_is_caught_by_the_browser_check(browser, labelled_report
     assert broken == 1
     assert any("ERR_FILE_NOT_FOUND" in error for error in browser.errors)
     browser.errors.clear()
+
+
+def test_print_layout_hides_controls_and_prints_what_is_shown(browser, labelled_report):
+    browser.open((labelled_report / "index.html").as_uri())
+    browser.evaluate(
+        "(() => { const s = document.getElementById('filter-status'); s.value = 'error';"
+        " s.dispatchEvent(new Event('change', {bubbles: true})); return true; })()"
+    )
+    browser.send("Emulation.setEmulatedMedia", {"media": "print"}, session=True)
+    try:
+        display = browser.evaluate(
+            "['controls', 'shown'].map(id => getComputedStyle(document.getElementById(id)).display)"
+        )
+        shown = browser.evaluate(
+            f"Array.from({ROWS}).filter(r => getComputedStyle(r).display !== 'none').length"
+        )
+    finally:
+        browser.send("Emulation.setEmulatedMedia", {"media": ""}, session=True)
+    assert display[0] == "none" and display[1] != "none"
+    assert shown == 3  # the filtered view prints as seen, its "Showing 3 of 7" line included
