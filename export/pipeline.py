@@ -160,7 +160,7 @@ def run_export(options: ExportOptions) -> ExportResult:
     data = load_mias_batch(options.data_path, preprocess)
     _check_input_shape(data.batch, model_input_shape(keras_model), str(options.data_path))
     predictions = read_predictions(options.predictions_path) if options.predictions_path else None
-    threshold = youden_threshold(predictions) if predictions else None
+    threshold = youden_threshold(predictions) if predictions else _recorded_threshold(metrics)
     metadata = build_metadata(
         model_name=model_name,
         model_version=options.model_version,
@@ -430,6 +430,24 @@ def _ship(
     )
     report["shipped"] = {entry_name: asdict(entry) for entry_name, entry in entries.items()}
     report["model_card"] = str(folder / card)
+
+
+def _recorded_threshold(metrics: dict) -> ThresholdChoice | None:
+    """Without out-of-fold predictions: the fixed threshold the evaluation itself used.
+
+    Taken only when metrics.json states both the threshold and how it was chosen.
+    """
+    threshold, method = metrics.get("threshold"), metrics.get("threshold_method")
+    if not isinstance(threshold, (int, float)) or not isinstance(method, str):
+        return None
+    if not 0.0 <= threshold <= 1.0:
+        raise ExportError(f"metrics.json threshold {threshold} is not in [0, 1]")
+    return ThresholdChoice(
+        threshold=float(threshold),
+        method=f"{method} (from metrics.json)",
+        sensitivity=float(metrics.get("sensitivity", float("nan"))),
+        specificity=float(metrics.get("specificity", float("nan"))),
+    )
 
 
 def _threshold_warnings(threshold: ThresholdChoice | None, metrics: dict) -> list[str]:
