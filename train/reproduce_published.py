@@ -220,7 +220,10 @@ def _honest(dataset, samples, base, predictor) -> tuple[dict, list[dict]]:
     at_90 = metrics.sensitivity_at_specificity(labels, probabilities, 0.9)
     in_fit = np.array([record.reference in fitted for record in records])
     honest = {
-        "protocol": "published weights; every image once",
+        "protocol": (
+            f"published weights, every image once; in-sample: {int(in_fit.sum())} of the "
+            f"{len(records)} images were fitted as rotated copies"
+        ),
         "description": (
             f"The study's released weights scored once on each of the {len(records)} "
             f"mini-MIAS images here ({len(set(patients.tolist()))} patients), unrotated, "
