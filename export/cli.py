@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--name",
         "--model-name",
         dest="model_name",
+        metavar="NAME",
         default=None,
         help="model name in the metadata and manifest (default: the contract's architecture)",
     )
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version",
         "--model-version",
         dest="model_version",
+        metavar="VERSION",
         default=None,
         help="model version (default: mammo-edge's version)",
     )
