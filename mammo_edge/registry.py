@@ -163,6 +163,7 @@ def add_to_manifest(
         "w", dir=directory, prefix=".manifest-", suffix=".json", delete=False, encoding="utf-8"
     ) as handle:
         handle.write(json.dumps(updated, indent=2, ensure_ascii=False) + "\n")
+    os.chmod(handle.name, 0o644)  # NamedTemporaryFile makes 0600; others must read it
     os.replace(handle.name, path)
     return path
 
