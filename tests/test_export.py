@@ -13,7 +13,7 @@ pytest.importorskip("tf2onnx")
 
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
-from mias_fixtures import info_rows, write_mias_folder  # noqa: E402
+from mias_fixtures import MIAS_ARCHIVE, REPO_ROOT, info_rows, write_mias_folder  # noqa: E402
 
 from export.cli import main  # noqa: E402
 from export.convert import keras_to_onnx  # noqa: E402
@@ -371,3 +371,31 @@ def test_ship_needs_the_evaluation_metrics(tmp_path, capsys):
     )  # fmt: skip
     assert exit_code == 1
     assert "--ship needs --metrics" in capsys.readouterr().err
+
+
+PUBLISHED_H5 = REPO_ROOT.parent / "shared" / "seed" / "pretrained_model.h5"
+
+
+@pytest.mark.mias
+@pytest.mark.tensorflow
+@pytest.mark.skipif(
+    not (PUBLISHED_H5.is_file() and MIAS_ARCHIVE.is_file()),
+    reason="needs ../shared/seed/pretrained_model.h5 and ../shared/mias/all-mias.tar.gz",
+)
+def test_published_hdf5_exports_with_parity_and_matches_the_shipped_file(tmp_path, capsys):
+    out = tmp_path / "seed-published.onnx"
+    exit_code = main(
+        ["--model", str(PUBLISHED_H5),
+         "--contract", str(REPO_ROOT / "reports" / "published" / "model_contract.json"),
+         "--out", str(out), "--data", str(MIAS_ARCHIVE), "--name", "seed-published"]
+    )  # fmt: skip
+    assert exit_code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "seed-published.export.json").read_text())
+    assert report["parity"]["images"] == 258
+    assert report["parity"]["max_abs_difference"] <= PARITY_TOLERANCE
+    assert report["parameters"] == 117_505
+    shipped = REPO_ROOT / "mammo_edge" / "models" / "seed-published.onnx"
+    if shipped.is_file():
+        # The same graph as the shipped file: only the metadata may differ.
+        fresh, kept = onnx.load(str(out)), onnx.load(str(shipped))
+        assert fresh.graph.SerializeToString() == kept.graph.SerializeToString()
