@@ -92,7 +92,8 @@ class Predictor:
 
     Args:
         model: ``None`` for ``$MAMMO_EDGE_MODEL`` or the shipped default, an installed model
-            name (``fp32``, ``int8``), a folder with a ``manifest.json``, or an ``.onnx`` path.
+            name (``seed``, ``seed-int8``, ...), a folder with a ``manifest.json``, or an ``.onnx``
+            path.
         device: ``auto`` (CUDA when onnxruntime offers it), ``cpu`` or ``cuda``.
         threads: onnxruntime intra-op threads; ``None`` for one per core.
         threshold: decision threshold in [0, 1]; ``None`` uses the model's own.

@@ -49,7 +49,8 @@ class ModelFile:
         name: the manifest key (``seed``) or, for a bare file, its stem.
         expected_sha256: the manifest's checksum, or ``None`` for a file no manifest lists.
         description: the manifest's description, if any.
-        model_card: ``MODEL_CARD.md`` beside the file, if present.
+        model_card: the card the manifest entry names (``model_card``), else
+            ``MODEL_CARD.md`` beside the file, if present.
     """
 
     path: Path

@@ -54,7 +54,8 @@ def predict_command(
         typer.Option(
             "--model",
             "-m",
-            help="Installed model name (fp32, int8), model folder, or .onnx file. "
+            help="Installed model name (seed, seed-int8, seed-published; see "
+            "`mammo-edge info`), model folder, or .onnx file. "
             "Default: $MAMMO_EDGE_MODEL, else the shipped model.",
         ),
     ] = None,
