@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--predictions", type=Path, help="predictions.csv (out-of-fold) -> decision threshold"
     )
+    parser.add_argument(
+        "--threshold-rule",
+        default="youden",
+        help="how --predictions sets the threshold: 'youden' (default) or 'sensitivity:0.90' "
+        "(the highest threshold reaching that out-of-fold sensitivity; for triage)",
+    )
     parser.add_argument("--metrics", type=Path, help="metrics.json of the training run")
     parser.add_argument("--int8", action="store_true", help="also write a static INT8 model")
     parser.add_argument(
@@ -119,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         data_path=arguments.data,
         opset=arguments.opset,
         predictions_path=arguments.predictions,
+        threshold_rule=arguments.threshold_rule,
         metrics_path=arguments.metrics,
         int8=arguments.int8,
         calibration_path=arguments.calibration,

@@ -55,7 +55,7 @@ def model_input_shape(model: keras.Model) -> tuple[int, int]:
             f"model input shape is {shape}; mammo-edge needs (None, H, W, 1) "
             "(fixed height and width, one grayscale channel, NHWC)"
         )
-    output_shape = tuple(model.output_shape)
+    output_shape = tuple(model.outputs[0].shape)
     if output_shape[1:] != (1,):
         raise ExportError(
             f"model output shape is {output_shape}; mammo-edge needs (None, 1): "
@@ -64,12 +64,18 @@ def model_input_shape(model: keras.Model) -> tuple[int, int]:
     return int(shape[1]), int(shape[2])
 
 
-def keras_to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> Conversion:
+def keras_to_onnx(
+    model: keras.Model,
+    opset: int = DEFAULT_OPSET,
+    output_names: tuple[str, ...] = (OUTPUT_NAME,),
+) -> Conversion:
     """Convert ``model`` to ONNX with input ``image`` [N,H,W,1] and output ``probability`` [N,1].
 
     Args:
-        model: a Keras 3 model taking (N, H, W, 1) float32 and returning (N, 1).
+        model: a Keras 3 model taking (N, H, W, 1) float32 and returning (N, 1) first, then
+            any further outputs (e.g. a heatmap) in the order of ``output_names``.
         opset: ONNX opset, at least 13.
+        output_names: the ONNX names of the model's outputs, ``probability`` first.
 
     Returns:
         A Conversion holding the ModelProto (no mammo-edge metadata yet) and the Transpose
@@ -82,11 +88,15 @@ def keras_to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> Conversion:
     function = tf.function(lambda image: model(image, training=False), input_signature=signature)
     concrete = function.get_concrete_function(*signature)
     input_names = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
+    wanted_outputs = tuple(output_names)
     output_names = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
-    if len(input_names) != 1 or len(output_names) != 1:
-        raise ExportError(f"expected one input and one output, got {input_names} -> {output_names}")
+    if len(input_names) != 1 or len(output_names) != len(wanted_outputs):
+        raise ExportError(
+            f"expected one input and {len(wanted_outputs)} output(s) {list(wanted_outputs)}, "
+            f"got {input_names} -> {output_names}"
+        )
     frozen = tf_loader.from_function(concrete, input_names, output_names)
-    renames = {input_names[0]: INPUT_NAME, output_names[0]: OUTPUT_NAME}
+    renames = {input_names[0]: INPUT_NAME, **dict(zip(output_names, wanted_outputs, strict=True))}
     with tf.Graph().as_default() as tf_graph:
         tf.import_graph_def(frozen, name="")
         graph = process_tf_graph(
@@ -105,7 +115,7 @@ def keras_to_onnx(model: keras.Model, opset: int = DEFAULT_OPSET) -> Conversion:
     _name_batch_dimension(proto)
     _renumber_generated_names(proto)
     onnx.checker.check_model(proto)
-    _check_interface(proto, (height, width))
+    _check_interface(proto, (height, width), wanted_outputs)
     return Conversion(
         model=proto,
         opset=opset,
@@ -161,13 +171,16 @@ def _renumber_generated_names(model: onnx.ModelProto) -> None:
         value.name = new_names.get(value.name, value.name)
 
 
-def _check_interface(model: onnx.ModelProto, input_shape: tuple[int, int]) -> None:
+def _check_interface(
+    model: onnx.ModelProto, input_shape: tuple[int, int], output_names=(OUTPUT_NAME,)
+) -> None:
     inputs = [value for value in model.graph.input]
     outputs = [value for value in model.graph.output]
-    if [v.name for v in inputs] != [INPUT_NAME] or [v.name for v in outputs] != [OUTPUT_NAME]:
+    found_outputs = [v.name for v in outputs]
+    if [v.name for v in inputs] != [INPUT_NAME] or found_outputs != list(output_names):
         raise ExportError(
             f"converted graph has inputs {[v.name for v in inputs]} and outputs "
-            f"{[v.name for v in outputs]}; expected ['{INPUT_NAME}'] -> ['{OUTPUT_NAME}']"
+            f"{found_outputs}; expected ['{INPUT_NAME}'] -> {list(output_names)}"
         )
     dims = inputs[0].type.tensor_type.shape.dim
     static = [d.dim_value if d.HasField("dim_value") else None for d in dims]

@@ -36,10 +36,15 @@ class ParityReport:
 def keras_probabilities(model: keras.Model, batch: np.ndarray) -> np.ndarray:
     """Keras inference (``training=False``) on a (N, S, S, 1) float32 batch -> (N,) float32."""
     outputs = [
-        np.asarray(model(batch[start : start + _CHUNK], training=False))
+        np.asarray(_first(model(batch[start : start + _CHUNK], training=False)))
         for start in range(0, len(batch), _CHUNK)
     ]
     return np.concatenate(outputs).reshape(-1).astype(np.float32)
+
+
+def _first(outputs):
+    # A model with a heatmap returns [probability, heatmap]; parity is on the probability.
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
 
 def onnx_probabilities(

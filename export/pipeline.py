@@ -41,7 +41,12 @@ from .ship import (
     render_model_card,
     verify_shipped,
 )
-from .threshold import ThresholdChoice, read_metrics, read_predictions, youden_threshold
+from .threshold import (
+    ThresholdChoice,
+    choose_threshold,
+    read_metrics,
+    read_predictions,
+)
 from .transposes import ort_optimized_op_counts
 
 VERSIONED_PACKAGES = ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
@@ -73,6 +78,9 @@ class ExportOptions:
     card_notes_path: Path | None = None
     #: The command line, recorded in the card for regeneration.
     command: str = ""
+    #: How the threshold is chosen on the out-of-fold predictions: ``youden`` or
+    #: ``sensitivity:0.90`` (the highest threshold reaching that sensitivity: triage).
+    threshold_rule: str = "youden"
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ def build_metadata(
     dataset_sha256: str,
     preprocess: PreprocessConfig,
     arch: str = "",
+    outputs: dict | None = None,
 ) -> ModelMetadata:
     """Assemble the metadata an exported model carries (code revision and date filled in).
 
@@ -104,7 +113,7 @@ def build_metadata(
         model_version=model_version,
         preprocess=preprocess,
         arch=arch,
-        outputs={"probability": OUTPUT_NAME},
+        outputs=dict(outputs) if outputs else {"probability": OUTPUT_NAME},
         threshold=0.5 if threshold is None else threshold.threshold,
         threshold_method=(
             "fixed 0.5 (no out-of-fold predictions given to the export)"
@@ -135,7 +144,7 @@ def export_fp32(
         ExportError: conversion or parity failed, or the preprocessing disagrees with the
             model's input.
     """
-    conversion = keras_to_onnx(keras_model, opset)
+    conversion = keras_to_onnx(keras_model, opset, output_tensor_names(metadata.outputs))
     _check_input_shape(parity_batch, conversion.input_shape, "the parity images")
     model = conversion.model
     attach_metadata(model, metadata)
@@ -154,13 +163,17 @@ def run_export(options: ExportOptions) -> ExportResult:
     model_name = options.model_name or contract.arch
     _check_name(options, model_name)
     keras_model, loaded_with = _load_keras(options.model_path, contract)
-    keras_model = _probability_model(keras_model, contract)
+    keras_model = _exported_model(keras_model, contract)
     metrics = read_metrics(options.metrics_path) if options.metrics_path else {}
     preprocess = contract.preprocess
     data = load_mias_batch(options.data_path, preprocess)
     _check_input_shape(data.batch, model_input_shape(keras_model), str(options.data_path))
     predictions = read_predictions(options.predictions_path) if options.predictions_path else None
-    threshold = youden_threshold(predictions) if predictions else _recorded_threshold(metrics)
+    threshold = (
+        choose_threshold(predictions, options.threshold_rule)
+        if predictions
+        else _recorded_threshold(metrics)
+    )
     metadata = build_metadata(
         model_name=model_name,
         model_version=options.model_version,
@@ -170,6 +183,7 @@ def run_export(options: ExportOptions) -> ExportResult:
         dataset_sha256=data.dataset_sha256,
         preprocess=preprocess,
         arch=contract.arch,
+        outputs=_metadata_outputs(contract),
     )
     fp32_model, conversion, parity = export_fp32(
         keras_model,
@@ -198,6 +212,7 @@ def run_export(options: ExportOptions) -> ExportResult:
         },
         "op_counts": conversion.op_counts,
         "parity": asdict(parity),
+        "heatmap_parity": _heatmap_parity(keras_model, fp32_model, data.batch),
         "threshold": None if threshold is None else asdict(threshold),
         "warnings": _threshold_warnings(threshold, metrics),
     }
@@ -293,13 +308,46 @@ def _load_keras(path: Path, contract: ModelContract) -> tuple[keras.Model, str]:
     return model, f"{contract.arch} architecture + load_weights (load_model failed: {load_error})"
 
 
-def _probability_model(model: keras.Model, contract: ModelContract) -> keras.Model:
-    # A model may have several outputs (e.g. a heatmap); the exported graph carries only
-    # the probability the contract points at.
+#: Output roles that are tensors of the graph, in the order the ONNX model lists them.
+TENSOR_OUTPUT_ROLES = ("probability", "heatmap")
+#: Heatmap cells may differ between Keras and onnxruntime by at most this much.
+HEATMAP_PARITY_TOLERANCE = 1e-4
+
+
+def output_tensor_names(outputs: dict) -> tuple[str, ...]:
+    """ONNX output names from a metadata ``outputs`` map: probability first, then heatmap."""
+    return tuple(
+        str(outputs[role]) if role != "probability" else OUTPUT_NAME
+        for role in TENSOR_OUTPUT_ROLES
+        if role in outputs
+    )
+
+
+def _metadata_outputs(contract: ModelContract) -> dict:
+    """The contract's outputs as the ONNX model names them (the heatmap grid kept as is)."""
+    outputs = {"probability": OUTPUT_NAME}
+    if "heatmap" in contract.outputs:
+        outputs["heatmap"] = "heatmap"
+        outputs.update(
+            {key: value for key, value in contract.outputs.items() if key.startswith("heatmap_")}
+        )
+    return outputs
+
+
+def _exported_model(model: keras.Model, contract: ModelContract) -> keras.Model:
+    # A model may have several outputs; the exported graph carries the probability the
+    # contract points at, then the heatmap when the contract names one.
     outputs = list(model.outputs)
-    if len(outputs) == 1:
+    roles = [role for role in TENSOR_OUTPUT_ROLES if role in contract.outputs]
+    if len(outputs) == 1 and roles == ["probability"]:
         return model
-    chosen = contract.outputs["probability"]
+    chosen = [_output_index(model, contract.outputs[role]) for role in roles]
+    picked = [outputs[index] for index in chosen]
+    return keras.Model(model.inputs, picked if len(picked) > 1 else picked[0], name=model.name)
+
+
+def _output_index(model: keras.Model, chosen) -> int:
+    outputs = list(model.outputs)
     if isinstance(chosen, str):
         names = list(model.output_names)
         if chosen not in names:
@@ -307,7 +355,31 @@ def _probability_model(model: keras.Model, contract: ModelContract) -> keras.Mod
         chosen = names.index(chosen)
     if not isinstance(chosen, int) or not 0 <= chosen < len(outputs):
         raise ExportError(f"contract output index {chosen!r} out of range ({len(outputs)})")
-    return keras.Model(model.inputs, outputs[chosen], name=model.name)
+    return chosen
+
+
+def _heatmap_parity(keras_model: keras.Model, onnx_model, batch: np.ndarray) -> dict | None:
+    """Largest |Keras - onnxruntime| heatmap cell on the first 16 images; None without one."""
+    if len(keras_model.outputs) < 2:
+        return None
+    import onnxruntime as ort
+
+    sample = batch[:16]
+    session = ort.InferenceSession(
+        onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    onnx_heatmap = session.run(["heatmap"], {session.get_inputs()[0].name: sample})[0]
+    keras_heatmap = np.asarray(keras_model(sample, training=False)[1])
+    worst = float(np.abs(onnx_heatmap - keras_heatmap).max())
+    if worst > HEATMAP_PARITY_TOLERANCE:
+        raise ExportError(
+            f"heatmap parity failed: max |Δ| {worst:.3g} > {HEATMAP_PARITY_TOLERANCE:g}"
+        )
+    return {
+        "images": len(sample),
+        "max_abs_difference": worst,
+        "tolerance": HEATMAP_PARITY_TOLERANCE,
+    }
 
 
 def _check_input_shape(batch: np.ndarray, input_shape: tuple[int, int], source: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mammo_edge.metrics import specificity_at_sensitivity as _at_sensitivity
 from mammo_edge.metrics import youden_threshold as _youden
 
 from .errors import ExportError
@@ -124,3 +125,35 @@ def read_metrics(path: Path) -> dict:
     if not isinstance(metrics, dict):
         raise ExportError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
     return metrics
+
+
+def sensitivity_threshold(predictions: OutOfFoldPredictions, target: float) -> ThresholdChoice:
+    """The highest threshold whose out-of-fold sensitivity is at least ``target`` (triage)."""
+    point = _at_sensitivity(predictions.labels, predictions.probabilities, target)
+    folds = len(set(predictions.folds.tolist()))
+    return ThresholdChoice(
+        threshold=point.threshold,
+        method=(
+            f"triage operating point: highest threshold with sensitivity >= {target:.2f} on "
+            f"out-of-fold predictions of {folds}-fold patient-grouped CV "
+            f"({len(predictions.images)} images); abnormal when probability >= threshold"
+        ),
+        sensitivity=point.sensitivity,
+        specificity=point.specificity,
+    )
+
+
+def choose_threshold(predictions: OutOfFoldPredictions, rule: str) -> ThresholdChoice:
+    """Apply a threshold rule: ``youden`` or ``sensitivity:T`` with 0 < T <= 1."""
+    if rule == "youden":
+        return youden_threshold(predictions)
+    name, _, value = rule.partition(":")
+    try:
+        target = float(value)
+    except ValueError:
+        target = float("nan")
+    if name != "sensitivity" or not 0.0 < target <= 1.0:
+        raise ExportError(
+            f"--threshold-rule {rule!r}: use 'youden' or 'sensitivity:T' with 0 < T <= 1"
+        )
+    return sensitivity_threshold(predictions, target)

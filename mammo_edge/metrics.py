@@ -324,6 +324,27 @@ def sensitivity_at_specificity(labels, scores, specificity: float = 0.9) -> Oper
     )
 
 
+def specificity_at_sensitivity(labels, scores, sensitivity: float = 0.9) -> OperatingPoint:
+    """The highest threshold (best specificity) whose sensitivity is at least ``sensitivity``.
+
+    The triage operating point: among the thresholds at observed scores that call at least
+    ``sensitivity`` of the abnormal images abnormal, the highest. ``nan`` when a class is
+    absent.
+    """
+    labels, scores = _check(labels, scores)
+    if not has_both_classes(labels):
+        nan = float("nan")
+        return OperatingPoint(nan, nan, nan)
+    curve = roc_curve(labels, scores, drop_intermediate=False)
+    allowed = np.flatnonzero(curve.true_positive_rate >= sensitivity - 1e-12)
+    best = allowed[0]  # thresholds decrease along the curve: the first is the highest
+    return OperatingPoint(
+        threshold=float(min(curve.thresholds[best], 1.0)),
+        sensitivity=float(curve.true_positive_rate[best]),
+        specificity=float(1.0 - curve.false_positive_rate[best]),
+    )
+
+
 def confusion_at(labels, scores, threshold: float) -> ConfusionMetrics:
     """Counts at ``threshold`` (abnormal when ``score >= threshold``)."""
     labels, scores = _check(labels, scores)

@@ -47,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--protocol",
-        choices=["patient", "seed"],
-        default="patient",
-        help="evaluation protocol (default: patient)",
+        choices=["patient", "seed", "lesion"],
+        default=None,
+        help="evaluation protocol (default: the architecture's own: patient for seed, "
+        "lesion for lite0)",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--folds", type=int, default=5, help="patient protocol: CV folds (5)")
@@ -91,7 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-final-model",
         action="store_true",
-        help="patient protocol: skip training the final all-data model",
+        help="patient and lesion protocols: skip training the final all-data model",
+    )
+    ablations = parser.add_argument_group(
+        "lesion protocol ablations (each switches one ingredient off)"
+    )
+    ablations.add_argument("--no-pretrained", action="store_true", help="random initialisation")
+    ablations.add_argument(
+        "--no-lesions", action="store_true", help="no lesion patches: whole-image labels only"
+    )
+    ablations.add_argument(
+        "--no-breast-crop",
+        action="store_true",
+        help="whole frame resized to 512x512: no segmentation, orientation or crop",
+    )
+    ablations.add_argument(
+        "--half-resolution", action="store_true", help="input at half the side (256x128)"
     )
     return parser
 
@@ -125,7 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         dataset.verify_images()
         log(f"MIAS: {len(dataset)} images, {len(dataset.rows)} Info.txt rows from {args.data}")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        if args.protocol == "seed":
+        protocol = args.protocol or getattr(architectures.get(args.arch), "PROTOCOL", "patient")
+        if protocol == "lesion":
+            from .lesion_protocol import run_lesion_protocol, settings_from_arguments
+
+            if args.arch != "lite0":
+                raise ValueError("the lesion protocol trains the lite0 architecture: --arch lite0")
+            run_lesion_protocol(dataset, args.out, settings_from_arguments(args), log)
+        elif protocol == "seed":
             from .seed_protocol import SeedSettings, run_seed_protocol
 
             settings = SeedSettings(

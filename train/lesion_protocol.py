@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,6 +377,7 @@ def run_lesion_protocol(dataset: MiasDataset, out: Path, settings: LesionSetting
         out / "heatmaps.npz", **{records[index].reference: heatmaps[index] for index in heatmaps}
     )
     log(f"cross-validation finished at {time.time() - started:.0f} s")
+    write_cv_metrics(dataset, out, settings, time.time() - started)
     if settings.train_final_model:
         final_path = out / "model.keras"
         if final_path.is_file():
@@ -390,11 +392,74 @@ def run_lesion_protocol(dataset: MiasDataset, out: Path, settings: LesionSetting
                 ModelContract(
                     arch=lite0.NAME,
                     preprocess=config,
-                    outputs={"probability": "probability", "heatmap": "heatmap"},
+                    outputs=dict(lite0.OUTPUTS),
                 ),
             )
             log(f"final model written at {time.time() - started:.0f} s")
     return rows
+
+
+#: The triage operating point: the highest threshold whose out-of-fold sensitivity is at
+#: least this (fixed before any result was seen; chosen on the out-of-fold predictions).
+TRIAGE_SENSITIVITY = 0.90
+
+
+def write_cv_metrics(dataset: MiasDataset, out: Path, settings: LesionSettings, elapsed: float):
+    """``OUT/metrics.json``: the out-of-fold evaluation the model card and README quote."""
+    from mammo_edge import metrics
+
+    from .ablation import aligned, read_predictions, summarise
+
+    records = dataset.records
+    probabilities, folds = aligned(records, read_predictions(out / "predictions.csv"))
+    labels = np.array([record.label for record in records])
+    summary = summarise("lite0 lesion recipe", records, probabilities)
+    point = metrics.specificity_at_sensitivity(labels, probabilities, TRIAGE_SENSITIVITY)
+    counts = metrics.confusion_at(labels, probabilities, point.threshold)
+    per_fold = [
+        {
+            "fold": int(fold),
+            "n_test": int((folds == fold).sum()),
+            "auc": metrics.roc_auc(labels[folds == fold], probabilities[folds == fold]),
+        }
+        for fold in np.unique(folds)
+    ]
+    result = {
+        "protocol": "lesion",
+        "description": (
+            "patient-grouped stratified 5-fold CV (the seed CNN's folds); per fold: lesion "
+            "patches from the training images' Info.txt circles, then whole-image tuning; "
+            "schedule fixed in advance"
+        ),
+        "n": int(len(labels)),
+        "n_abnormal": int(labels.sum()),
+        "n_normal": int((labels == 0).sum()),
+        "n_patients": int(len(set(record.patient_id for record in records))),
+        "auc": summary.auc,
+        "auc_ci95": list(summary.auc_ci95),
+        "auc_ci_method": "percentile bootstrap over patients, 2000 replicates",
+        "sensitivity_at_90_specificity": summary.sensitivity_at_90_specificity,
+        "always_normal_accuracy": float((labels == 0).mean()),
+        "threshold": point.threshold,
+        "threshold_method": (
+            f"highest threshold with out-of-fold sensitivity >= {TRIAGE_SENSITIVITY:.2f} "
+            "(triage operating point; metrics at it are optimistic)"
+        ),
+        "sensitivity": counts.sensitivity,
+        "specificity": counts.specificity,
+        "accuracy": counts.accuracy,
+        "balanced_accuracy": counts.balanced_accuracy,
+        "confusion_matrix": counts.confusion_matrix,
+        "per_class_auc": summary.per_class_auc,
+        "per_tissue_auc": summary.per_tissue_auc,
+        "per_fold": per_fold,
+        "settings": dataclasses.asdict(settings),
+        "elapsed_seconds": round(elapsed, 1),
+    }
+    from .report import write_metrics
+
+    write_metrics(result, out / "metrics.json")
+    return result
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -406,27 +471,11 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     partial.replace(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from .mias import open_mias
-
-    parser = argparse.ArgumentParser(prog="python -m train.lesion_protocol")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--no-pretrained", action="store_true")
-    parser.add_argument("--no-lesions", action="store_true")
-    parser.add_argument("--no-breast-crop", action="store_true")
-    parser.add_argument("--half-resolution", action="store_true")
-    parser.add_argument("--no-final-model", action="store_true")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--patch-epochs", type=int, default=LesionSettings.patch_epochs)
-    parser.add_argument("--image-epochs", type=int, default=LesionSettings.image_epochs)
-    args = parser.parse_args(argv)
-    settings = LesionSettings(
+def settings_from_arguments(args) -> LesionSettings:
+    """LesionSettings from ``python -m train`` arguments (the ablation switches)."""
+    return LesionSettings(
         folds=args.folds,
-        patch_epochs=args.patch_epochs,
-        image_epochs=args.image_epochs,
+        seed=args.seed,
         pretrained=not args.no_pretrained,
         lesions=not args.no_lesions,
         breast_crop=not args.no_breast_crop,
@@ -434,12 +483,12 @@ def main(argv: list[str] | None = None) -> int:
         train_final_model=not args.no_final_model,
     )
 
-    def log(message: str) -> None:
-        line = f"[{time.strftime('%H:%M:%S')}] {message}"
-        print(line, flush=True)
 
-    run_lesion_protocol(open_mias(args.data), args.out, settings, log)
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    """``python -m train.lesion_protocol ARGS`` = ``python -m train --arch lite0 ARGS``."""
+    from .cli import main as train_main
+
+    return train_main(["--arch", "lite0", "--protocol", "lesion", *(argv or sys.argv[1:])])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from types import ModuleType
 #: architecture name -> module (imported on first use: building Keras models is slow).
 _MODULES = {
     "seed": "train.architectures.seed",
+    "lite0": "train.architectures.lite0",
 }
 DEFAULT_ARCHITECTURE = "seed"
 

@@ -27,6 +27,8 @@ from keras import layers
 from mammo_edge.preprocess import PreprocessConfig
 
 NAME = "lite0"
+#: The training protocol this architecture is made for (``python -m train --arch lite0``).
+PROTOCOL = "lesion"
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "efficientnet_lite0.npz"
 #: (expand ratio, kernel, stride, output channels, repeats) per stage.
 STAGES = (
@@ -44,6 +46,14 @@ PATCH_SIZE = 128
 WINDOW_CELLS = PATCH_SIZE // STRIDE
 TOP_K = 3
 HEAD_CHANNELS = 1280
+#: The model's outputs by role, as the contract and the ONNX metadata record them; the
+#: heatmap grid is in model-input pixels (see ``mammo_edge.explain``).
+OUTPUTS = {
+    "probability": "probability",
+    "heatmap": "heatmap",
+    "heatmap_stride": STRIDE,
+    "heatmap_window": PATCH_SIZE,
+}
 
 
 def default_preprocess() -> PreprocessConfig:
@@ -57,6 +67,18 @@ def default_preprocess() -> PreprocessConfig:
         pixel_offset=-1.0,
         breast_crop=True,
         orientation="chest_wall_left",
+    )
+
+
+def test_preprocess() -> PreprocessConfig:
+    """A small input (192x128, two windows) for fast tests of the whole pipeline."""
+    return PreprocessConfig(
+        **{
+            **default_preprocess().as_dict(),
+            "input_size": 192,
+            "input_height": 192,
+            "input_width": 128,
+        }
     )
 
 
