@@ -250,3 +250,24 @@ def test_explain_command_refuses_heatmap_for_a_model_without_one(tmp_path, tiny_
         + ["--method", "heatmap"]
     )
     assert code == 1
+
+
+def test_every_shipped_model_explains_an_example(tmp_path):
+    """The metadata the export writes is the metadata explain reads (lite0: its heatmap)."""
+    from conftest import EXAMPLES_DIR
+
+    from mammo_edge.registry import installed_model_names
+
+    example = EXAMPLES_DIR / "mdb028.pgm"
+    names = installed_model_names()
+    if not names or not example.is_file():
+        pytest.skip("no shipped model or example image")
+    for name in names:
+        predictor = Predictor(name, device="cpu")
+        # Coarse occlusion (7 x 7 patches) keeps this quick; the method is what is checked.
+        explainer = Explainer(predictor, occlusion=OcclusionSettings(patch_fraction=1 / 4))
+        has_heatmap = bool(predictor.metadata.outputs.get("heatmap"))
+        assert explainer.method == ("heatmap" if has_heatmap else "occlusion"), name
+        explained = next(explainer.iter_explain([str(example)]))
+        assert explained.record.ok, (name, explained.record.error_message)
+        assert 0 <= explained.peak.x < 1024 and 0 <= explained.peak.y < 1024
