@@ -9,7 +9,6 @@ from pathlib import Path
 
 from .errors import BenchmarkError
 from .run import Progress, RunOptions, run_benchmarks
-from .sources import DEFAULT_KERAS
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -24,6 +23,13 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def _name_list(text: str) -> tuple[str, ...]:
+    values = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated model names, got {text!r}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (its --help is the reference for the options)."""
     parser = argparse.ArgumentParser(
@@ -34,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer repeats, batches 1 and 32, "
-        "24/48 images end to end (under two minutes on 2 cores)",
+        help="the default model and the seed CNN only, fewer repeats, batches 1 and 8, "
+        "24/48 images end to end, no INT8 accuracy (under two minutes on 2 cores)",
     )
     parser.add_argument(
         "--out",
@@ -45,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--keras",
-        type=Path,
-        default=DEFAULT_KERAS,
-        help="Keras source of the shipped model (default: reports/patient/model.keras); "
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="Keras source of model NAME (a bare PATH: the default model's); repeatable. "
+        "Default: the files each shipped model was exported from (benchmarks/sources.py); "
         "Keras rows say 'absent' when it is missing",
     )
     parser.add_argument(
@@ -56,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="ONNX file or model folder with manifest.json (default: the shipped "
         "mammo_edge/models; exported here from --keras when none is shipped)",
+    )
+    parser.add_argument(
+        "--models",
+        type=_name_list,
+        default=None,
+        metavar="NAME,...",
+        help="only these model families (a model and its NAME-int8 twin); default: every "
+        "shipped model (--quick: the default model and seed)",
     )
     parser.add_argument(
         "--seed-cnn",
@@ -72,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batches",
         type=_int_list,
         default=None,
-        help="batch sizes (default: 1,8,32,128; --quick: 1,32)",
+        help="batch sizes (default: 1,8,32; --quick: 1,8)",
     )
     parser.add_argument(
         "--e2e-images",
@@ -82,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--skip-keras", action="store_true", help="leave out the Keras rows")
     parser.add_argument("--skip-e2e", action="store_true", help="leave out mammo-edge predict runs")
+    parser.add_argument(
+        "--skip-accuracy",
+        action="store_true",
+        default=None,
+        help="leave out INT8 against FP32 on the MIAS images (always left out with --quick)",
+    )
     parser.add_argument(
         "--ray",
         action="store_true",
@@ -98,14 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     options = RunOptions(
         quick=arguments.quick,
         out=arguments.out,
-        keras=arguments.keras,
+        keras=tuple(arguments.keras),
         model=arguments.model,
+        models=arguments.models,
         seed_cnn=arguments.seed_cnn,
         threads=arguments.threads,
         batches=arguments.batches,
         e2e_images=arguments.e2e_images,
         skip_keras=arguments.skip_keras,
         skip_e2e=arguments.skip_e2e,
+        skip_accuracy=arguments.skip_accuracy,
         command=shlex.join(["python", "-m", "benchmarks", *argv]),
     )
     try:

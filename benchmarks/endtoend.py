@@ -65,16 +65,22 @@ class CliThroughput:
 
 @dataclass(frozen=True)
 class ColdStart:
-    """A fresh process predicting one image, and what its start-up is made of (seconds)."""
+    """Fresh processes predicting one image with one model: median wall time (seconds)."""
 
     predict_one_image_s: float | None
     runs: int
+    peak_rss_mb: float | None
+    status: str
+
+
+@dataclass(frozen=True)
+class StartupParts:
+    """What any cold start is made of, in seconds (medians of fresh processes)."""
+
     python_startup_s: float
     import_onnxruntime_s: float
     import_mammo_edge_s: float
     import_mammo_edge_cli_s: float
-    peak_rss_mb: float | None
-    status: str
 
 
 @dataclass(frozen=True)
@@ -206,7 +212,7 @@ def cli_throughput(
         run = sorted(attempts, key=lambda attempt: attempt.wall_s)[len(attempts) // 2]
         runs[name] = (run, _count_scored(output), _count_lines(folder))
     small_run, _, small_images = runs["small"]
-    large_run, scored, large_images = runs["large"]
+    large_run, scored, large_images = runs["large"]  # `output` is the large run's
     difference = large_run.wall_s - small_run.wall_s
     marginal = (large_images - small_images) / difference if difference > 0 else None
     return CliThroughput(
@@ -218,12 +224,12 @@ def cli_throughput(
         images_per_s_with_startup=large_images / large_run.wall_s,
         images_per_s_marginal=marginal,
         peak_rss_mb=large_run.peak_rss_mb,
-        status="ok" if scored == large_images else f"only {scored}/{large_images} images scored",
+        status="ok" if scored == large_images else _unscored_status(output, scored, large_images),
     )
 
 
 def cold_start(image: Path, extra: list[str], work: Path, repeats: int) -> ColdStart:
-    """Median wall time of fresh processes predicting ``image``, and the import costs."""
+    """Median wall time of ``repeats`` fresh processes predicting ``image``."""
     walls, peak, status = [], None, "ok"
     for _ in range(repeats):
         output = work / "cold.jsonl"
@@ -237,12 +243,18 @@ def cold_start(image: Path, extra: list[str], work: Path, repeats: int) -> ColdS
     return ColdStart(
         predict_one_image_s=float(np.median(walls)) if walls else None,
         runs=len(walls),
+        peak_rss_mb=peak,
+        status=status,
+    )
+
+
+def startup_parts(work: Path, repeats: int) -> StartupParts:
+    """Bare interpreter start and the import times a cold start pays, each in a fresh process."""
+    return StartupParts(
         python_startup_s=_median_wall([sys.executable, "-c", "pass"], work, repeats),
         import_onnxruntime_s=_import_seconds("onnxruntime", work, repeats),
         import_mammo_edge_s=_import_seconds("mammo_edge", work, repeats),
         import_mammo_edge_cli_s=_import_seconds("mammo_edge.cli", work, repeats),
-        peak_rss_mb=peak,
-        status=status,
     )
 
 
@@ -311,3 +323,16 @@ def _count_scored(output: Path) -> int:
         if line.strip() and json.loads(line).get("probability") is not None:
             scored += 1
     return scored
+
+
+def _unscored_status(output: Path, scored: int, images: int) -> str:
+    """``only S/N images scored`` with the error codes the other records carry."""
+    codes: dict[str, int] = {}
+    for line in output.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            if record.get("probability") is None:
+                code = str(record.get("error_code") or record.get("code") or "no probability")
+                codes[code] = codes.get(code, 0) + 1
+    listed = ", ".join(f"{code} x{count}" for code, count in sorted(codes.items()))
+    return f"only {scored}/{images} images scored ({listed})"

@@ -109,21 +109,41 @@ def count_onnx_flops(model: onnx.ModelProto) -> FlopCount:
 
 
 def count_keras_flops(model) -> int:
-    """Dense FLOPs per image from a Keras model's layer shapes (Conv2D and Dense only).
+    """Dense FLOPs per image from a Keras model's layer shapes (Conv2D, DepthwiseConv2D
+    and Dense; nested models are walked into).
 
     Independent of ONNX: used to cross-check :func:`count_onnx_flops`.
+
+    Raises:
+        ValueError: a counted layer whose output shape is not fully known (a nested
+            model built for any input size).
     """
     total = 0
-    for layer in model.layers:
+    for layer in _leaf_layers(model):
         kind = type(layer).__name__
-        if kind not in ("Conv2D", "Dense"):
+        if kind not in ("Conv2D", "DepthwiseConv2D", "Dense"):
             continue
-        output = [int(d) for d in layer.output.shape[1:]]
+        output = [d for d in layer.output.shape[1:]]
+        if any(d is None for d in output):
+            raise ValueError(f"layer {layer.name} ({kind}): output shape {output} not fixed")
         kernel_shape = [int(d) for d in layer.kernel.shape]
-        # Conv2D kernel (kh, kw, C_in / groups, C_out); Dense kernel (K, units): the
-        # contracted size is everything but the last axis.
-        total += 2 * _product(kernel_shape[:-1]) * _product(output)
+        if kind == "DepthwiseConv2D":
+            # kernel (kh, kw, C_in, multiplier): each output element sees kh * kw inputs.
+            contracted = _product(kernel_shape[:2])
+        else:
+            # Conv2D kernel (kh, kw, C_in / groups, C_out); Dense kernel (K, units): the
+            # contracted size is everything but the last axis.
+            contracted = _product(kernel_shape[:-1])
+        total += 2 * contracted * _product(output)
     return total
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
 
 
 def op_histogram(model: onnx.ModelProto) -> dict[str, int]:

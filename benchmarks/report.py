@@ -24,17 +24,21 @@ def write_reports(results: dict, out: Path) -> dict[str, Path]:
 def render_markdown(results: dict) -> str:
     """All tables of the run as Markdown, headed by the machine and the command."""
     machine = results["machine"]
+    load = machine.get("load_average_at_start")
     lines = [
         f"# mammo-edge benchmark ({results['mode']})",
         "",
         f"- CPU: {machine['cpu']} ({machine['logical_cores']} logical cores; "
-        f"{', '.join(machine['cpu_features']) or 'no SIMD flags read'})",
+        f"{', '.join(machine['cpu_features']) or 'no SIMD flags read'})"
+        + (f"; load average at start {load[0]:.2f}" if load else ""),
         f"- Command: `{results['command']}`; {results['created']}; "
         f"took {results.get('elapsed_s', '?')} s",
         f"- Versions: {', '.join(f'{k} {v}' for k, v in machine['versions'].items())}",
-        f"- Models: {results['models']['origin']}",
+        f"- Models: {results['origin']}; measured: "
+        + ", ".join(_model_label(model) for model in results["models"]),
+        f"- CUDA: {results.get('cuda', 'not recorded')}",
     ]
-    for note in results["models"].get("notes", []):
+    for note in results.get("notes", []):
         lines.append(f"- Note: {note}")
     for warning in results.get("warnings", []):
         lines.append(f"- **Warning**: {warning}")
@@ -52,9 +56,146 @@ def render_markdown(results: dict) -> str:
             for t in results["targets"]
         ],
     )
+    lines += ["", "## Every model, side by side", ""]
+    lines += _summary_lines(results["models"])
+    lines += ["", "## The machine's limit", ""]
+    lines += _table(
+        ["numpy GEMM", "threads", "best GFLOP/s", "BLAS kernel"],
+        [
+            [
+                f"float32 {p['size']}x{p['size']}, best of {p['repeats']}",
+                str(p["threads"]),
+                f"{p['gflops_per_s']:.1f}",
+                p["blas_architecture"],
+            ]
+            for p in results["gemm_peak"]
+        ],
+    )
+    startup = results.get("startup")
+    if startup:
+        lines += ["", "## What any cold start pays (fresh processes, median seconds)", ""]
+        lines += _table(
+            ["part", "seconds"],
+            [
+                ["python start-up (`python -c pass`)", _number(startup["python_startup_s"], "")],
+                ["import onnxruntime", _number(startup["import_onnxruntime_s"], "")],
+                ["import mammo_edge", _number(startup["import_mammo_edge_s"], "")],
+                ["import mammo_edge.cli", _number(startup["import_mammo_edge_cli_s"], "")],
+            ],
+        )
+    for model in results["models"]:
+        lines += ["", f"## {_model_label(model)}", ""]
+        lines += _model_lines(model, results)
+    return "\n".join(lines) + "\n"
+
+
+def _model_label(model: dict) -> str:
+    twin = f" + {model['int8_name']}" if model.get("int8") else ""
+    return f"{model['name']}{twin}{' (default)' if model.get('default') else ''}"
+
+
+def _summary_lines(models: list[dict]) -> list[str]:
+    lines = [
+        "Model alone (onnxruntime on CPU, best thread count; Keras `model(x)` on all cores; "
+        "GFLOP counted from the ONNX graph; % peak: best FP32 row at batch ≥ 8 against the "
+        "GEMM peak at its thread count):",
+        "",
+    ]
+    lines += _table(
+        [
+            "model",
+            "input",
+            "outputs",
+            "GFLOP/image",
+            "FP32 batch-1 ms",
+            "INT8 batch-1 ms",
+            "Keras batch-1 ms",
+            "FP32 images/s (8 / 32)",
+            "INT8 images/s (8 / 32)",
+            "FP32 % GEMM peak",
+        ],
+        [
+            [
+                model["name"],
+                "x".join(str(d) for d in model["image_size"]),
+                ", ".join(model["outputs"]),
+                f"{s['gflop_per_image']:.3f}",
+                _number(s["fp32_batch1_ms"], ""),
+                _number(s["int8_batch1_ms"], ""),
+                _number(s["keras_batch1_ms"], ""),
+                _pair(s["fp32_batch8_images_per_s"], s["fp32_batch32_images_per_s"]),
+                _pair(s["int8_batch8_images_per_s"], s["int8_batch32_images_per_s"]),
+                _percent(s["fp32_peak_fraction"]),
+            ]
+            for model in models
+            for s in [model["summary"]]
+        ],
+    )
+    if not any(model.get("end_to_end") for model in models):
+        return lines
     lines += [
         "",
-        "## Model inference (warm-up excluded)",
+        "As a user runs it (`mammo-edge predict` at the CLI defaults on real 1024x1024 PGMs, "
+        "a fresh process each, start-up included; marginal = steady state):",
+        "",
+    ]
+    lines += _table(
+        [
+            "model",
+            "FP32 images/s (marginal)",
+            "INT8 images/s (marginal)",
+            "cold start FP32 / INT8 s",
+            "peak RSS FP32 / INT8 MB",
+            "INT8 ΔAUC",
+        ],
+        [
+            [
+                model["name"],
+                _with_marginal(s.get("fp32_e2e_images_per_s"), s.get("fp32_e2e_marginal")),
+                _with_marginal(s.get("int8_e2e_images_per_s"), s.get("int8_e2e_marginal")),
+                _pair(s.get("fp32_cold_start_s"), s.get("int8_cold_start_s"), digits=3),
+                _pair(s.get("fp32_peak_rss_mb"), s.get("int8_peak_rss_mb")),
+                "—" if s.get("int8_delta_auc") is None else f"{s['int8_delta_auc']:+.4f}",
+            ]
+            for model in models
+            for s in [model["summary"]]
+        ],
+    )
+    return lines
+
+
+def _model_lines(model: dict, results: dict) -> list[str]:
+    flops = model["flops"]
+    lines = [
+        f"- ONNX: `{model['fp32']}`" + (f", INT8 `{model['int8']}`" if model.get("int8") else ""),
+        f"- Keras source: `{model['keras']}`"
+        if model.get("keras")
+        else f"- Keras: {model.get('keras_absent_reason')}",
+        f"- Input {'x'.join(str(d) for d in model['image_size'])}, outputs "
+        f"{', '.join(model['outputs'])} (timed as shipped: every output computed)",
+    ]
+    if model.get("random_weights"):
+        lines.append("- **RANDOM weights**: speed only")
+    flop_line = (
+        "- Dense FLOPs per image (ONNX graph): "
+        f"{flops['fp32_onnx_dense_flops_per_image'] / 1e9:.4f} GFLOP"
+        f" in {flops.get('fp32_dense_nodes', '?')} Conv/MatMul/Gemm nodes"
+    )
+    if "keras_layer_flops_per_image" in flops:
+        flop_line += f"; Keras layers: {flops['keras_layer_flops_per_image'] / 1e9:.4f} GFLOP"
+    if "int8_onnx_dense_flops_per_image" in flops:
+        flop_line += f"; INT8 graph: {flops['int8_onnx_dense_flops_per_image'] / 1e9:.4f} GFLOP"
+    flop_line += (
+        "; elementwise/pooling ops (not counted): "
+        f"{flops['fp32_onnx_other_ops_per_image'] / 1e6:.2f} M."
+    )
+    lines.append(flop_line)
+    if "keras_vs_fp32_max_abs_difference" in model:
+        lines.append(
+            "- Keras vs onnxruntime FP32, probability on 4 random inputs: max |Δ| "
+            f"{model['keras_vs_fp32_max_abs_difference']:.2e}"
+        )
+    lines += [
         "",
         "GFLOP/s = dense FLOPs per image x images/s; % GEMM peak compares it with the numpy "
         "float32 GEMM peak at the same thread count (Keras: all cores). INT8 rows count the "
@@ -75,73 +216,51 @@ def render_markdown(results: dict) -> str:
             "% GEMM peak",
             "runs",
         ],
-        [_inference_cells(row) for row in results["inference"]],
+        [_inference_cells(row) for row in model["inference"]],
     )
-    lines += ["", "## The machine's limit", ""]
-    flops = results["flops"]
-    lines.append(
-        "Dense FLOPs per image (ONNX graph): "
-        f"{flops['fp32_onnx_dense_flops_per_image'] / 1e9:.4f} GFLOP"
-        + (
-            f"; Keras layers: {flops['keras_layer_flops_per_image'] / 1e9:.4f} GFLOP"
-            if "keras_layer_flops_per_image" in flops
-            else ""
-        )
-        + (
-            f"; INT8 graph: {flops['int8_onnx_dense_flops_per_image'] / 1e9:.4f} GFLOP"
-            if "int8_onnx_dense_flops_per_image" in flops
-            else ""
-        )
-        + "; elementwise/pooling ops (not counted): "
-        f"{flops['fp32_onnx_other_ops_per_image'] / 1e6:.2f} M."
-    )
-    lines.append("")
-    lines += _table(
-        ["numpy GEMM", "threads", "best GFLOP/s", "BLAS kernel"],
-        [
+    choices = [(engine, c) for engine, c in model["choice"].items() if c]
+    if choices:
+        lines += ["", "Chosen thread count and batch size:", ""]
+        lines += _table(
             [
-                f"float32 {p['size']}x{p['size']}, best of {p['repeats']}",
-                str(p["threads"]),
-                f"{p['gflops_per_s']:.1f}",
-                p["blas_architecture"],
-            ]
-            for p in results["gemm_peak"]
-        ],
-    )
-    lines += ["", "## Chosen thread count and batch size", ""]
-    lines += _table(
-        ["engine", "fastest (threads, batch)", "images/s", "batch-1 fastest threads", "batch-1 ms"],
-        [
+                "engine",
+                "fastest (threads, batch)",
+                "images/s",
+                "batch-1 fastest threads",
+                "batch-1 ms",
+            ],
             [
-                engine,
-                f"{c['throughput_threads']}, {c['throughput_batch']}",
-                f"{c['images_per_s']:.1f}",
-                str(c["latency_threads"]),
-                _number(c["latency_ms"], ""),
-            ]
-            for engine, c in results["choice"].items()
-            if c
-        ],
-    )
-    lines += ["", "## End to end (`mammo-edge predict`, 1024x1024 PGM)", ""]
-    lines += _end_to_end_lines(results.get("end_to_end"))
-    accuracy = results.get("int8_accuracy")
-    lines += ["", "## INT8 accuracy against FP32", ""]
-    if accuracy:
-        lines.append(
-            f"{accuracy['images']} MIAS images: AUC FP32 {accuracy['auc_fp32']:.4f}, INT8 "
-            f"{accuracy['auc_int8']:.4f}, ΔAUC {accuracy['delta_auc']:+.4f} (limit ±"
-            f"{accuracy['auc_tolerance']}), max |Δp| {accuracy['max_abs_difference']:.4f}."
+                [
+                    engine,
+                    f"{c['throughput_threads']}, {c['throughput_batch']}",
+                    f"{c['images_per_s']:.1f}",
+                    str(c["latency_threads"]),
+                    _number(c["latency_ms"], ""),
+                ]
+                for engine, c in choices
+            ],
         )
-    else:
-        lines.append("Not measured (no INT8 model, or no MIAS archive).")
-    return "\n".join(lines) + "\n"
+    lines += ["", "End to end (`mammo-edge predict`, 1024x1024 PGM):", ""]
+    lines += _end_to_end_lines(model.get("end_to_end"), results.get("images_origin"))
+    accuracy = model.get("int8_accuracy")
+    if model.get("int8"):
+        lines += [""]
+        if accuracy:
+            lines.append(
+                f"INT8 against FP32, {accuracy['images']} MIAS images: AUC FP32 "
+                f"{accuracy['auc_fp32']:.4f}, INT8 {accuracy['auc_int8']:.4f}, ΔAUC "
+                f"{accuracy['delta_auc']:+.4f} (limit ±{accuracy['auc_tolerance']}), "
+                f"max |Δp| {accuracy['max_abs_difference']:.4f}."
+            )
+        else:
+            lines.append("INT8 against FP32: not measured (--quick, or no MIAS archive).")
+    return lines
 
 
-def _end_to_end_lines(e2e: dict | None) -> list[str]:
+def _end_to_end_lines(e2e: dict | None, origin: str | None) -> list[str]:
     if not e2e:
         return ["Not run (--skip-e2e)."]
-    lines = [f"Images: {e2e['images_origin']}.", ""]
+    lines = [f"Images: {origin}.", ""]
     lines += _table(
         [
             "run",
@@ -165,17 +284,18 @@ def _end_to_end_lines(e2e: dict | None) -> list[str]:
             for run in e2e["cli"]
         ],
     )
-    cold = e2e["cold_start"]
     lines += [""]
     lines += _table(
-        ["cold start", "seconds"],
+        ["cold start (one image, fresh process)", "median s", "runs", "peak RSS MB", "status"],
         [
-            ["predict one image (fresh process)", _number(cold["predict_one_image_s"], "")],
-            ["of which: python start-up", _number(cold["python_startup_s"], "")],
-            ["import onnxruntime", _number(cold["import_onnxruntime_s"], "")],
-            ["import mammo_edge", _number(cold["import_mammo_edge_s"], "")],
-            ["import mammo_edge.cli", _number(cold["import_mammo_edge_cli_s"], "")],
-            ["peak RSS of that process (MB)", _number(cold["peak_rss_mb"], "")],
+            [
+                f"{precision}: `{' '.join(['mammo-edge predict', *cold['arguments'], 'one.pgm'])}`",
+                _number(cold["predict_one_image_s"], ""),
+                str(cold["runs"]),
+                _number(cold["peak_rss_mb"], ""),
+                cold["status"],
+            ]
+            for precision, cold in e2e["cold_start"].items()
         ],
     )
     split = e2e.get("stage_split") or {}
@@ -185,14 +305,14 @@ def _end_to_end_lines(e2e: dict | None) -> list[str]:
             [
                 "in-process stage, ms/image",
                 "decode",
-                "resize",
+                "preprocess",
                 "inference",
                 "total",
                 "implied images/s",
             ],
             [
                 [
-                    f"{name} (batch {s['batch']}, {s['threads']} threads)",
+                    f"{name} (batch {s['batch']}, {s['threads']} threads, {s['images']} images)",
                     f"{s['decode_ms']:.2f}",
                     f"{s['resize_ms']:.2f}",
                     f"{s['inference_ms']:.2f}",
@@ -208,19 +328,9 @@ def _end_to_end_lines(e2e: dict | None) -> list[str]:
 def _inference_cells(row: dict) -> list[str]:
     threads = "default" if row["threads"] is None else str(row["threads"])
     if row["status"] != "ok":
-        return [
-            row["engine"],
-            row["provider"],
-            threads,
-            str(row["batch"]),
-            row["status"],
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-        ]
+        return [row["engine"], row["provider"], threads, str(row["batch"]), row["status"]] + [
+            ""
+        ] * 6
     fraction = row["peak_fraction"]
     return [
         row["engine"],
@@ -232,7 +342,7 @@ def _inference_cells(row: dict) -> list[str]:
         f"{row['p99_ms']:.2f}",
         f"{row['images_per_s']:.1f}",
         f"{row['gflops_per_s']:.1f}",
-        "" if fraction is None else f"{fraction * 100:.0f}%",
+        _percent(fraction),
         str(row["runs"]),
     ]
 
@@ -253,30 +363,54 @@ def _number(value, unit: str) -> str:
     return f"{text} {unit}".strip()
 
 
+def _percent(fraction: float | None) -> str:
+    return "—" if fraction is None else f"{fraction * 100:.0f}%"
+
+
+def _pair(first: float | None, second: float | None, digits: int | None = None) -> str:
+    def cell(value):
+        if value is None:
+            return "—"
+        return f"{value:.{digits}f}" if digits is not None else _number(value, "")
+
+    return f"{cell(first)} / {cell(second)}"
+
+
+def _with_marginal(rate: float | None, marginal: float | None) -> str:
+    if rate is None:
+        return "—"
+    return f"{rate:.1f}" + (f" ({marginal:.0f})" if marginal else "")
+
+
 def write_plot(results: dict, path: Path) -> None:
-    """Images/s against batch size per engine (log scale), and achieved GFLOP/s vs the peak."""
+    """Per model: images/s against batch size (log scale) for each engine at its best
+    thread count, and achieved GFLOP/s against the GEMM peak."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    series: dict[str, list[tuple[int, float, float]]] = {}
-    for row in results["inference"]:
-        if row["status"] != "ok":
-            continue
-        threads = "default" if row["threads"] is None else f"{row['threads']}t"
-        label = f"{row['engine']} ({row['provider'].replace('ExecutionProvider', '')}, {threads})"
-        series.setdefault(label, []).append(
-            (row["batch"], row["images_per_s"], row["gflops_per_s"])
-        )
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    series: dict[str, dict[int, tuple[float, float]]] = {}
+    for model in results["models"]:
+        for row in model["inference"]:
+            if row["status"] != "ok":
+                continue
+            engine = row["engine"].replace("onnxruntime ", "ORT ")
+            label = f"{model['name']}: {engine}"
+            if row["provider"].startswith("CUDA"):
+                label += " (CUDA)"
+            best = series.setdefault(label, {})
+            previous = best.get(row["batch"])
+            if previous is None or row["images_per_s"] > previous[0]:
+                best[row["batch"]] = (row["images_per_s"], row["gflops_per_s"])
     for label, points in sorted(series.items()):
-        points.sort()
-        batches = [p[0] for p in points]
-        left.plot(batches, [p[1] for p in points], marker="o", label=label)
-        right.plot(batches, [p[2] for p in points], marker="o", label=label)
+        batches = sorted(points)
+        style = "--" if "keras" in label else "-"
+        left.plot(batches, [points[b][0] for b in batches], style, marker="o", label=label)
+        right.plot(batches, [points[b][1] for b in batches], style, marker="o", label=label)
     for peak in results["gemm_peak"]:
-        right.axhline(peak["gflops_per_s"], linestyle="--", color="gray")
+        right.axhline(peak["gflops_per_s"], linestyle=":", color="gray")
         right.annotate(
             f"numpy GEMM peak, {peak['threads']} thread(s)",
             (1, peak["gflops_per_s"]),
@@ -284,7 +418,7 @@ def write_plot(results: dict, path: Path) -> None:
             va="bottom",
         )
     for axis, title, unit in (
-        (left, "Throughput", "images/s"),
+        (left, "Throughput (best thread count)", "images/s"),
         (right, "Achieved dense GFLOP/s", "GFLOP/s"),
     ):
         axis.set_xscale("log", base=2)
@@ -293,7 +427,7 @@ def write_plot(results: dict, path: Path) -> None:
         axis.set_ylabel(unit)
         axis.set_title(title)
         axis.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7)
+    left.legend(fontsize=6, ncol=2)
     figure.suptitle(
         f"mammo-edge on {results['machine']['cpu']} ({results['mode']} run)", fontsize=10
     )
