@@ -141,9 +141,24 @@ def count_keras_flops(model) -> int:
 def _leaf_layers(model):
     for layer in model.layers:
         if hasattr(layer, "layers") and layer.layers:
-            yield from _leaf_layers(layer)
+            yield from _leaf_layers(_at_fed_size(layer))
         else:
             yield layer
+
+
+def _at_fed_size(nested):
+    """A nested model built for any input size (lite0's backbone), cloned at the size its
+    outer model feeds it so that its layers' output shapes are fixed; else ``nested``."""
+    inputs = getattr(nested, "inputs", None) or []
+    nodes = getattr(nested, "_inbound_nodes", None) or []
+    if len(inputs) != 1 or not nodes or not nodes[-1].input_tensors:
+        return nested
+    fed = tuple(nodes[-1].input_tensors[0].shape)[1:]
+    if None not in tuple(inputs[0].shape)[1:] or None in fed:
+        return nested
+    import keras
+
+    return keras.models.clone_model(nested, input_tensors=keras.Input(fed))
 
 
 def op_histogram(model: onnx.ModelProto) -> dict[str, int]:
