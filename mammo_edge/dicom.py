@@ -39,6 +39,39 @@ class DicomPixels:
     pixels: np.ndarray
     bits_stored: int
     warnings: tuple[str, ...]
+    #: ``left`` / ``right``: the image side the chest wall is on, from (0020,0020) Patient
+    #: Orientation; ``None`` when the file does not say (the pixels decide then).
+    chest_wall: str | None = None
+    #: (0020,0062) Image Laterality, else (0020,0060) Laterality: ``L``, ``R`` or ``None``.
+    laterality: str | None = None
+
+
+def chest_wall_from_orientation(dataset) -> str | None:
+    """The side of the image the chest wall is on, from (0020,0020) Patient Orientation.
+
+    Its first value is the patient direction along a row (increasing column): ``A``
+    (anterior, towards the nipple) means the chest wall is on the left of the image, ``P``
+    on the right. Mammography images (MG IOD) must carry it; ImageLaterality alone does not
+    say how the image is displayed, so it is recorded but not used for the side.
+    """
+    orientation = dataset.get("PatientOrientation")
+    if not orientation:
+        return None
+    values = list(orientation) if not isinstance(orientation, str) else orientation.split("\\")
+    row_direction = str(values[0]).upper() if values else ""
+    if row_direction.startswith("A"):
+        return "left"
+    if row_direction.startswith("P"):
+        return "right"
+    return None
+
+
+def _laterality(dataset) -> str | None:
+    for keyword in ("ImageLaterality", "Laterality"):
+        value = str(dataset.get(keyword, "") or "").strip().upper()
+        if value in ("L", "R"):
+            return value
+    return None
 
 
 def read_dicom_size(dataset) -> tuple[int, int]:
@@ -128,13 +161,25 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
         stored = stored[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         warnings.append(f"colour DICOM ({photometric}) converted to gray")
         low, high = _stored_range(dataset)
-        return DicomPixels(_to_uint8(stored, low, high), int(dataset.BitsStored), tuple(warnings))
+        return DicomPixels(
+            _to_uint8(stored, low, high),
+            int(dataset.BitsStored),
+            tuple(warnings),
+            chest_wall_from_orientation(dataset),
+            _laterality(dataset),
+        )
 
     values, low, high = _grayscale_pipeline(stored, dataset, warnings)
     pixels = _to_uint8(values, low, high)
     if photometric == "MONOCHROME1":
         pixels = 255 - pixels
-    return DicomPixels(pixels, int(dataset.BitsStored), tuple(warnings))
+    return DicomPixels(
+        pixels,
+        int(dataset.BitsStored),
+        tuple(warnings),
+        chest_wall_from_orientation(dataset),
+        _laterality(dataset),
+    )
 
 
 def _transfer_syntax(dataset) -> str:

@@ -85,6 +85,9 @@ class DecodedImage:
     image_format: str
     source_bits: int
     warnings: tuple[str, ...] = ()
+    #: Side of the image the chest wall is on when the file says so (DICOM Patient
+    #: Orientation), else ``None``; breast-aware preprocessing then reads the pixels.
+    chest_wall: str | None = None
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> DecodedImage:
@@ -158,7 +161,11 @@ def decode_image_bytes(data: bytes, suffix: str = "", max_pixels: int = MAX_PIXE
 
         decoded = decode_dicom(data, check_size)
         return DecodedImage(
-            decoded.pixels, "dicom", decoded.bits_stored, (*warnings, *decoded.warnings)
+            decoded.pixels,
+            "dicom",
+            decoded.bits_stored,
+            (*warnings, *decoded.warnings),
+            decoded.chest_wall,
         )
 
     header = read_header(data, image_format)

@@ -143,7 +143,7 @@ def load_input(
             decoded = _load_uri(str(source), max_pixels)
         else:
             decoded = load_image(Path(source), max_pixels=max_pixels)
-        prepared = prepare(decoded.pixels, config)
+        prepared = prepare(decoded.pixels, config, chest_wall=decoded.chest_wall)
         return LoadedImage(
             path=label,
             model_input=prepared.model_input,

@@ -189,3 +189,23 @@ def test_training_and_runtime_prepare_identical_inputs(name, tmp_path):
     np.testing.assert_array_equal(training.inputs[index], runtime.model_input)
     assert training.geometries[index] == runtime.geometry
     assert runtime.geometry.flipped == (name == "mdb005.pgm")
+
+
+@pytest.mark.parametrize(
+    ("orientation", "expected"), [(["A", "R"], "left"), (["P", "L"], "right"), (None, None)]
+)
+def test_dicom_patient_orientation_sets_the_chest_wall(tmp_path, orientation, expected):
+    pytest.importorskip("pydicom")
+    from conftest import write_dicom
+
+    # Drawn with the chest wall on the left; a file saying "P" (chest wall right) wins.
+    image = synthetic_breast("left", (120, 260))
+    extra = {"ImageLaterality": "L"}
+    if orientation is not None:
+        extra["PatientOrientation"] = orientation
+    path = write_dicom(tmp_path / "view.dcm", image, extra=extra)
+    decoded = load_image(path)
+    assert decoded.chest_wall == expected
+    prepared = prepare(decoded.pixels, BREAST, chest_wall=decoded.chest_wall)
+    assert prepared.chest_wall_side == (expected or "left")
+    assert prepared.geometry.flipped == (expected == "right")
