@@ -124,6 +124,23 @@ def render_model_card(
     """
     preprocess = json.dumps(metadata.preprocess.as_dict(), sort_keys=True)
     about = f"\n## About this model\n{notes.strip()}\n" if notes.strip() else ""
+    outputs = metadata.outputs or {}
+    if "heatmap" in outputs:
+        heatmap_line = (
+            f"\n- Output `{outputs['heatmap']}`: float32 `[N, h, w, 1]`, the lesion probability "
+            f"of each {outputs.get('heatmap_window', '?')}-pixel window of the model input "
+            f"(stride {outputs.get('heatmap_stride', '?')}); `mammo-edge explain` draws it."
+        )
+        localisation_limit = (
+            "It answers per image (normal vs any abnormality); its heatmap shows where the "
+            "score came from, not a validated lesion detection."
+        )
+    else:
+        heatmap_line = ""
+        localisation_limit = (
+            "It answers per image (normal vs any abnormality) and does not localise findings "
+            "(`mammo-edge explain` falls back to occlusion sensitivity)."
+        )
     return f"""# Model card: {metadata.model_name} {metadata.model_version}
 
 A `{arch}` network ({parameter_count:,} parameters) that gives the probability that a
@@ -149,7 +166,7 @@ same research-use condition.
 - Input `image`: float32 NHWC, one channel, made from an 8-bit grayscale image by
   `mammo_edge.preprocess` with this contract (stored in the model's metadata; the runtime
   reads it from there): `{preprocess}`.
-- Output `probability`: float32 `[N, 1]`, probability of `{metadata.class_names[1]}`.
+- Output `probability`: float32 `[N, 1]`, probability of `{metadata.class_names[1]}`.{heatmap_line}
 - Decision threshold {metadata.threshold:.6g}: {metadata.threshold_method}.
 
 ## Evaluation ({metadata.training_protocol})
@@ -166,8 +183,7 @@ INT8: {int8_summary}
 - Trained on a few hundred digitised **film** images of one 1990s UK population: expect
   it to fail on full-field digital mammography (FFDM), tomosynthesis, other vendors,
   other populations, and on CC views.
-- It answers per image (normal vs any abnormality) and does not localise findings; with
-  ~260 images the confidence intervals are wide.
+- {localisation_limit} With ~260 images the confidence intervals are wide.
 - A threshold chosen on the same predictions the metrics come from makes any metric at
   that threshold optimistic; AUC does not depend on it.
 
