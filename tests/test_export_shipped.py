@@ -53,12 +53,16 @@ def test_shipped_model_matches_manifest_and_carries_complete_metadata(name, entr
 
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     [image_input] = session.get_inputs()
-    [probability_output] = session.get_outputs()
-    assert (image_input.name, probability_output.name) == ("image", "probability")
+    outputs = [output.name for output in session.get_outputs()]
+    assert image_input.name == "image" and outputs[0] == "probability"
 
     props = session.get_modelmeta().custom_metadata_map
     assert [key for key in REQUIRED_KEYS if not props.get(key)] == []
     metadata = ModelMetadata.from_props(props, source=entry["file"])
+    # Any further output is named by the metadata (lite0: its heatmap and grid).
+    assert outputs[1:] == [
+        metadata.outputs[role] for role in ("heatmap",) if role in metadata.outputs
+    ]
     assert image_input.shape[1:] == [metadata.preprocess.height, metadata.preprocess.width, 1]
     assert metadata.model_name == entry["model_name"]
     assert metadata.model_version == entry["model_version"]
