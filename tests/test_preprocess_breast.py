@@ -209,3 +209,17 @@ def test_dicom_patient_orientation_sets_the_chest_wall(tmp_path, orientation, ex
     prepared = prepare(decoded.pixels, BREAST, chest_wall=decoded.chest_wall)
     assert prepared.chest_wall_side == (expected or "left")
     assert prepared.geometry.flipped == (expected == "right")
+
+
+def test_default_model_gives_no_breast_found_for_a_blank_frame():
+    """Through the runtime: the shipped default (lite0) refuses a frame without a breast."""
+    from mammo_edge.predictor import Predictor
+    from mammo_edge.registry import installed_model_names
+
+    if "lite0" not in installed_model_names():
+        pytest.skip("lite0 is not shipped in this install")
+    predictor = Predictor("lite0", device="cpu", threads=1)
+    blank, example = predictor.predict([np.zeros((300, 200), np.uint8), EXAMPLES / "mdb028.pgm"])
+    assert not blank.ok and blank.error_code == "NO_BREAST_FOUND"
+    assert "breast" in blank.error_message
+    assert example.ok and 0.0 <= example.probability <= 1.0
