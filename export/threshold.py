@@ -101,12 +101,16 @@ def youden_threshold(predictions: OutOfFoldPredictions) -> ThresholdChoice:
     :func:`mammo_edge.metrics.youden_threshold`.
     """
     point = _youden(predictions.labels, predictions.probabilities)
+    return _choice(point, predictions, "Youden J maximiser")
+
+
+def _choice(point, predictions: OutOfFoldPredictions, rule: str) -> ThresholdChoice:
     folds = len(set(predictions.folds.tolist()))
     return ThresholdChoice(
         threshold=point.threshold,
         method=(
-            f"Youden J maximiser on out-of-fold predictions of {folds}-fold patient-grouped "
-            f"CV ({len(predictions.images)} images); abnormal when probability >= threshold"
+            f"{rule} on out-of-fold predictions of {folds}-fold patient-grouped CV "
+            f"({len(predictions.images)} images); abnormal when probability >= threshold"
         ),
         sensitivity=point.sensitivity,
         specificity=point.specificity,
@@ -130,17 +134,8 @@ def read_metrics(path: Path) -> dict:
 def sensitivity_threshold(predictions: OutOfFoldPredictions, target: float) -> ThresholdChoice:
     """The highest threshold whose out-of-fold sensitivity is at least ``target`` (triage)."""
     point = _at_sensitivity(predictions.labels, predictions.probabilities, target)
-    folds = len(set(predictions.folds.tolist()))
-    return ThresholdChoice(
-        threshold=point.threshold,
-        method=(
-            f"triage operating point: highest threshold with sensitivity >= {target:.2f} on "
-            f"out-of-fold predictions of {folds}-fold patient-grouped CV "
-            f"({len(predictions.images)} images); abnormal when probability >= threshold"
-        ),
-        sensitivity=point.sensitivity,
-        specificity=point.specificity,
-    )
+    rule = f"triage operating point: highest threshold with sensitivity >= {target:.2f}"
+    return _choice(point, predictions, rule)
 
 
 def choose_threshold(predictions: OutOfFoldPredictions, rule: str) -> ThresholdChoice:
