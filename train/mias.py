@@ -20,7 +20,6 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from mammo_edge.labels import (
@@ -168,20 +167,30 @@ def group_by_image(rows: list[AbnormalityRow]) -> list[ImageRecord]:
 
 
 def decode_pgm(data: bytes, name: str) -> np.ndarray:
-    """Decode a MIAS PGM to a (1024, 1024) uint8 array; raises MiasError if unusable."""
+    """Decode a MIAS PGM to a (H, W) uint8 array through mammo-edge's own reader.
+
+    The runtime's decoder (``mammo_edge.imageio``) is the one owner of image decoding, so
+    training sees exactly the pixels ``mammo-edge predict`` sees.
+
+    Raises:
+        MiasError: the file is empty, truncated, corrupt or not 8-bit grayscale.
+    """
+    from mammo_edge.errors import InputError
+    from mammo_edge.imageio import decode_image_bytes
+
     if not data:
         raise MiasError(f"{name}: file is empty")
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise MiasError(f"{name}: not a readable PGM image (truncated or corrupt?)")
-    if image.dtype != np.uint8 or image.ndim != 2:
-        raise MiasError(f"{name}: expected 8-bit grayscale, got {image.dtype} shape {image.shape}")
-    header_values = data[:64].split()
-    if len(header_values) >= 3 and header_values[0] == b"P5":
-        width, height = int(header_values[1]), int(header_values[2])
-        if len(data) < width * height:
-            raise MiasError(f"{name}: truncated ({len(data)} bytes for {width}x{height} pixels)")
-    return image
+    try:
+        decoded = decode_image_bytes(data, suffix=".pgm")
+    except InputError as error:
+        kind = error.code.value.lower().replace("_", " ")
+        raise MiasError(f"{name}: {kind}: {error.message}") from None
+    if decoded.image_format != "pnm" or decoded.source_bits != 8:
+        raise MiasError(
+            f"{name}: expected an 8-bit grayscale PGM, got {decoded.image_format} "
+            f"with {decoded.source_bits} bits"
+        )
+    return decoded.pixels
 
 
 class MiasDataset:
