@@ -252,22 +252,28 @@ def evaluate_source(
 
 
 def markdown_table(sources: list[dict]) -> str:
-    """Hit rate against chance per class, one column pair per source."""
+    """Hit rate per class, one column per source, beside the chance rate.
+
+    Chance depends only on the images and their circles, so it is one column when every
+    source scored the same images (it always does: a missing peak is a miss).
+    """
     names = [source["name"] for source in sources]
-    header = "| class | n | " + " | ".join(f"{name}: peak in lesion | chance" for name in names)
-    lines = [header + " |", "|" + "---|" * (2 + 2 * len(names))]
-    classes = [summary["abnormality_class"] for summary in sources[0]["summary"]]
-    for code in classes:
-        cells = []
-        n = None
-        for source in sources:
-            summary = next(s for s in source["summary"] if s["abnormality_class"] == code)
-            n = summary["n_images"]
-            cells.append(f"{summary['hits']}/{summary['n_images']} ({summary['hit_rate']:.0%})")
-            cells.append(f"{summary['chance_rate']:.0%}")
-        name = CLASS_CODES.get(code, "all classes")
-        label = f"{code} ({name})" if code != "all" else "**all**"
-        lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
+    lines = [
+        "| class | n | chance | " + " | ".join(names) + " |",
+        "|" + "---|" * (3 + len(names)),
+    ]
+    for code in [summary["abnormality_class"] for summary in sources[0]["summary"]]:
+        summaries = [
+            next(s for s in source["summary"] if s["abnormality_class"] == code)
+            for source in sources
+        ]
+        cells = [f"{s['hits']}/{s['n_images']} ({s['hit_rate']:.0%})" for s in summaries]
+        label = f"{code} ({CLASS_CODES[code]})" if code != "all" else "all"
+        lines.append(
+            f"| {label} | {summaries[0]['n_images']} | {summaries[0]['chance_rate']:.0%} | "
+            + " | ".join(cells)
+            + " |"
+        )
     lines.append("")
     for source in sources:
         overall = next(s for s in source["summary"] if s["abnormality_class"] == "all")
