@@ -29,7 +29,13 @@ from .convert import Conversion, keras_to_onnx, model_input_shape
 from .errors import ExportError
 from .images import LabelledBatch, load_mias_batch
 from .parity import ParityReport, check_parity
-from .provenance import attach_metadata, code_revision, created_utc, file_sha256
+from .provenance import (
+    attach_metadata,
+    code_revision,
+    created_utc,
+    file_sha256,
+    read_metadata_props,
+)
 from .quantize import Int8Agreement, compare_int8, quantize_int8
 from .ship import (
     DEFAULT_DATA,
@@ -465,6 +471,27 @@ def _ship(
             f"INT8 (QDQ, per-channel) of {name}; ΔAUC {int8['delta_auc']:+.4f} vs FP32",
             card,
         )
+    else:
+        removed = (twin,)
+        (folder / f"{twin}.onnx").unlink(missing_ok=True)
+    merge_manifest(folder, entries, make_default=options.make_default, remove=removed)
+    for entry_name in entries:
+        verify_shipped(folder, entry_name)
+    notes = options.card_notes_path.read_text() if options.card_notes_path else ""
+    report["card"] = {
+        "dataset_images": len(data.batch),
+        "export_command": options.command or "(command not recorded)",
+    }
+    (folder / card).write_text(card_text(metadata, contract.arch, report, notes))
+    report["shipped"] = {entry_name: asdict(entry) for entry_name, entry in entries.items()}
+    report["model_card"] = str(folder / card)
+
+
+def card_text(metadata: ModelMetadata, arch: str, report: dict, notes: str) -> str:
+    """The model card of an export, from its metadata and its export report."""
+    int8 = report.get("int8")
+    twin = f"{metadata.model_name}-int8"
+    if int8 is not None and int8.get("file"):
         int8_summary = (
             f"shipped as `{twin}`. On {int8['image_source']}: max |Δp| "
             f"{int8['max_abs_difference']:.3g}, mean |Δp| {int8['mean_abs_difference']:.3g}, "
@@ -473,35 +500,45 @@ def _ship(
             "Both are the same trained model, so only the difference of the AUCs matters."
         )
     else:
-        removed = (twin,)
-        (folder / f"{twin}.onnx").unlink(missing_ok=True)
         int8_summary = "not shipped: " + (
             "not requested."
             if int8 is None
             else f"ΔAUC {int8['delta_auc']:+.4f} exceeds ±{int8['auc_tolerance']}."
         )
-    merge_manifest(folder, entries, make_default=options.make_default, remove=removed)
-    for entry_name in entries:
-        verify_shipped(folder, entry_name)
+    parity = report["parity"]
     parity_summary = (
-        f"Keras and onnxruntime agree to max |Δp| {parity.max_abs_difference:.2g} "
-        f"(limit {parity.tolerance:g}) on {parity.image_source}."
+        f"Keras and onnxruntime agree to max |Δp| {parity['max_abs_difference']:.2g} "
+        f"(limit {parity['tolerance']:g}) on {parity['image_source']}."
     )
-    notes = options.card_notes_path.read_text() if options.card_notes_path else ""
-    (folder / card).write_text(
-        render_model_card(
-            metadata,
-            arch=contract.arch,
-            parameter_count=report["parameters"],
-            int8_summary=int8_summary,
-            parity_summary=parity_summary,
-            dataset_images=len(data.batch),
-            export_command=options.command or "(command not recorded)",
-            notes=notes,
-        )
+    return render_model_card(
+        metadata,
+        arch=arch,
+        parameter_count=report["parameters"],
+        int8_summary=int8_summary,
+        parity_summary=parity_summary,
+        dataset_images=report["card"]["dataset_images"],
+        export_command=report["card"]["export_command"],
+        notes=notes,
     )
-    report["shipped"] = {entry_name: asdict(entry) for entry_name, entry in entries.items()}
-    report["model_card"] = str(folder / card)
+
+
+def refresh_model_card(folder: Path, name: str, notes_path: Path | None) -> Path:
+    """Re-render ``MODEL_CARD.<name>.md`` from the shipped file's metadata and export report.
+
+    The ONNX file (and so its SHA-256) is untouched: only the card's notes change.
+    """
+    import onnx
+
+    report_path = folder / f"{name}.export.json"
+    report = json.loads(report_path.read_text())
+    if "card" not in report:
+        raise ExportError(f"{report_path} predates card refreshing; export the model again")
+    model = onnx.load(str(folder / f"{name}.onnx"), load_external_data=False)
+    metadata = ModelMetadata.from_props(read_metadata_props(model), source=f"{name}.onnx")
+    notes = notes_path.read_text() if notes_path else ""
+    card = folder / model_card_name(name)
+    card.write_text(card_text(metadata, report["contract"]["arch"], report, notes))
+    return card
 
 
 def _recorded_threshold(metrics: dict) -> ThresholdChoice | None:
