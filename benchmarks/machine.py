@@ -147,3 +147,52 @@ def measure_gemm_peak(threads: int, size: int = 2048, repeats: int = 10) -> Gemm
         gflops_per_s=2.0 * size**3 / best / 1e9,
         blas_architecture=architecture,
     )
+
+
+@dataclass
+class CpuWatch:
+    """CPU time spent on this machine by processes other than this one and its children.
+
+    A benchmark on a shared machine is only as good as its quiet: this reads the busy time
+    of all CPUs (``/proc/stat``) and subtracts this process's own CPU time and that of its
+    waited-for children (``os.times``) between :meth:`start` and :meth:`stop`.
+    """
+
+    wall_s: float = 0.0
+    busy_s: float = 0.0
+    own_s: float = 0.0
+    _start: tuple[float, float, float] | None = None
+
+    def start(self) -> CpuWatch:
+        self._start = (time.perf_counter(), _busy_seconds(), _own_seconds())
+        return self
+
+    def stop(self) -> dict:
+        """``{"wall_s", "foreign_cpu_s", "foreign_share"}`` (share of all cores' time)."""
+        wall0, busy0, own0 = self._start or (time.perf_counter(), _busy_seconds(), 0.0)
+        self.wall_s = time.perf_counter() - wall0
+        self.busy_s = _busy_seconds() - busy0
+        self.own_s = _own_seconds() - own0
+        foreign = max(0.0, self.busy_s - self.own_s)
+        cores = os.cpu_count() or 1
+        return {
+            "wall_s": round(self.wall_s, 1),
+            "foreign_cpu_s": round(foreign, 1),
+            "foreign_share": round(foreign / (self.wall_s * cores), 3) if self.wall_s else None,
+        }
+
+
+def _busy_seconds() -> float:
+    """Busy CPU seconds of all CPUs since boot (user, nice, system, irq, softirq)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system

@@ -38,6 +38,13 @@ def render_markdown(results: dict) -> str:
         + ", ".join(_model_label(model) for model in results["models"]),
         f"- CUDA: {results.get('cuda', 'not recorded')}",
     ]
+    others = results.get("other_processes")
+    if others:
+        lines.append(
+            f"- Other processes on this machine during the run: {others['foreign_cpu_s']} CPU s "
+            f"in {others['wall_s']} s ({_percent(others['foreign_share'])} of all cores' time; "
+            "per model below)"
+        )
     for note in results.get("notes", []):
         lines.append(f"- Note: {note}")
     for warning in results.get("warnings", []):
@@ -174,6 +181,12 @@ def _model_lines(model: dict, results: dict) -> list[str]:
         f"- Input {'x'.join(str(d) for d in model['image_size'])}, outputs "
         f"{', '.join(model['outputs'])} (timed as shipped: every output computed)",
     ]
+    others = model.get("other_processes")
+    if others:
+        lines.append(
+            f"- Other processes while this model was measured: {others['foreign_cpu_s']} CPU s "
+            f"in {others['wall_s']} s ({_percent(others['foreign_share'])} of all cores' time)"
+        )
     if model.get("random_weights"):
         lines.append("- **RANDOM weights**: speed only")
     flop_line = (

@@ -29,7 +29,7 @@ from .inference import (
     time_keras,
     time_onnx,
 )
-from .machine import blas_warning, machine_info, measure_gemm_peak
+from .machine import CpuWatch, blas_warning, machine_info, measure_gemm_peak
 from .sources import ModelFamily, parse_keras_overrides, quick_names, resolve_sources
 from .targets import TargetResult, evaluate
 from .timing import FULL_POLICY, QUICK_POLICY
@@ -125,6 +125,7 @@ def run_benchmarks(options: RunOptions, progress: Progress | None = None) -> dic
     if warning:
         results["warnings"].append(warning)
 
+    watch = CpuWatch().start()
     progress.say("resolving models")
     sources = resolve_sources(
         options.model,
@@ -144,6 +145,7 @@ def run_benchmarks(options: RunOptions, progress: Progress | None = None) -> dic
     finally:
         sources.close()
     results["elapsed_s"] = round(time.perf_counter() - progress.started, 1)
+    results["other_processes"] = watch.stop()
     return results
 
 
@@ -181,7 +183,9 @@ def _measure(options, families, policy, cores, results, progress) -> None:
             )
         results["models"] = []
         for family in families:
+            watch = CpuWatch().start()
             entry, rows = _measure_family(family, context)
+            entry["other_processes"] = watch.stop()
             results["models"].append(entry)
             targets += _family_targets(family, entry, rows)
     if any(f.random_weights for f in families):

@@ -27,7 +27,7 @@ QUICK_POLICY = RepeatPolicy(
     warmup=2, min_repeats=3, min_seconds=0.25, max_repeats=200, max_seconds=1.5
 )
 FULL_POLICY = RepeatPolicy(
-    warmup=3, min_repeats=15, min_seconds=3.0, max_repeats=2000, max_seconds=20.0
+    warmup=3, min_repeats=10, min_seconds=2.0, max_repeats=2000, max_seconds=12.0
 )
 
 

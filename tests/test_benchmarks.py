@@ -317,6 +317,20 @@ def test_run_process_reports_the_childs_own_peak_memory(tmp_path):
     assert failing.exit_code == 3
 
 
+def test_cpu_watch_counts_this_process_as_its_own():
+    import time
+
+    from benchmarks.machine import CpuWatch
+
+    watch = CpuWatch().start()
+    started = time.process_time()
+    while time.process_time() - started < 0.3:
+        pass
+    other = watch.stop()
+    assert watch.own_s >= 0.25  # os.times counts in clock ticks
+    assert other["foreign_cpu_s"] >= 0 and other["foreign_share"] >= 0
+
+
 def test_shipped_pair_reads_manifest_and_names_problems(tmp_path):
     assert shipped_pair(tmp_path) is None
     (tmp_path / "seed.onnx").write_bytes(b"x")
