@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (its --help is the reference for the options)."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Latency, throughput and footprint of mammo-edge against its Keras source "
-        "and this machine's GEMM peak. Writes results.json, results.md and results.png.",
+        description="Latency, throughput and footprint of every shipped mammo-edge model "
+        "against its Keras source and this machine's GEMM peak. Writes results.json, "
+        "results.md and results.png.",
     )
     parser.add_argument(
         "--quick",
