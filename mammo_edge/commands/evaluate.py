@@ -97,7 +97,15 @@ def evaluate_command(
     device: Annotated[
         Device, typer.Option(help="auto takes CUDA when onnxruntime offers it.")
     ] = Device.auto,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per inference call.")] = 16,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Images per inference call (default: sized from the model's input: "
+            "16 for the seed, 2 for lite0).",
+            show_default=False,
+        ),
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
@@ -186,7 +194,7 @@ def _score(
     model: str | None,
     threshold: float | None,
     device: str,
-    batch_size: int,
+    batch_size: int | None,
     threads: int | None,
 ) -> tuple[list, dict]:
     """Score ``paths`` with the Predictor ``predict`` uses; return records and model facts."""

@@ -70,7 +70,15 @@ def explain_command(
         int,
         typer.Option(min=64, help="Longer side of the overlay PNGs at most (pixels)."),
     ] = 1024,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per inference call.")] = 8,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Images per inference call (default: sized from the model's input: "
+            "16 for the seed, 2 for lite0).",
+            show_default=False,
+        ),
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
@@ -137,7 +145,7 @@ def open_explainer(
     model: str | None,
     method: str,
     threshold: float | None,
-    batch_size: int,
+    batch_size: int | None,
     threads: int | None,
     device: str,
 ):

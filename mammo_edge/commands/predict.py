@@ -68,7 +68,15 @@ def predict_command(
             "Default: the model's own threshold.",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per inference call.")] = 16,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Images per inference call (default: sized from the model's input: "
+            "16 for the seed, 2 for lite0).",
+            show_default=False,
+        ),
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
@@ -179,7 +187,7 @@ def _predict(
     paths: list[str],
     model: str | None,
     threshold: float | None,
-    batch_size: int,
+    batch_size: int | None,
     threads: int | None,
     workers: int | None,
     device: str,
