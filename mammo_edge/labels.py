@@ -5,8 +5,8 @@ Two formats, told apart by content (not by file name):
 * a CSV with a header naming the columns ``image`` and ``label``, and optionally
   ``patient``, ``group`` and ``finding`` (free text; other columns are ignored). ``image``
   is a file name (``mdb003.pgm``), a stem (``mdb003``) or a path
-  (``scans/left/mdb003.pgm``); ``label`` is ``0``/``1`` or ``normal``/``abnormal``. Comma or semicolon separated, UTF-8 (a byte-order
-  mark is fine);
+  (``scans/left/mdb003.pgm``); ``label`` is ``0``/``1`` or ``normal``/``abnormal``. Comma
+  or semicolon separated, UTF-8 (a byte-order mark is fine);
 * the MIAS ``Info.txt``: rows ``mdbNNN T CLASS [SEVERITY X Y RADIUS]``. An image is abnormal
   when any of its rows is not ``NORM``; its patient is its left/right pair (mdb001 and
   mdb002 are patient 1); its group is the background tissue (fatty, fatty-glandular,
