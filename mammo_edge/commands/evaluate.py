@@ -30,7 +30,14 @@ from xml.sax.saxutils import escape
 
 import typer
 
-from .predict import Device
+from .options import (
+    BatchSizeOption,
+    Device,
+    DeviceOption,
+    ModelOption,
+    ThreadsOption,
+    ThresholdOption,
+)
 
 if TYPE_CHECKING:
     from ..labels import LabelMatch, Labels
@@ -63,24 +70,8 @@ def evaluate_command(
             show_default=False,
         ),
     ] = ...,  # type: ignore[assignment]
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Installed model name, model folder, or .onnx file. "
-            "Default: $MAMMO_EDGE_MODEL, else the shipped model.",
-        ),
-    ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Decision threshold (abnormal when probability >= threshold). "
-            "Default: the model's own.",
-        ),
-    ] = None,
+    model: ModelOption = None,
+    threshold: ThresholdOption = None,
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Folder for metrics.json, predictions.csv, roc.svg."),
@@ -94,22 +85,9 @@ def evaluate_command(
             dir_okay=False,
         ),
     ] = None,
-    device: Annotated[
-        Device, typer.Option(help="auto takes CUDA when onnxruntime offers it.")
-    ] = Device.auto,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Images per inference call (default: sized from the model's input: "
-            "16 for the seed, 2 for lite0).",
-            show_default=False,
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
-    ] = None,
+    device: DeviceOption = Device.auto,
+    batch_size: BatchSizeOption = None,
+    threads: ThreadsOption = None,
 ) -> int:
     """Measure a model on labelled images: AUC with CI, sensitivity, specificity, ROC.
 

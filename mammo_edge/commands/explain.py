@@ -17,7 +17,15 @@ from typing import Annotated
 
 import typer
 
-from .predict import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, Device
+from .options import (
+    BatchSizeOption,
+    Device,
+    DeviceOption,
+    ModelOption,
+    ThreadsOption,
+    ThresholdOption,
+)
+from .predict import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
 
 OVERLAY_FOLDER = "overlays"
 RECORDS_NAME = "explain.jsonl"
@@ -47,45 +55,21 @@ def explain_command(
             show_default=False,
         ),
     ] = ...,  # type: ignore[assignment]
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Installed model name, model folder, or .onnx file. "
-            "Default: $MAMMO_EDGE_MODEL, else the shipped model.",
-        ),
-    ] = None,
+    model: ModelOption = None,
     method: Annotated[
         Method,
         typer.Option(
             help="auto: the model's own heatmap when its metadata has one, else occlusion.",
         ),
     ] = Method.auto,
-    threshold: Annotated[
-        float | None,
-        typer.Option(min=0.0, max=1.0, help="Decision threshold. Default: the model's own."),
-    ] = None,
+    threshold: ThresholdOption = None,
     overlay_size: Annotated[
         int,
         typer.Option(min=64, help="Longer side of the overlay PNGs at most (pixels)."),
     ] = 1024,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Images per inference call (default: sized from the model's input: "
-            "16 for the seed, 2 for lite0).",
-            show_default=False,
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
-    ] = None,
-    device: Annotated[
-        Device, typer.Option(help="auto takes CUDA when onnxruntime offers it.")
-    ] = Device.auto,
+    batch_size: BatchSizeOption = None,
+    threads: ThreadsOption = None,
+    device: DeviceOption = Device.auto,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No header or summary.")] = False,
 ) -> int:
     """Show where the model looked: heatmap overlays and peak coordinates per image.

@@ -13,11 +13,14 @@ from typing import Annotated, TextIO
 
 import typer
 
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+from .options import (
+    BatchSizeOption,
+    Device,
+    DeviceOption,
+    ModelOption,
+    ThreadsOption,
+    ThresholdOption,
+)
 
 
 class Engine(str, Enum):
@@ -49,45 +52,15 @@ def predict_command(
             show_default=False,
         ),
     ],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Installed model name (seed, seed-int8, seed-published; see "
-            "`mammo-edge info`), model folder, or .onnx file. "
-            "Default: $MAMMO_EDGE_MODEL, else the shipped model.",
-        ),
-    ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Decision threshold for 'abnormal' (probability >= threshold). "
-            "Default: the model's own threshold.",
-        ),
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Images per inference call (default: sized from the model's input: "
-            "16 for the seed, 2 for lite0).",
-            show_default=False,
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
-    ] = None,
+    model: ModelOption = None,
+    threshold: ThresholdOption = None,
+    batch_size: BatchSizeOption = None,
+    threads: ThreadsOption = None,
     workers: Annotated[
         int | None,
         typer.Option(min=1, help="Threads decoding images ahead of inference. Default: up to 4."),
     ] = None,
-    device: Annotated[
-        Device, typer.Option(help="auto takes CUDA when onnxruntime offers it.")
-    ] = Device.auto,
+    device: DeviceOption = Device.auto,
     output_format: Annotated[
         OutputFormat,
         typer.Option(

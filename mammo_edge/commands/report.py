@@ -24,7 +24,15 @@ from typing import Annotated
 import typer
 
 from .explain import RECORDS_NAME, Method, announce, make_folder, open_explainer
-from .predict import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, Device
+from .options import (
+    BatchSizeOption,
+    Device,
+    DeviceOption,
+    ModelOption,
+    ThreadsOption,
+    ThresholdOption,
+)
+from .predict import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
 
 IMAGES_FOLDER = "images"
 THUMBNAIL_SIDE = 240
@@ -59,46 +67,22 @@ def report_command(
             dir_okay=False,
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Installed model name, model folder, or .onnx file. "
-            "Default: $MAMMO_EDGE_MODEL, else the shipped model.",
-        ),
-    ] = None,
+    model: ModelOption = None,
     method: Annotated[
         Method,
         typer.Option(
             help="auto: the model's own heatmap when its metadata has one, else occlusion.",
         ),
     ] = Method.auto,
-    threshold: Annotated[
-        float | None,
-        typer.Option(min=0.0, max=1.0, help="Decision threshold. Default: the model's own."),
-    ] = None,
+    threshold: ThresholdOption = None,
     title: Annotated[str, typer.Option(help="The page's title.")] = "mammo-edge report",
     overlay_size: Annotated[
         int,
         typer.Option(min=64, help="Longer side of the full-size heatmap PNGs at most (pixels)."),
     ] = 1024,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Images per inference call (default: sized from the model's input: "
-            "16 for the seed, 2 for lite0).",
-            show_default=False,
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
-    ] = None,
-    device: Annotated[
-        Device, typer.Option(help="auto takes CUDA when onnxruntime offers it.")
-    ] = Device.auto,
+    batch_size: BatchSizeOption = None,
+    threads: ThreadsOption = None,
+    device: DeviceOption = Device.auto,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No header or summary.")] = False,
 ) -> int:
     """Write an HTML report (thumbnails, heatmaps, scores; metrics with --labels).
