@@ -26,21 +26,12 @@ from keras import layers
 
 from mammo_edge.preprocess import PreprocessConfig
 
+from ..weights.lite0_layout import BN_EPSILON, STAGES
+
 NAME = "lite0"
 #: The training protocol this architecture is made for (``python -m train --arch lite0``).
 PROTOCOL = "lesion"
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "efficientnet_lite0.npz"
-#: (expand ratio, kernel, stride, output channels, repeats) per stage.
-STAGES = (
-    (1, 3, 1, 16, 1),
-    (6, 3, 2, 24, 2),
-    (6, 5, 2, 40, 2),
-    (6, 3, 2, 80, 3),
-    (6, 5, 1, 112, 3),
-    (6, 5, 2, 192, 4),
-    (6, 3, 1, 320, 1),
-)
-BN_EPSILON = 1e-3
 STRIDE = 32
 PATCH_SIZE = 128
 WINDOW_CELLS = PATCH_SIZE // STRIDE

