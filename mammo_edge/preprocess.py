@@ -121,6 +121,8 @@ class PreprocessConfig:
         return cls(**values)
 
 
+#: The seed study's recipe (resize the frame to 128x128, 0..255). Not a default anywhere:
+#: every caller passes the contract of the model it feeds.
 SEED_PREPROCESS = PreprocessConfig()
 
 
@@ -241,7 +243,7 @@ def chest_wall_side(mask: np.ndarray) -> str:
 
 def prepare(
     image: np.ndarray,
-    config: PreprocessConfig = SEED_PREPROCESS,
+    config: PreprocessConfig,
     chest_wall: str | None = None,
 ) -> PreparedImage:
     """Turn one 8-bit grayscale image into model input, recording the geometry.
@@ -296,14 +298,12 @@ def prepare(
     return PreparedImage(model_input[:, :, np.newaxis], geometry, side)
 
 
-def to_model_input(image: np.ndarray, config: PreprocessConfig = SEED_PREPROCESS) -> np.ndarray:
+def to_model_input(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """The ``(height, width, 1)`` float32 model input of one image (see :func:`prepare`)."""
     return prepare(image, config).model_input
 
 
-def to_model_batch(
-    images: list[np.ndarray], config: PreprocessConfig = SEED_PREPROCESS
-) -> np.ndarray:
+def to_model_batch(images: list[np.ndarray], config: PreprocessConfig) -> np.ndarray:
     """Stack several images into a ``(N, height, width, 1)`` float32 batch."""
     batch = np.empty((len(images), config.height, config.width, 1), dtype=np.float32)
     for index, image in enumerate(images):

@@ -120,9 +120,10 @@ def build_tiny_models_dir(directory: Path, metadata: ModelMetadata | None = None
 
 def tiny_probability(pixels: np.ndarray, scale: float = TINY_SCALE, shift: float = TINY_SHIFT):
     """What the tiny model returns for an 8-bit image, computed independently in numpy."""
-    from mammo_edge.preprocess import to_model_input
+    from mammo_edge.preprocess import SEED_PREPROCESS, to_model_input
 
-    mean = float(to_model_input(pixels).astype(np.float64).mean())
+    # The tiny models carry the seed's contract (tiny_metadata's default PreprocessConfig).
+    mean = float(to_model_input(pixels, SEED_PREPROCESS).astype(np.float64).mean())
     return 1.0 / (1.0 + np.exp(-(scale * mean + shift)))
 
 

@@ -4,12 +4,12 @@ import cv2
 import numpy as np
 import pytest
 
-from mammo_edge.preprocess import PreprocessConfig, to_model_batch, to_model_input
+from mammo_edge.preprocess import SEED_PREPROCESS, PreprocessConfig, to_model_batch, to_model_input
 
 
 def test_seed_recipe_exactly():
     image = np.random.default_rng(0).integers(0, 256, (1024, 1024)).astype(np.uint8)
-    model_input = to_model_input(image)
+    model_input = to_model_input(image, SEED_PREPROCESS)
     expected = cv2.resize(image, (128, 128), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     assert model_input.shape == (128, 128, 1) and model_input.dtype == np.float32
     np.testing.assert_array_equal(model_input[:, :, 0], expected)
@@ -26,7 +26,7 @@ def test_scale_offset_and_size_come_from_config():
 
 def test_batch_stacks_in_order():
     images = [np.full((50, 50), value, np.uint8) for value in (0, 100, 255)]
-    batch = to_model_batch(images)
+    batch = to_model_batch(images, SEED_PREPROCESS)
     assert batch.shape == (3, 128, 128, 1)
     assert batch[:, 0, 0, 0].tolist() == [0.0, 100.0, 255.0]
 
@@ -41,7 +41,7 @@ def test_batch_stacks_in_order():
 )
 def test_wrong_input_is_refused(image, message):
     with pytest.raises((ValueError, TypeError), match=message):
-        to_model_input(image)
+        to_model_input(image, SEED_PREPROCESS)
 
 
 def test_bad_config_is_refused():

@@ -120,7 +120,8 @@ def test_text_like_specks_are_no_breast():
 
 def test_seed_config_needs_no_breast():
     # The seed recipe only resizes: a blank frame still gets an input (as it always did).
-    assert prepare(np.zeros((100, 100), np.uint8)).model_input.shape == (128, 128, 1)
+    seed = PreprocessConfig()
+    assert prepare(np.zeros((100, 100), np.uint8), seed).model_input.shape == (128, 128, 1)
 
 
 def test_explicit_chest_wall_overrides_the_pixels():
