@@ -120,7 +120,7 @@ class RayEngine:
 
     Example::
 
-        predictor = Predictor("int8")
+        predictor = Predictor()  # the shipped default (lite0); any name or path works
         for result in RayEngine(predictor, num_cpus=4).iter_predict(expand_inputs(["scans/"])):
             print(result.path, result.probability)
     """
