@@ -37,14 +37,22 @@ class Method(str, Enum):
     occlusion = "occlusion"
 
 
+#: What explain and report share: the inputs and how the heatmap is made.
+PathsArgument = Annotated[
+    list[str],
+    typer.Argument(
+        help="Image files, folders, glob patterns or list files (as for predict).",
+        show_default=False,
+    ),
+]
+MethodOption = Annotated[
+    Method,
+    typer.Option(help="auto: the model's own heatmap when its metadata has one, else occlusion."),
+]
+
+
 def explain_command(
-    paths: Annotated[
-        list[str],
-        typer.Argument(
-            help="Image files, folders, glob patterns or list files (as for predict).",
-            show_default=False,
-        ),
-    ],
+    paths: PathsArgument,
     out: Annotated[
         Path,
         typer.Option(
@@ -56,12 +64,7 @@ def explain_command(
         ),
     ] = ...,  # type: ignore[assignment]
     model: ModelOption = None,
-    method: Annotated[
-        Method,
-        typer.Option(
-            help="auto: the model's own heatmap when its metadata has one, else occlusion.",
-        ),
-    ] = Method.auto,
+    method: MethodOption = Method.auto,
     threshold: ThresholdOption = None,
     overlay_size: Annotated[
         int,

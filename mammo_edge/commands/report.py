@@ -23,7 +23,15 @@ from typing import Annotated
 
 import typer
 
-from .explain import RECORDS_NAME, Method, announce, make_folder, open_explainer
+from .explain import (
+    RECORDS_NAME,
+    Method,
+    MethodOption,
+    PathsArgument,
+    announce,
+    make_folder,
+    open_explainer,
+)
 from .options import (
     BatchSizeOption,
     Device,
@@ -40,13 +48,7 @@ PAGE_NAME = "index.html"
 
 
 def report_command(
-    paths: Annotated[
-        list[str],
-        typer.Argument(
-            help="Image files, folders, glob patterns or list files (as for predict).",
-            show_default=False,
-        ),
-    ],
+    paths: PathsArgument,
     out: Annotated[
         Path,
         typer.Option(
@@ -68,12 +70,7 @@ def report_command(
         ),
     ] = None,
     model: ModelOption = None,
-    method: Annotated[
-        Method,
-        typer.Option(
-            help="auto: the model's own heatmap when its metadata has one, else occlusion.",
-        ),
-    ] = Method.auto,
+    method: MethodOption = Method.auto,
     threshold: ThresholdOption = None,
     title: Annotated[str, typer.Option(help="The page's title.")] = "mammo-edge report",
     overlay_size: Annotated[
