@@ -250,7 +250,10 @@ def _plot(records, curves: dict[str, np.ndarray], path: Path) -> None:
     axes.plot([0, 1], [0, 1], color="gray", linestyle=":", linewidth=1)
     axes.set_xlabel("1 - specificity")
     axes.set_ylabel("sensitivity")
-    axes.set_title("Out-of-fold ROC, 258 mini-MIAS images,\npatient-grouped 5-fold CV (same folds)", fontsize=10)
+    axes.set_title(
+        "Out-of-fold ROC, 258 mini-MIAS images,\npatient-grouped 5-fold CV (same folds)",
+        fontsize=10,
+    )
     axes.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
