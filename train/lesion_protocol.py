@@ -162,6 +162,7 @@ class PatchBatches(keras.utils.PyDataset):
             else 20 * config.pixel_scale + config.pixel_offset
         )
         self.rng = np.random.default_rng(seed)
+        self._breast_cache: dict[int, np.ndarray] = {}
         self.steps = settings.patches_per_epoch // settings.patch_batch
         self.touched: set[int] = set()  # image indices patches were cut from (tests read it)
 
@@ -190,7 +191,7 @@ class PatchBatches(keras.utils.PyDataset):
     def _normal_centre(self) -> tuple[int, float, float]:
         for _ in range(100):
             index = self.normal_sources[self.rng.integers(len(self.normal_sources))]
-            breast = np.argwhere(self.data.inputs[index, :, :, 0] > self.breast_level)
+            breast = self._breast_pixels(index)
             if len(breast) == 0:
                 continue
             y, x = breast[self.rng.integers(len(breast))]
@@ -201,6 +202,13 @@ class PatchBatches(keras.utils.PyDataset):
             ):
                 return int(index), float(x), float(y)
         raise RuntimeError("could not find normal tissue away from lesions")
+
+    def _breast_pixels(self, index: int) -> np.ndarray:
+        """(row, column) of every breast pixel of image ``index``, found once per image."""
+        if index not in self._breast_cache:
+            plane = self.data.inputs[index, :, :, 0]
+            self._breast_cache[index] = np.argwhere(plane > self.breast_level)
+        return self._breast_cache[index]
 
     def _augment(self, patch: np.ndarray) -> np.ndarray:
         patch = np.rot90(patch, self.rng.integers(4))
