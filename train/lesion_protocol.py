@@ -353,6 +353,9 @@ def run_lesion_protocol(dataset: MiasDataset, out: Path, settings: LesionSetting
         log(f"fold {fold}: {len(train_indices)} training images, {len(test_indices)} test")
         model, _ = train_model(data, train_indices, settings, settings.seed + fold, log)
         probabilities, maps = score(model, data.inputs[test_indices])
+        # The fold's weights, kept so inference-time variants (breast-only windows,
+        # test-time flips) can be scored later on the same models without retraining.
+        model.save_weights(out / "folds" / f"fold_{fold}.weights.h5")
         rows = []
         for index, probability, heatmap in zip(test_indices, probabilities, maps, strict=True):
             peak_x, peak_y = heatmap_peak(heatmap, data.geometries[index])
