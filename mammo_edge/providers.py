@@ -4,11 +4,19 @@
 ``cuda``. A requested provider that this onnxruntime lacks is an error listing what it
 has, and a CUDA session that silently fell back to CPU is an error for ``cuda`` and a
 logged warning for ``auto``: the provider actually running is what results report.
+
+Every onnxruntime wheel (``onnxruntime``, ``onnxruntime-gpu``, ``onnxruntime-openvino``...)
+installs the same ``onnxruntime`` import package, so two of them side by side overwrite
+each other's files: which providers load is then an accident of install order (typically
+CUDA silently missing). :func:`onnxruntime_clash` finds that from the installed
+distributions' metadata; a session refuses ``cuda`` and warns otherwise.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import sys
 
 import onnxruntime as ort
 
@@ -19,6 +27,53 @@ CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 
 logger = logging.getLogger("mammo_edge")
+
+#: Distributions that each install the ``onnxruntime`` import package; at most one may be
+#: installed in an environment.
+ONNXRUNTIME_DISTRIBUTIONS = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-openvino",
+    "onnxruntime-directml",
+    "onnxruntime-qnn",
+    "onnxruntime-silicon",
+    "onnxruntime-training",
+)
+
+
+def installed_onnxruntime_distributions(search_path: list[str] | None = None) -> list[str]:
+    """Names of the onnxruntime distributions installed, from their metadata (dist-info).
+
+    Args:
+        search_path: folders to look in; ``None`` for ``sys.path`` (what ``import`` sees).
+    """
+    path = sys.path if search_path is None else search_path
+    # Looked up by name (a directory listing per path entry, ~0.1 ms each), not by
+    # walking every installed distribution (~0.1 s): this runs at every session start.
+    return [
+        name
+        for name in ONNXRUNTIME_DISTRIBUTIONS
+        if next(iter(importlib.metadata.distributions(name=name, path=path)), None) is not None
+    ]
+
+
+def onnxruntime_clash(search_path: list[str] | None = None) -> str | None:
+    """A message explaining the clash when two onnxruntime distributions are installed.
+
+    Returns:
+        ``None`` when at most one is installed; else what is wrong and the commands that fix
+        it (keep ``onnxruntime-gpu`` for a GPU, ``onnxruntime`` otherwise).
+    """
+    found = installed_onnxruntime_distributions(search_path)
+    if len(found) < 2:
+        return None
+    keep = "onnxruntime-gpu" if "onnxruntime-gpu" in found else found[-1]
+    return (
+        f"{' and '.join(found)} are installed side by side. They share the onnxruntime "
+        "import package and overwrite each other's files, so which execution providers "
+        "load depends on install order (CUDA is typically missing). Keep exactly one: "
+        f"pip uninstall -y {' '.join(found)} && pip install {keep}"
+    )
 
 
 def available_providers() -> list[str]:
@@ -40,10 +95,12 @@ def providers_for(device: str) -> list[str]:
     if CUDA_PROVIDER in available:
         return [CUDA_PROVIDER, CPU_PROVIDER]
     if device == "cuda":
+        clash = onnxruntime_clash()
         raise ProviderError(
             f"device 'cuda' needs {CUDA_PROVIDER}, but this onnxruntime offers only "
-            f"{', '.join(available)}. Install onnxruntime-gpu with a matching CUDA, "
-            "or use --device cpu."
+            f"{', '.join(available)}. "
+            + (clash if clash else "Install onnxruntime-gpu with a matching CUDA")
+            + ", or use --device cpu."
         )
     return [CPU_PROVIDER]
 
@@ -64,6 +121,9 @@ def create_session(
         ModelError: the bytes are not a loadable ONNX model.
     """
     providers = providers_for(device)
+    clash = onnxruntime_clash()
+    if clash:
+        logger.warning("%s", clash)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: provider notices would drown the results
