@@ -37,6 +37,10 @@ PATCH_SIZE = 128
 WINDOW_CELLS = PATCH_SIZE // STRIDE
 TOP_K = 3
 HEAD_CHANNELS = 1280
+#: A window counts as breast when at least this share of its pixels is breast.
+MIN_WINDOW_BREAST = 1 / 8
+#: The logit given to windows off the breast (sigmoid = 9e-14).
+OFF_BREAST_LOGIT = -30.0
 #: The model's outputs by role, as the contract and the ONNX metadata record them; the
 #: heatmap grid is in model-input pixels (see ``mammo_edge.explain``).
 OUTPUTS = {
@@ -200,18 +204,59 @@ class Networks:
         probability = layers.Activation("sigmoid", name="probability")(logit)
         return keras.Model(patch, probability, name="lite0_patch")
 
-    def image_model(self, config: PreprocessConfig) -> keras.Model:
-        """(N, H, W, 1) whole breasts -> probability (N, 1) and heatmap (N, h, w, 1)."""
+    def image_model(
+        self,
+        config: PreprocessConfig,
+        breast_windows_only: bool = False,
+        flip_average: bool = False,
+    ) -> keras.Model:
+        """(N, H, W, 1) whole breasts -> probability (N, 1) and heatmap (N, h, w, 1).
+
+        Args:
+            config: the preprocessing contract (input size, pixel scaling).
+            breast_windows_only: windows with less than :data:`MIN_WINDOW_BREAST` of their
+                pixels on the breast (the blank padding of the crop, the blanked
+                background) get logit :data:`OFF_BREAST_LOGIT`: they can neither raise
+                the image's score nor hold the heatmap's peak.
+            flip_average: test-time augmentation: also score the top-bottom mirror image
+                (the flip training used; it keeps the chest wall on the left) and
+                average the probabilities and the (mirrored-back) heatmaps.
+        """
         image = keras.Input((config.height, config.width, 1), name="image")
+        if not flip_average:
+            probability, heatmap = self._score(image, config, breast_windows_only, "")
+            return keras.Model(image, [probability, heatmap], name=NAME)
+        direct = self._score(image, config, breast_windows_only, "_direct")
+        mirrored_image = keras.ops.flip(image, axis=1)
+        mirrored = self._score(mirrored_image, config, breast_windows_only, "_mirrored")
+        probability = layers.Average(name="probability")([direct[0], mirrored[0]])
+        heatmap = layers.Average(name="heatmap")([direct[1], keras.ops.flip(mirrored[1], 1)])
+        return keras.Model(image, [probability, heatmap], name=NAME)
+
+    def _score(self, image, config: PreprocessConfig, breast_windows_only: bool, suffix: str):
+        """(probability, heatmap) of one image tensor; layer names as the model was trained."""
         cells = self.cell_logit(self.dropout(self.backbone(image)))
-        windows = layers.AveragePooling2D(WINDOW_CELLS, strides=1, name="windows")(cells)
-        flat = layers.Flatten(name="window_logits")(windows)
+        windows = layers.AveragePooling2D(WINDOW_CELLS, strides=1, name=f"windows{suffix}")(cells)
+        if breast_windows_only:
+            # Blank pixels are gray 0, i.e. exactly pixel_offset; breast pixels are above.
+            blank = config.pixel_offset + 0.5 * config.pixel_scale
+            breast = keras.ops.cast(keras.ops.greater(image, blank), "float32")
+            share = layers.AveragePooling2D(STRIDE, strides=STRIDE, name=f"cell_breast{suffix}")(
+                breast
+            )
+            share = layers.AveragePooling2D(WINDOW_CELLS, strides=1, name=f"window_breast{suffix}")(
+                share
+            )
+            windows = keras.ops.where(
+                keras.ops.greater_equal(share, MIN_WINDOW_BREAST), windows, OFF_BREAST_LOGIT
+            )
+        flat = layers.Flatten(name=f"window_logits{suffix}")(windows)
         top = keras.ops.top_k(flat, TOP_K, sorted=False)[0]
         pooled = keras.ops.mean(top, axis=-1, keepdims=True)
         logit = self.image_offset(pooled)
-        probability = layers.Activation("sigmoid", name="probability")(logit)
-        heatmap = layers.Activation("sigmoid", name="heatmap")(windows)
-        return keras.Model(image, [probability, heatmap], name=NAME)
+        probability = layers.Activation("sigmoid", name=f"probability{suffix}")(logit)
+        heatmap = layers.Activation("sigmoid", name=f"heatmap{suffix}")(windows)
+        return probability, heatmap
 
 
 def build(config: PreprocessConfig, seed: int | None = None) -> keras.Model:

@@ -1,0 +1,581 @@
+"""Repeated cross-validation of the lite0 recipe and what each inference-time step buys.
+
+``python -m train.repeated --data MIAS --run runs/repeated/seed_0 --run ... --out DIR``
+
+Input: three or more runs of ``python -m train --arch lite0 --seed S`` (each a
+patient-grouped 5-fold split of its own, fold weights kept in ``folds/``). Nothing is
+trained again: every candidate below is scored by the *same* fold models on the *same*
+splits, so the differences between candidates are paired.
+
+Candidates, in the order they are tried (fixed before any was scored); a step is kept
+when its paired difference to the candidate before it, averaged over repeats, is above 0
+with a 95% patient-bootstrap interval whose lower end is above -0.01 (the same rule that
+decides whether a model may replace the default):
+
+1. ``lite0``: the recipe as shipped.
+2. ``+ breast windows``: windows mostly off the breast cannot hold the score or the peak
+   (``lite0.Networks.image_model(breast_windows_only=True)``).
+3. ``+ flip``: test-time augmentation, the top-bottom mirror averaged in.
+4. ``+ calcifications``: a logistic head on (CNN logit, the three full-resolution
+   cluster features of ``mammo_edge.calcifications``).
+5. ``+ other breast``: the same head plus (own - other breast's) CNN logit and cluster
+   feature, when the patient's other image is present.
+
+Stacking heads and operating points are *cross-fitted*: for test fold k they are fitted on
+the labels and out-of-fold scores of the other folds' images only, so no image's label
+chooses the weights or the threshold it is judged at. (The CNNs that scored those other
+images were trained with fold k among their data; a fully nested inner CV would cost four
+times the training. We state it rather than hide it.)
+
+Writes ``DIR/metrics.json`` (every candidate: mean AUC over repeats with CI, paired
+differences, per class and tissue, operating points out of sample), ``DIR/table.md``,
+``DIR/predictions.csv`` (every image, repeat and candidate), ``DIR/roc.png``,
+``DIR/calcification_features.csv`` and ``DIR/head.json`` (the shipped head and thresholds,
+fitted on all repeats' out-of-fold scores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mammo_edge import metrics
+from mammo_edge.calcifications import FEATURE_NAMES, calcification_features
+
+from .ablation import CLASSES, TISSUES, image_classes
+from .mias import ImageRecord, MiasDataset, open_mias
+
+VARIANTS = ("plain", "breast_windows", "flip", "breast_windows_flip")
+#: Ship rule: paired difference above 0 and its 95% interval's lower end above this.
+KEEP_LOWER_BOUND = -0.01
+OPERATING_POINTS = ("triage", "balanced")
+
+
+# --- scoring the fold models --------------------------------------------------------
+
+
+def score_variants(dataset: MiasDataset, run: Path, log=print) -> Path:
+    """``RUN/variants.csv``: each image scored by its fold model in every variant.
+
+    Resumable: an existing file is kept.
+    """
+    target = run / "variants.csv"
+    if target.is_file():
+        log(f"{run}: variants scored earlier, kept")
+        return target
+    import keras
+
+    from .architectures import lite0
+    from .lesion_protocol import LesionSettings, prepare_dataset, score
+
+    settings = LesionSettings(**json.loads((run / "settings.json").read_text()))
+    config = settings.preprocess()
+    data = prepare_dataset(dataset, config)
+    folds = _fold_of(run)
+    rows = []
+    for fold in sorted(set(folds.values())):
+        started = time.time()
+        networks = lite0.Networks(pretrained=False)
+        base = networks.image_model(config)
+        base.load_weights(run / "folds" / f"fold_{fold}.weights.h5")
+        models = {
+            "plain": base,
+            "breast_windows": networks.image_model(config, breast_windows_only=True),
+            "flip": networks.image_model(config, flip_average=True),
+            "breast_windows_flip": networks.image_model(
+                config, breast_windows_only=True, flip_average=True
+            ),
+        }
+        test = [
+            index
+            for index, record in enumerate(dataset.records)
+            if folds.get(record.reference) == fold
+        ]
+        scores = {name: score(model, data.inputs[test])[0] for name, model in models.items()}
+        for slot, index in enumerate(test):
+            record = dataset.records[index]
+            rows.append(
+                {
+                    "image": record.reference,
+                    "fold": fold,
+                    "label": record.label,
+                    **{name: f"{scores[name][slot]:.6f}" for name in VARIANTS},
+                }
+            )
+        log(f"{run}: fold {fold} scored in {time.time() - started:.0f} s")
+        keras.backend.clear_session()
+    partial = target.with_name(target.name + ".partial")
+    with partial.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["image", "fold", "label", *VARIANTS])
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(target)
+    return target
+
+
+def _fold_of(run: Path) -> dict[str, int]:
+    folds = {}
+    for path in sorted((run / "folds").glob("fold_*.csv")):
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                folds[row["image"]] = int(row["fold"])
+    return folds
+
+
+def calcification_table(dataset: MiasDataset, out: Path, log=print) -> np.ndarray:
+    """``(N, 3)`` cluster features in record order, cached in ``OUT/calcification_features.csv``."""
+    path = out / "calcification_features.csv"
+    if path.is_file():
+        with path.open(newline="") as handle:
+            rows = {row["image"]: row for row in csv.DictReader(handle)}
+        return np.array(
+            [[float(rows[r.reference][name]) for name in FEATURE_NAMES] for r in dataset.records]
+        )
+    started = time.time()
+    values = np.array(
+        [
+            calcification_features(dataset.read_image(r.reference)).as_array()
+            for r in dataset.records
+        ]
+    )
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", *FEATURE_NAMES])
+        for record, row in zip(dataset.records, values, strict=True):
+            writer.writerow([record.reference, *(f"{value:.6f}" for value in row)])
+    log(f"calcification features of {len(values)} images in {time.time() - started:.0f} s")
+    return values
+
+
+# --- stacking -----------------------------------------------------------------------
+
+
+def logit(probabilities: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probabilities, 1e-6, 1 - 1e-6)
+    return np.log(clipped / (1 - clipped))
+
+
+def partner_index(records: list[ImageRecord]) -> np.ndarray:
+    """Index of the other breast of the same patient (-1 when absent)."""
+    from .ablation import partner_index as by_patient
+
+    return by_patient(records)
+
+
+def head_features(
+    cnn_probability: np.ndarray,
+    calcifications: np.ndarray,
+    partner: np.ndarray | None,
+) -> np.ndarray:
+    """The stacking head's inputs: CNN logit, cluster features [, the differences to the
+    other breast]. Column names: :func:`head_feature_names`."""
+    own = np.column_stack([logit(cnn_probability), calcifications])
+    if partner is None:
+        return own
+    other = np.where(partner[:, None] >= 0, own[np.maximum(partner, 0)], own)
+    return np.column_stack([own, own[:, 0] - other[:, 0], own[:, 1] - other[:, 1]])
+
+
+def head_feature_names(pair: bool) -> list[str]:
+    names = ["cnn_logit", *FEATURE_NAMES]
+    return names + ["cnn_logit_minus_other", "calc_cluster_minus_other"] if pair else names
+
+
+@dataclass
+class Head:
+    """A logistic head on standardised features (what the runtime applies)."""
+
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coefficients: list[float]
+    intercept: float
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        z = (values - np.array(self.mean)) / np.array(self.scale)
+        return 1.0 / (1.0 + np.exp(-(z @ np.array(self.coefficients) + self.intercept)))
+
+    def as_dict(self) -> dict:
+        return {
+            "features": self.features,
+            "mean": self.mean,
+            "scale": self.scale,
+            "coefficients": self.coefficients,
+            "intercept": self.intercept,
+        }
+
+
+def fit_head(values: np.ndarray, labels: np.ndarray, names: list[str]) -> Head:
+    """Logistic regression (L2, C=1) on standardised features."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = values.mean(axis=0)
+    scale = values.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=1.0, max_iter=1000).fit((values - mean) / scale, labels)
+    return Head(
+        names,
+        [float(v) for v in mean],
+        [float(v) for v in scale],
+        [float(v) for v in model.coef_[0]],
+        float(model.intercept_[0]),
+    )
+
+
+def cross_fitted_head(values: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Out-of-fold stacked probabilities: fold k's head is fitted on the other folds."""
+    stacked = np.empty(len(labels))
+    names = [f"f{i}" for i in range(values.shape[1])]
+    for fold in np.unique(folds):
+        test = folds == fold
+        stacked[test] = fit_head(values[~test], labels[~test], names).apply(values[test])
+    return stacked
+
+
+# --- the analysis -------------------------------------------------------------------
+
+
+@dataclass
+class Repeat:
+    """One patient split: folds and the fold models' scores of every variant."""
+
+    name: str
+    folds: np.ndarray
+    variants: dict[str, np.ndarray]
+
+
+def read_repeat(run: Path, records: list[ImageRecord]) -> Repeat:
+    with (run / "variants.csv").open(newline="") as handle:
+        rows = {row["image"]: row for row in csv.DictReader(handle)}
+    missing = [r.reference for r in records if r.reference not in rows]
+    if missing:
+        raise ValueError(f"{run}: {len(missing)} images have no score, e.g. {missing[:3]}")
+    return Repeat(
+        run.name,
+        np.array([int(rows[r.reference]["fold"]) for r in records]),
+        {name: np.array([float(rows[r.reference][name]) for r in records]) for name in VARIANTS},
+    )
+
+
+@dataclass
+class Candidate:
+    name: str
+    scores: np.ndarray  # (R, N)
+    kept: bool = True
+    against: str | None = None
+    difference: dict = field(default_factory=dict)
+    difference_to_lite0: dict = field(default_factory=dict)
+
+
+def build_candidates(repeats, records, calcifications) -> list[Candidate]:
+    """The chain of candidates (module notes), each decided against the last kept one."""
+    labels = np.array([record.label for record in records])
+    patients = np.array([record.patient_id for record in records])
+    partner = partner_index(records)
+
+    def stack(cnn_by_repeat, pair):
+        return np.array(
+            [
+                cross_fitted_head(
+                    head_features(cnn, calcifications, partner if pair else None),
+                    labels,
+                    repeat.folds,
+                )
+                for cnn, repeat in zip(cnn_by_repeat, repeats, strict=True)
+            ]
+        )
+
+    def variant(name):
+        return np.array([repeat.variants[name] for repeat in repeats])
+
+    chain = [Candidate("lite0", variant("plain"))]
+    kept = chain[0]
+    kept_windows = False
+    kept_flip = False
+    kept_cnn = variant("plain")
+
+    def decide(candidate: Candidate) -> bool:
+        nonlocal kept
+        difference = metrics.repeated_paired_auc_difference(
+            labels, candidate.scores, kept.scores, patients
+        )
+        candidate.against = kept.name
+        candidate.difference = _difference(difference)
+        candidate.difference_to_lite0 = _difference(
+            metrics.repeated_paired_auc_difference(
+                labels, candidate.scores, chain[0].scores, patients
+            )
+        )
+        candidate.kept = difference.difference > 0 and difference.ci95[0] > KEEP_LOWER_BOUND
+        chain.append(candidate)
+        if candidate.kept:
+            kept = candidate
+        return candidate.kept
+
+    if decide(Candidate("+ breast windows", variant("breast_windows"))):
+        kept_windows = True
+        kept_cnn = variant("breast_windows")
+    flip_name = "breast_windows_flip" if kept_windows else "flip"
+    if decide(Candidate("+ flip", variant(flip_name))):
+        kept_flip = True
+        kept_cnn = variant(flip_name)
+    stacked_calc = stack(kept_cnn, pair=False)
+    kept_calc = decide(Candidate("+ calcifications", stacked_calc))
+    if kept_calc:
+        pair_scores = stack(kept_cnn, pair=True)
+    else:  # the pair head without the calcification columns
+        pair_scores = np.array(
+            [
+                cross_fitted_head(_pair_only(cnn, partner), labels, repeat.folds)
+                for cnn, repeat in zip(kept_cnn, repeats, strict=True)
+            ]
+        )
+    decide(Candidate("+ other breast", pair_scores))
+    for candidate in chain:
+        candidate.recipe = {  # type: ignore[attr-defined]
+            "breast_windows": kept_windows,
+            "flip": kept_flip,
+        }
+    return chain
+
+
+def _pair_only(cnn, partner):
+    own = logit(cnn)
+    other = np.where(partner >= 0, own[np.maximum(partner, 0)], own)
+    return np.column_stack([own, own - other])
+
+
+def _difference(estimate) -> dict:
+    return {"difference": estimate.difference, "ci95": list(estimate.ci95)}
+
+
+def operating_points(labels, scores_by_repeat, repeats) -> dict:
+    """Each rule's thresholds cross-fitted per fold; counts pooled over repeats."""
+    result = {}
+    for rule in OPERATING_POINTS:
+        counts = [
+            metrics.confusion_at_thresholds(
+                labels, scores, metrics.cross_fitted_thresholds(labels, scores, repeat.folds, rule)
+            )
+            for scores, repeat in zip(scores_by_repeat, repeats, strict=True)
+        ]
+        result[rule] = {
+            "sensitivity": float(np.mean([c.sensitivity for c in counts])),
+            "specificity": float(np.mean([c.specificity for c in counts])),
+            "accuracy": float(np.mean([c.accuracy for c in counts])),
+            "balanced_accuracy": float(np.mean([c.balanced_accuracy for c in counts])),
+            "always_normal_accuracy": float((labels == 0).mean()),
+            "confusion_matrix_summed": np.sum(
+                [c.confusion_matrix for c in counts], axis=0
+            ).tolist(),
+            "per_repeat_balanced_accuracy": [c.balanced_accuracy for c in counts],
+        }
+    return result
+
+
+def describe(candidate: Candidate, records, repeats) -> dict:
+    labels = np.array([record.label for record in records])
+    patients = np.array([record.patient_id for record in records])
+    tissues = np.array([record.tissue for record in records])
+    estimate = metrics.repeated_auc_with_ci(labels, candidate.scores, patients)
+
+    def subset(chosen):
+        sub = metrics.repeated_auc_with_ci(
+            labels[chosen], candidate.scores[:, chosen], patients[chosen]
+        )
+        return {"auc": sub.auc, "auc_ci95": list(sub.ci95), "n_abnormal": int(labels[chosen].sum())}
+
+    normal = labels == 0
+    per_class = {
+        name: subset(normal | np.array([name in image_classes(r) for r in records]))
+        for name in CLASSES
+    }
+    per_tissue = {code: subset(tissues == code) for code in TISSUES}
+    specificity_at_90 = float(
+        np.mean(
+            [
+                metrics.specificity_at_sensitivity(labels, s, 0.90).specificity
+                for s in candidate.scores
+            ]
+        )
+    )
+    return {
+        "name": candidate.name,
+        "kept": candidate.kept,
+        "decided_against": candidate.against,
+        "auc": estimate.auc,
+        "auc_ci95": list(estimate.ci95),
+        "per_repeat_auc": [metrics.roc_auc(labels, s) for s in candidate.scores],
+        "difference_to_previous_kept": candidate.difference or None,
+        "difference_to_lite0": candidate.difference_to_lite0 or None,
+        "specificity_at_90_sensitivity": specificity_at_90,
+        "per_class_auc": per_class,
+        "per_tissue_auc": per_tissue,
+        "operating_points_out_of_sample": operating_points(labels, candidate.scores, repeats),
+    }
+
+
+def shipped_head(chain, repeats, records, calcifications) -> dict:
+    """The final candidate's head and thresholds, fitted on every repeat's OOF scores."""
+    labels = np.array([record.label for record in records])
+    partner = partner_index(records)
+    recipe = chain[0].recipe  # type: ignore[attr-defined]
+    cnn_name = {
+        (False, False): "plain",
+        (True, False): "breast_windows",
+        (False, True): "flip",
+        (True, True): "breast_windows_flip",
+    }[(recipe["breast_windows"], recipe["flip"])]
+    names = {candidate.name: candidate for candidate in chain}
+    use_calc = names["+ calcifications"].kept
+    use_pair = names["+ other breast"].kept
+    cnn = np.concatenate([repeat.variants[cnn_name] for repeat in repeats])
+    all_labels = np.tile(labels, len(repeats))
+    calc = np.tile(calcifications, (len(repeats), 1))
+    pair_partner = np.concatenate(
+        [partner + (partner >= 0) * i * len(labels) for i in range(len(repeats))]
+    )
+    heads = {}
+    if use_calc:
+        heads["single"] = fit_head(
+            head_features(cnn, calc, None), all_labels, head_feature_names(False)
+        )
+        if use_pair:
+            heads["pair"] = fit_head(
+                head_features(cnn, calc, pair_partner), all_labels, head_feature_names(True)
+            )
+    elif use_pair:
+        heads["pair"] = fit_head(
+            _pair_only(cnn, pair_partner), all_labels, ["cnn_logit", "cnn_logit_minus_other"]
+        )
+    final = [c for c in chain if c.kept][-1]
+    pooled = final.scores.reshape(-1)
+    thresholds = {
+        rule: metrics.OPERATING_POINT_RULES[rule](all_labels, pooled).threshold
+        for rule in OPERATING_POINTS
+    }
+    return {
+        "cnn_variant": cnn_name,
+        "breast_windows_only": recipe["breast_windows"],
+        "flip_average": recipe["flip"],
+        "heads": {name: head.as_dict() for name, head in heads.items()},
+        "thresholds": thresholds,
+        "final_candidate": final.name,
+        "fitted_on": f"out-of-fold scores of {len(repeats)} repeats x {len(labels)} images",
+    }
+
+
+def markdown_table(described: list[dict]) -> str:
+    lines = [
+        "| candidate | kept | AUC, mean of repeats (95% CI) | Δ vs previous kept (95% CI) "
+        "| Δ vs lite0 (95% CI) | spec. @ 90% sens. | CALC | dense | balanced acc. (triage / "
+        "balanced point, out of sample) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for d in described:
+
+        def fmt(entry):
+            if not entry:
+                return "—"
+            low, high = entry["ci95"]
+            return f"{entry['difference']:+.3f} ({low:+.3f} to {high:+.3f})"
+
+        points = d["operating_points_out_of_sample"]
+        lines.append(
+            f"| {d['name']} | {'yes' if d['kept'] else 'no'} | {d['auc']:.3f} "
+            f"({d['auc_ci95'][0]:.3f}–{d['auc_ci95'][1]:.3f}) | {fmt(d['difference_to_previous_kept'])} "
+            f"| {fmt(d['difference_to_lite0'])} | {d['specificity_at_90_sensitivity']:.3f} "
+            f"| {d['per_class_auc']['CALC']['auc']:.2f} | {d['per_tissue_auc']['D']['auc']:.2f} "
+            f"| {points['triage']['balanced_accuracy']:.3f} / {points['balanced']['balanced_accuracy']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.repeated", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--run", action="append", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+
+    def log(message):
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    dataset = open_mias(args.data)
+    records = dataset.records
+    args.out.mkdir(parents=True, exist_ok=True)
+    for run in args.run:
+        score_variants(dataset, run, log)
+    calcifications = calcification_table(dataset, args.out, log)
+    repeats = [read_repeat(run, records) for run in args.run]
+    chain = build_candidates(repeats, records, calcifications)
+    described = [describe(candidate, records, repeats) for candidate in chain]
+    head = shipped_head(chain, repeats, records, calcifications)
+    labels = np.array([record.label for record in records])
+    document = {
+        "protocol": "repeated patient-grouped stratified 5-fold CV",
+        "repeats": [run.name for run in args.run],
+        "n": len(records),
+        "n_abnormal": int(labels.sum()),
+        "always_normal_accuracy": float((labels == 0).mean()),
+        "keep_rule": f"paired Δ AUC > 0 and its 95% CI lower end > {KEEP_LOWER_BOUND}",
+        "auc_ci_method": "patient bootstrap (2000) of the mean AUC over repeats",
+        "candidates": described,
+        "shipped": head,
+    }
+    (args.out / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
+    (args.out / "head.json").write_text(json.dumps(head, indent=2) + "\n")
+    (args.out / "table.md").write_text(markdown_table(described))
+    with (args.out / "predictions.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["repeat", "image", "patient", "fold", "label", *[c.name for c in chain]])
+        for r, repeat in enumerate(repeats):
+            for i, record in enumerate(records):
+                writer.writerow(
+                    [
+                        repeat.name,
+                        record.reference,
+                        record.patient_id,
+                        int(repeat.folds[i]),
+                        record.label,
+                        *(f"{c.scores[r, i]:.6f}" for c in chain),
+                    ]
+                )
+    _plot(labels, chain, args.out / "roc.png")
+    print(markdown_table(described))
+    return 0
+
+
+def _plot(labels, chain, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 5.5))
+    for candidate in chain:
+        curve = metrics.roc_curve(
+            np.tile(labels, len(candidate.scores)), candidate.scores.reshape(-1)
+        )
+        axis.plot(curve.false_positive_rate, curve.true_positive_rate, label=candidate.name)
+    axis.plot([0, 1], [0, 1], color="gray", linestyle=":")
+    axis.set_xlabel("1 - specificity")
+    axis.set_ylabel("sensitivity")
+    axis.set_title("Out of fold, all repeats pooled")
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
