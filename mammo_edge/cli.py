@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException, NoArgsIsHelpError
 
 from . import __version__
-from .commands import evaluate, explain, info, predict, report
+from .commands import evaluate, explain, info, predict, report, serve
 from .errors import ModelError
 
 EXIT_OK = 0
@@ -43,6 +43,7 @@ app.command("info")(info.info_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("explain")(explain.explain_command)
 app.command("report")(report.report_command)
+app.command("serve")(serve.serve_command)
 
 
 def _show_version(value: bool) -> None:

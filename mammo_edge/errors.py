@@ -43,6 +43,13 @@ class ErrorCode(str, Enum):
     small crop): a model that crops to the breast has nothing to score."""
     INFERENCE_FAILED = "INFERENCE_FAILED"
     """onnxruntime failed on the batch holding this input, or returned a non-finite value."""
+    NOT_A_MAMMOGRAM = "NOT_A_MAMMOGRAM"
+    """A DICOM image that is not a mammogram ((0008,0060) Modality not MG and (0018,0015)
+    Body Part Examined not BREAST), or not an image class the service scores
+    (``mammo-edge serve``)."""
+    DICOM_FOR_PROCESSING = "DICOM_FOR_PROCESSING"
+    """A DICOM 'FOR PROCESSING' (raw detector) image received by ``mammo-edge serve``, which
+    scores only what a radiologist would see ('FOR PRESENTATION')."""
 
 
 class MammoEdgeError(Exception):

@@ -1,0 +1,145 @@
+"""``mammo-edge serve``: a DICOM node for the PACS and/or an HTTP scoring service.
+
+Needs the ``serve`` extra (``pip install "mammo-edge[serve]"``). The verb only parses its
+options; :mod:`mammo_edge.serve.service` runs the service (docs/serve.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .options import ModelOption, ThreadsOption
+
+EXIT_USAGE = 1
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+def serve_command(
+    dicom_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Listen for DICOM (C-ECHO, C-STORE) on this port; 0: a free one.",
+            show_default=False,
+        ),
+    ] = None,
+    ae_title: Annotated[str, typer.Option(help="This node's AE title.")] = "MAMMOEDGE",
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Serve HTTP on this port; 0: a free one.", show_default=False
+        ),
+    ] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on (both protocols). 0.0.0.0 opens it to the network."
+        ),
+    ] = "127.0.0.1",
+    send_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Send each SR and overlay by C-STORE to AET@HOST:PORT (retried until sent).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            file_okay=False,
+            help="Folder for results.jsonl, the spool, SRs and overlays.",
+        ),
+    ] = Path("mammo-edge-serve"),
+    stable_after: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Score a study when no instance of it has arrived for this many seconds."
+        ),
+    ] = 30.0,
+    model: ModelOption = None,
+    engine: Annotated[
+        Engine, typer.Option(help="local: this process. ray: Ray Serve replicas.")
+    ] = Engine.local,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="File holding the bearer token HTTP clients must send (Authorization: Bearer).",
+            show_default=False,
+        ),
+    ] = None,
+    threads: ThreadsOption = None,
+) -> int:
+    """Receive mammograms from the PACS (DICOM) or clients (HTTP) and score them.
+
+    Results: one line per received instance in OUT/results.jsonl; per study a TID 1500
+    structured report and heatmap overlays in OUT/<StudyInstanceUID>/, sent to --send-to.
+    Research use only: not a medical device.
+    """
+    if dicom_port is None and http_port is None:
+        raise typer.BadParameter("give --dicom-port, --http-port or both")
+    if engine is Engine.ray:
+        raise typer.BadParameter(
+            "--engine ray is not available yet in this version; use --engine local"
+        )
+    try:
+        from ..serve.outbox import Destination
+        from ..serve.service import ServeSettings, run
+    except ImportError as error:  # pragma: no cover - depends on the installed extras
+        raise typer.BadParameter(
+            f"serve needs its extra ({error.name} is missing): pip install 'mammo-edge[serve]'"
+        ) from error
+    try:
+        destination = Destination.parse(send_to) if send_to else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    token = None
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise typer.BadParameter(
+                f"cannot read --token-file {token_file}: {error.strerror}"
+            ) from error
+        if not token:
+            raise typer.BadParameter(f"--token-file {token_file} is empty")
+    _log_to_stderr()
+    settings = ServeSettings(
+        out_dir=out,
+        host=host,
+        dicom_port=dicom_port,
+        ae_title=ae_title,
+        http_port=http_port,
+        send_to=destination,
+        stable_after=stable_after,
+        model=model,
+        engine=engine.value,
+        token=token,
+        threads=threads,
+    )
+    return run(settings)
+
+
+def _log_to_stderr() -> None:
+    """One line per study and per problem on standard error, with a UTC time stamp."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s mammo-edge serve: %(levelname)s: %(message)s")
+    )
+    logger = logging.getLogger("mammo_edge.serve")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)

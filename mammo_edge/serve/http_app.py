@@ -1,0 +1,220 @@
+"""The HTTP service (FastAPI): health, the model, one-image prediction, metrics.
+
+- ``GET /healthz``: ``{"status": "ok"}`` with the model's name, version, SHA-256, provider
+  and threshold (no token needed, for health checks);
+- ``GET /v1/models``: the model in use, with its metadata;
+- ``POST /v1/predict``: multipart field ``file``; the ``predict`` record as JSON (200), or
+  for a bad image 422 with the record (``error_code``, ``error_message``);
+- ``GET /metrics``: Prometheus text.
+
+Refusals carry ``error_code`` and ``error_message`` too: 401 ``UNAUTHORIZED`` (missing or
+wrong bearer token, when ``--token-file`` is given), 413 ``TOO_LARGE`` (body over the
+limit), 503 ``BUSY`` (queue full; ``Retry-After: 1``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import ErrorCode
+from ..predictor import PredictionResult
+from .batcher import Batcher
+from .metrics import Metrics
+
+#: Largest request body accepted, in bytes (a DICOM mammogram is rarely above 100 MB).
+MAX_BODY_BYTES = 256 * 1024 * 1024
+#: Requests admitted at once before ``/v1/predict`` answers 503.
+MAX_QUEUE = 64
+CODE_UNAUTHORIZED = "UNAUTHORIZED"
+CODE_BUSY = "BUSY"
+CODE_BAD_REQUEST = "BAD_REQUEST"
+#: Error codes of a bad image (HTTP 422); others (INFERENCE_FAILED) answer 500.
+_SERVER_SIDE = {ErrorCode.INFERENCE_FAILED.value}
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 for a body over ``limit`` bytes, announced or streamed."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        announced = dict(scope.get("headers") or ()).get(b"content-length")
+        if announced is not None and announced.isdigit() and int(announced) > self.limit:
+            return await _send_too_large(send, self.limit)
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_too_large(send, self.limit)
+
+
+async def _send_too_large(send, limit: int) -> None:
+    import json
+
+    body = json.dumps(
+        {
+            "error_code": ErrorCode.TOO_LARGE.value,
+            "error_message": f"the request body is over the {limit:,}-byte limit",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(
+    predictor,
+    batcher: Batcher,
+    metrics: Metrics,
+    *,
+    token: str | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    upload_dir: Path | None = None,
+):
+    """The FastAPI application over a loaded predictor.
+
+    Args:
+        predictor: the :class:`~mammo_edge.predictor.Predictor` in use.
+        batcher: scores the uploads (:class:`~mammo_edge.serve.batcher.Batcher`).
+        metrics: counts requests; rendered by ``/metrics``.
+        token: the bearer token every route but ``/healthz`` requires; ``None``: none.
+        max_body_bytes: the request size limit.
+        upload_dir: where uploads are written while decoded (default: the system's).
+    """
+    from fastapi import FastAPI, Request, UploadFile
+    from fastapi.responses import JSONResponse, PlainTextResponse
+
+    app = FastAPI(
+        title="mammo-edge",
+        description="Flags abnormal mammograms. Research use only: not a medical device.",
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    def refusal(status: int, code: str, message: str, headers: dict | None = None):
+        return JSONResponse(
+            {"error_code": code, "error_message": message}, status_code=status, headers=headers
+        )
+
+    @app.middleware("http")
+    async def measure_and_authorise(request: Request, call_next):
+        started = time.perf_counter()
+        route = request.url.path if request.url.path in _ROUTES else "other"
+        if token is not None and route not in ("/healthz",) and not _authorised(request, token):
+            response = refusal(
+                401,
+                CODE_UNAUTHORIZED,
+                "a bearer token is required: Authorization: Bearer <token>",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        else:
+            response = await call_next(request)
+        metrics.request(request.method, route, response.status_code, time.perf_counter() - started)
+        return response
+
+    identity = {
+        "model_name": predictor.model_name,
+        "model_version": predictor.model_version,
+        "model_sha256": predictor.model_sha256,
+        "provider": predictor.provider,
+        "threshold": predictor.threshold,
+    }
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", **identity}
+
+    @app.get("/v1/models")
+    async def models():
+        preprocess = predictor.metadata.preprocess
+        return {
+            "models": [
+                {
+                    **identity,
+                    "sha256_verified": predictor.sha256_verified,
+                    "class_names": list(predictor.metadata.class_names),
+                    "input": {"height": preprocess.height, "width": preprocess.width},
+                    "batch_size": predictor.batch_size,
+                }
+            ]
+        }
+
+    @app.get("/metrics")
+    async def prometheus():
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/v1/predict")
+    async def predict(file: UploadFile | None = None):
+        if file is None:
+            return refusal(422, CODE_BAD_REQUEST, "send the image as multipart field 'file'")
+        if not batcher.try_admit():
+            return refusal(
+                503, CODE_BUSY, "the scoring queue is full; retry shortly", {"Retry-After": "1"}
+            )
+        try:
+            result = await _score_upload(file, batcher, upload_dir)
+        finally:
+            batcher.release()
+        status = 200 if result.ok else (500 if result.error_code in _SERVER_SIDE else 422)
+        return JSONResponse(result.as_dict(), status_code=status)
+
+    return BodyLimit(app, max_body_bytes)
+
+
+_ROUTES = ("/healthz", "/v1/models", "/v1/predict", "/metrics")
+
+
+def _authorised(request, token: str) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+
+
+async def _score_upload(file, batcher: Batcher, upload_dir: Path | None) -> PredictionResult:
+    """Write the upload to a private temporary file, score it, remove the file."""
+    label = Path(file.filename or "upload").name or "upload"
+    descriptor, name = tempfile.mkstemp(prefix="mammo-upload-", dir=upload_dir)
+    path = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            await asyncio.to_thread(shutil.copyfileobj, file.file, stream, 1 << 20)
+        return await asyncio.wrap_future(batcher.submit(path, label))
+    finally:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,166 @@
+"""The ``results.jsonl`` record of ``mammo-edge serve``, its one writer and its one reader.
+
+Each line is the ``mammo-edge predict`` record (:class:`~mammo_edge.predictor.PredictionResult`,
+fields in schema order) followed by the instance's DICOM identity, the study revision that
+first scored it and, when scored, where its heatmap peaks. The file is the service's
+memory: an instance whose ``sop_instance_uid`` is in it has been scored and is never scored
+again, across restarts. Lines are appended with one ``write`` per study and flushed to disk
+(``fsync``) before the instances leave ``incoming/``; a line cut by a crash is removed at
+the next start (its instance is still in ``incoming/`` and is scored again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import defaultdict
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from ..predictor import RESULT_FIELDS, PredictionResult
+
+
+@dataclass(frozen=True)
+class ServeRecord:
+    """One received instance's result.
+
+    Attributes:
+        prediction: the ``predict`` record (``path`` is the instance in the spool, relative
+            to the output folder).
+        sop_instance_uid, study_instance_uid, series_instance_uid, patient_id: from the
+            dataset ((0008,0018), (0020,000D), (0020,000E), (0010,0020)); ``None`` when absent.
+        sop_class_uid: (0008,0016), for the SR's image references.
+        laterality: ``L``/``R`` from (0020,0062) Image Laterality or (0020,0060) Laterality.
+        view: (0054,0220) View Code Sequence's meaning (e.g. ``cranio-caudal``), else
+            (0018,5101) View Position (``CC``, ``MLO``).
+        revision: the study revision (1, 2, ...) whose scoring wrote this record.
+        peak_x, peak_y: the heatmap maximum in the image's pixels (column, row); ``None``
+            when not scored.
+        peak_value: the heatmap there.
+    """
+
+    prediction: PredictionResult
+    sop_instance_uid: str | None
+    study_instance_uid: str | None
+    series_instance_uid: str | None
+    patient_id: str | None
+    sop_class_uid: str | None
+    laterality: str | None
+    view: str | None
+    revision: int
+    peak_x: float | None = None
+    peak_y: float | None = None
+    peak_value: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.prediction.ok
+
+    def as_dict(self) -> dict:
+        """The ``predict`` fields, then the DICOM ones, as plain JSON-ready values."""
+        record = self.prediction.as_dict()
+        extra = asdict(self)
+        del extra["prediction"]
+        record.update(extra)
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict) -> ServeRecord:
+        """The record a line of ``results.jsonl`` holds (the reader of :meth:`as_dict`)."""
+        extra = {field.name: record.get(field.name) for field in fields(cls)[1:]}
+        # A name both records have (``laterality``) is written once, by this record.
+        prediction = {name: record.get(name) for name in RESULT_FIELDS if name not in extra}
+        prediction["warnings"] = tuple(prediction.get("warnings") or ())
+        return cls(prediction=PredictionResult(**prediction), **extra)
+
+
+#: Fields a serve record adds to the ``predict`` record, in order.
+SERVE_FIELDS = tuple(field.name for field in fields(ServeRecord)[1:])
+
+
+class ResultsLog:
+    """``results.jsonl``: appended per study, read once at start.
+
+    Args:
+        path: the file; created when missing, a half-written last line cut off.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._by_study: dict[str, list[ServeRecord]] = defaultdict(list)
+        self._recorded: set[str] = set()
+        self._revisions: dict[str, int] = {}
+        self.repaired_bytes = self._load()
+
+    def _load(self) -> int:
+        """Read the existing records; cut a last line that a crash left unfinished."""
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.touch()
+            return 0
+        data = self.path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        lines = data[:keep].split(b"\n")[:-1]
+        offset = 0
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = ServeRecord.from_dict(json.loads(line))
+            except (ValueError, TypeError) as error:
+                if number == len(lines):
+                    keep = offset
+                    break
+                raise ValueError(
+                    f"line {number} of {self.path} is not a mammo-edge serve record ({error})"
+                ) from None
+            self._remember(record)
+            offset += len(line) + 1
+        repaired = len(data) - keep
+        if repaired:
+            with open(self.path, "r+b") as stream:
+                stream.truncate(keep)
+                os.fsync(stream.fileno())
+        return repaired
+
+    def _remember(self, record: ServeRecord) -> None:
+        study = record.study_instance_uid or ""
+        self._by_study[study].append(record)
+        if record.sop_instance_uid:
+            self._recorded.add(record.sop_instance_uid)
+        self._revisions[study] = max(self._revisions.get(study, 0), record.revision)
+
+    def is_recorded(self, sop_instance_uid: str | None) -> bool:
+        with self._lock:
+            return bool(sop_instance_uid) and sop_instance_uid in self._recorded
+
+    def revision(self, study_instance_uid: str | None) -> int:
+        """The study's latest revision (0: never scored)."""
+        with self._lock:
+            return self._revisions.get(study_instance_uid or "", 0)
+
+    def study_records(self, study_instance_uid: str | None) -> list[ServeRecord]:
+        """Every record of the study, in the order written."""
+        with self._lock:
+            return list(self._by_study.get(study_instance_uid or "", ()))
+
+    def append(self, records: list[ServeRecord]) -> None:
+        """Append records as lines, in one write, and flush them to disk."""
+        if not records:
+            return
+        text = "".join(json.dumps(r.as_dict(), ensure_ascii=False) + "\n" for r in records)
+        with self._lock:
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                remaining = memoryview(text.encode("utf-8"))
+                while remaining:
+                    remaining = remaining[os.write(descriptor, remaining) :]
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            for record in records:
+                self._remember(record)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(records) for records in self._by_study.values())

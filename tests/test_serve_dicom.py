@@ -1,0 +1,262 @@
+"""``mammo-edge serve`` as a DICOM node, against real peers on 127.0.0.1.
+
+A pynetdicom SCU sends mammograms (examples/*.pgm wrapped as MG DICOM) and bad objects to
+a ``serve`` process; a test SCP receives its SR and overlays. The SR is read back with
+highdicom and its probabilities must equal ``predict``'s for the same pixels.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pynetdicom", reason="the serve extra is not installed")
+pytest.importorskip("highdicom", reason="the serve extra is not installed")
+
+from pydicom.uid import generate_uid  # noqa: E402
+
+from tests.serve_fixtures import (  # noqa: E402
+    EXAMPLES,
+    ReceivingScp,
+    mammogram_dataset,
+    read_pgm,
+    read_results,
+    send_datasets,
+    start_serve,
+)
+
+STABLE = "0.5"
+
+
+def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def predict_probabilities():
+    from mammo_edge import Predictor
+
+    predictor = Predictor()
+    return {
+        name: predictor.predict(str(EXAMPLES / f"{name}.pgm")).probability
+        for name in ("mdb003", "mdb004", "mdb005")
+    }
+
+
+@pytest.fixture()
+def receiver():
+    scp = ReceivingScp()
+    yield scp
+    scp.close()
+
+
+@pytest.fixture()
+def node(tmp_path, receiver):
+    out = tmp_path / "out"
+    process, info = start_serve(
+        out,
+        "--dicom-port",
+        "0",
+        "--stable-after",
+        STABLE,
+        "--send-to",
+        f"{receiver.ae_title}@127.0.0.1:{receiver.port}",
+    )
+    yield out, process, info
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+
+
+def bad_datasets(study_uid: str) -> dict[str, object]:
+    """Objects that must each give an error row: what error code each must get."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless
+
+    pixels = read_pgm(EXAMPLES / "mdb005.pgm")[::4, ::4].copy()
+    for_processing = mammogram_dataset(
+        pixels,
+        study_uid=study_uid,
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.1.2.1",
+        intent="FOR PROCESSING",
+    )
+    chest = mammogram_dataset(
+        pixels,
+        study_uid=study_uid,
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.1.1",
+        modality="DX",
+    )
+    corrupt = mammogram_dataset(pixels, study_uid=study_uid)
+    corrupt.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    corrupt.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\x00garbage" * 64])
+    corrupt["PixelData"].VR = "OB"
+
+    no_pixels = Dataset()
+    no_pixels.file_meta = FileMetaDataset()
+    no_pixels.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    no_pixels.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR
+    no_pixels.file_meta.MediaStorageSOPClassUID = no_pixels.SOPClassUID
+    no_pixels.SOPInstanceUID = generate_uid()
+    no_pixels.file_meta.MediaStorageSOPInstanceUID = no_pixels.SOPInstanceUID
+    no_pixels.StudyInstanceUID = study_uid
+    no_pixels.SeriesInstanceUID = generate_uid()
+    no_pixels.Modality = "SR"
+    no_pixels.PatientID = "MIAS-TEST"
+
+    ct = mammogram_dataset(
+        pixels, study_uid=study_uid, sop_class_uid="1.2.840.10008.5.1.4.1.1.2", modality="CT"
+    )
+    return {
+        "DICOM_FOR_PROCESSING": for_processing,
+        "NOT_A_MAMMOGRAM": chest,
+        "CORRUPT": corrupt,
+        "DICOM_NO_PIXELS": no_pixels,
+        "NOT_A_MAMMOGRAM ": ct,  # an image class the node accepts but does not score
+    }
+
+
+def test_echo(node):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    _, _, info = node
+    ae = AE(ae_title="TESTSCU")
+    ae.add_requested_context(Verification)
+    association = ae.associate("127.0.0.1", info["dicom_port"], ae_title="MAMMOEDGE")
+    assert association.is_established
+    assert association.send_c_echo().Status == 0x0000
+    association.release()
+
+
+def test_round_trip_sr_overlays_and_revision(node, receiver, predict_probabilities):
+    """Two views scored, SR and overlays sent; a third view later makes revision 2."""
+    from mammo_edge.serve.structured_report import read_probabilities
+
+    out, process, info = node
+    study = generate_uid()
+    first = [
+        mammogram_dataset(read_pgm(EXAMPLES / "mdb003.pgm"), study_uid=study, laterality="L"),
+        mammogram_dataset(read_pgm(EXAMPLES / "mdb004.pgm"), study_uid=study, laterality="R"),
+    ]
+    uid_to_name = {first[0].SOPInstanceUID: "mdb003", first[1].SOPInstanceUID: "mdb004"}
+    assert send_datasets(info["dicom_port"], first) == [0, 0]
+
+    reports = wait_for(lambda: receiver.by_modality("SR"), what="the SR")
+    overlays = wait_for(
+        lambda: len(receiver.by_modality("OT")) == 2 and receiver.by_modality("OT"),
+        what="two overlays",
+    )
+    sr = reports[0]
+    found = read_probabilities(sr)
+    assert set(found) == set(uid_to_name)
+    for uid, probability in found.items():
+        assert probability == pytest.approx(predict_probabilities[uid_to_name[uid]], abs=1e-6)
+    assert sr.StudyInstanceUID == study and sr.InstanceNumber == 1
+    for overlay in overlays:
+        assert overlay.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
+        assert overlay.PhotometricInterpretation == "RGB"
+        assert "not for diagnosis" in overlay.SeriesDescription
+        assert overlay.BurnedInAnnotation == "YES"
+        assert overlay.StudyInstanceUID == study
+
+    records = read_results(out)
+    assert len(records) == 2
+    for record in records:
+        name = uid_to_name[record["sop_instance_uid"]]
+        assert record["status"] == "ok"
+        assert record["probability"] == pytest.approx(predict_probabilities[name], abs=1e-6)
+        assert record["study_instance_uid"] == study
+        assert record["patient_id"] == "MIAS-TEST"
+        assert record["view"] == "MLO"
+        assert record["laterality"] == ("L" if name == "mdb003" else "R")
+        assert record["revision"] == 1
+        assert record["model_name"] and record["model_sha256"]
+        assert (out / record["path"]).is_file()
+    assert (out / study / "sr-r1.dcm").is_file()
+
+    later = mammogram_dataset(read_pgm(EXAMPLES / "mdb005.pgm"), study_uid=study, laterality="L")
+    assert send_datasets(info["dicom_port"], [later]) == [0]
+    wait_for(lambda: len(receiver.by_modality("SR")) == 2, what="the second revision's SR")
+    revised = [ds for ds in receiver.by_modality("SR") if ds.InstanceNumber == 2][0]
+    found = read_probabilities(revised)
+    assert len(found) == 3
+    assert found[later.SOPInstanceUID] == pytest.approx(predict_probabilities["mdb005"], abs=1e-6)
+    records = read_results(out)
+    assert [record["revision"] for record in records] == [1, 1, 2]
+    assert process.poll() is None
+
+
+def test_bad_instances_give_error_rows(node, receiver):
+    out, process, info = node
+    study = generate_uid()
+    bad = bad_datasets(study)
+    good = mammogram_dataset(read_pgm(EXAMPLES / "mdb003.pgm")[::2, ::2].copy(), study_uid=study)
+    statuses = send_datasets(info["dicom_port"], [*bad.values(), good])
+    assert statuses == [0] * (len(bad) + 1)  # stored first, judged when scored
+    records = wait_for(lambda: len(read_results(out)) == len(bad) + 1 and read_results(out))
+    by_uid = {record["sop_instance_uid"]: record for record in records}
+    for code, dataset in bad.items():
+        record = by_uid[dataset.SOPInstanceUID]
+        assert record["status"] == "error"
+        assert record["error_code"] == code.strip()
+        assert record["probability"] is None and record["error_message"]
+    assert by_uid[good.SOPInstanceUID]["status"] == "ok"
+    # the SR covers the one good image only
+    sr = wait_for(lambda: receiver.by_modality("SR"), what="the SR")[0]
+    from mammo_edge.serve.structured_report import read_probabilities
+
+    assert list(read_probabilities(sr)) == [good.SOPInstanceUID]
+    assert process.poll() is None
+
+
+def test_compressed_transfer_syntaxes(node, predict_probabilities):
+    """RLE and JPEG 2000 lossless instances decode to the same pixels, so the same score."""
+    from pydicom.uid import JPEG2000Lossless, RLELossless
+
+    out, _, info = node
+    study = generate_uid()
+    pixels = read_pgm(EXAMPLES / "mdb004.pgm")
+    datasets = []
+    for syntax in (RLELossless, JPEG2000Lossless):
+        dataset = mammogram_dataset(pixels, study_uid=study)
+        dataset.compress(syntax)
+        datasets.append(dataset)
+    assert send_datasets(info["dicom_port"], datasets) == [0, 0]
+    records = wait_for(lambda: len(read_results(out)) == 2 and read_results(out))
+    for record in records:
+        assert record["status"] == "ok", record
+        assert record["probability"] == pytest.approx(predict_probabilities["mdb004"], abs=1e-6)
+
+
+def test_results_are_the_predict_fields_then_dicom_ones():
+    from mammo_edge.predictor import RESULT_FIELDS, PredictionResult
+    from mammo_edge.serve.records import SERVE_FIELDS, ServeRecord
+
+    prediction = PredictionResult(
+        path="spool/scored/1/2.dcm",
+        status="ok",
+        probability=0.25,
+        label="normal",
+        threshold=0.5,
+        model_name="m",
+        model_version="1",
+        model_sha256="0" * 64,
+        provider="CPUExecutionProvider",
+        image_format="dicom",
+    )
+    record = ServeRecord(prediction, "2", "1", "1.1", "P", "1.2.840", "L", "CC", 1, 3.0, 4.0, 0.5)
+    as_dict = record.as_dict()
+    assert list(as_dict)[: len(RESULT_FIELDS)] == list(RESULT_FIELDS)
+    assert set(SERVE_FIELDS) <= set(as_dict)
+    assert ServeRecord.from_dict(as_dict) == record
+    assert np.isclose(as_dict["probability"], 0.25)
