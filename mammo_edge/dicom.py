@@ -44,6 +44,13 @@ class DicomPixels:
     chest_wall: str | None = None
     #: (0020,0062) Image Laterality, else (0020,0060) Laterality: ``L``, ``R`` or ``None``.
     laterality: str | None = None
+    #: (0010,0020) Patient ID and (0020,000D) Study Instance UID, for grouping an exam.
+    patient_id: str | None = None
+    study_uid: str | None = None
+
+    @property
+    def exam_tags(self) -> tuple[str | None, str | None, str | None]:
+        return self.patient_id, self.study_uid, self.laterality
 
 
 def chest_wall_from_orientation(dataset) -> str | None:
@@ -64,6 +71,14 @@ def chest_wall_from_orientation(dataset) -> str | None:
     if row_direction.startswith("P"):
         return "right"
     return None
+
+
+def _exam_ids(dataset) -> tuple[str | None, str | None]:
+    """(0010,0020) Patient ID and (0020,000D) Study Instance UID, ``None`` when empty."""
+    return (
+        str(dataset.get("PatientID", "") or "").strip() or None,
+        str(dataset.get("StudyInstanceUID", "") or "").strip() or None,
+    )
 
 
 def _laterality(dataset) -> str | None:
@@ -167,6 +182,7 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
             tuple(warnings),
             chest_wall_from_orientation(dataset),
             _laterality(dataset),
+            *_exam_ids(dataset),
         )
 
     values, low, high = _grayscale_pipeline(stored, dataset, warnings)
@@ -179,6 +195,7 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
         tuple(warnings),
         chest_wall_from_orientation(dataset),
         _laterality(dataset),
+        *_exam_ids(dataset),
     )
 
 

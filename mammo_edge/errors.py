@@ -38,9 +38,14 @@ class ErrorCode(str, Enum):
     """A DICOM file with more than one frame (tomosynthesis, cine); score 2-D views only."""
     DICOM_UNSUPPORTED = "DICOM_UNSUPPORTED"
     """DICOM that cannot be decoded here: missing pydicom or codec, or an unusable layout."""
+    TIFF_MULTIPAGE = "TIFF_MULTIPAGE"
+    """A TIFF holding more than one full-resolution page: which page is the mammogram is not
+    for the runtime to guess, so none is scored (the message gives the page count)."""
+    FULLY_TRANSPARENT = "FULLY_TRANSPARENT"
+    """An image whose alpha channel is 0 everywhere: nothing in it is visible."""
     NO_BREAST_FOUND = "NO_BREAST_FOUND"
-    """The image decoded, but no breast was found in it (blank or uniform frame, text, a
-    small crop): a model that crops to the breast has nothing to score."""
+    """The image decoded, but it does not look like a mammogram (blank or uniform frame, a
+    page of text, a photograph, a small crop): checked for every model before it runs."""
     INFERENCE_FAILED = "INFERENCE_FAILED"
     """onnxruntime failed on the batch holding this input, or returned a non-finite value."""
     NOT_A_MAMMOGRAM = "NOT_A_MAMMOGRAM"
@@ -78,6 +83,14 @@ class InputError(MammoEdgeError):
 
 class ModelError(MammoEdgeError):
     """The model cannot be found, verified, loaded or run with the requested settings."""
+
+
+class OutputError(MammoEdgeError):
+    """A results file cannot be used: it is one of the inputs, or another run is writing it.
+
+    Raised before anything is read or written, so the CLI stops with exit code 1 and no
+    file (input or output) has been touched.
+    """
 
 
 class ProviderError(ModelError):

@@ -42,12 +42,15 @@ class ImageHeader:
             then checked after decoding).
         truncation: why the pixel data is incomplete, or ``None`` when it looks complete.
             Reported after the size check, so a forged huge header reads TOO_LARGE.
+        pages: full-resolution images in the file (TIFF pages; reduced-resolution copies
+            and transparency masks, NewSubfileType bits 0 and 2, do not count).
     """
 
     image_format: str
     width: int | None = None
     height: int | None = None
     truncation: str | None = None
+    pages: int = 1
 
 
 def sniff_format(data: bytes, suffix: str = "") -> str:
@@ -253,7 +256,53 @@ def _tiff_header(data: bytes) -> ImageHeader:
     truncation = None
     if ends and max(ends) > len(data):
         truncation = f"the TIFF file has {len(data)} bytes, its strips reach byte {max(ends)}"
-    return ImageHeader("tiff", tags[256][0], tags[257][0], truncation)
+    pages = _tiff_pages(data, order, big, ifd_offset)
+    return ImageHeader("tiff", tags[256][0], tags[257][0], truncation, pages)
+
+
+#: TIFF directories followed at most: a loop in a forged file must end.
+_TIFF_MAX_DIRECTORIES = 1024
+
+
+def _tiff_pages(data: bytes, order: str, big: bool, ifd_offset: int) -> int:
+    """Full-resolution pages in the chain of image file directories (IFDs).
+
+    A directory whose NewSubfileType (254) has bit 0 (reduced resolution, e.g. a
+    thumbnail) or bit 2 (transparency mask) set is not a page.
+    """
+    count_format, entry_size, head, next_format = (
+        ("Q", 20, "HHQ", "Q") if big else ("H", 12, "HHI", "I")
+    )
+    count_size = struct.calcsize(count_format)
+    next_size = struct.calcsize(next_format)
+    pages, seen = 0, set()
+    while ifd_offset and ifd_offset not in seen and len(seen) < _TIFF_MAX_DIRECTORIES:
+        seen.add(ifd_offset)
+        if ifd_offset + count_size > len(data):
+            break
+        (entry_count,) = struct.unpack(
+            order + count_format, data[ifd_offset : ifd_offset + count_size]
+        )
+        subfile_type = 0
+        for index in range(entry_count):
+            start = ifd_offset + count_size + index * entry_size
+            if start + entry_size > len(data):
+                break
+            tag, value_type, _count = struct.unpack(
+                order + head, data[start : start + struct.calcsize(head)]
+            )
+            if tag == 254 and value_type in (3, 4):
+                value_start = start + entry_size - (8 if big else 4)
+                code = "H" if value_type == 3 else "I"
+                (subfile_type,) = struct.unpack(
+                    order + code, data[value_start : value_start + struct.calcsize(code)]
+                )
+        pages += not subfile_type & 0b101
+        link = ifd_offset + count_size + entry_count * entry_size
+        if link + next_size > len(data):
+            break
+        (ifd_offset,) = struct.unpack(order + next_format, data[link : link + next_size])
+    return max(pages, 1)
 
 
 def _bmp_header(data: bytes) -> ImageHeader:

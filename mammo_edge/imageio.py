@@ -4,14 +4,18 @@ Every reader ends in the same place: a ``(H, W)`` uint8 array, values 0..255, re
 :func:`mammo_edge.preprocess.to_model_input`. How values reach 8 bits (docs/runtime.md):
 
 * 8-bit files are used as they are.
-* 16-bit PNG and TIFF map the full container range linearly, ``round(v * 255 / 65535)``.
-  The PNG standard requires samples of fewer significant bits (sBIT) to be scaled up to
-  the full 16 bits, so this is right for conforming files. A file that stores e.g. 12-bit
-  values unscaled looks dark; a warning says so.
+* 16-bit PNG and TIFF (and uint16 arrays) map the full container range linearly,
+  ``round(v * 255 / 65535)``, unless every value fits in 10, 12 or 14 bits: that is
+  high-bit data stored unscaled (a common export of 12-bit detectors), mapped from
+  ``0 .. 2**bits - 1`` with a warning saying so (:func:`high_bit_depth`).
 * PGM/PNM map their declared maxval, ``round(v * 255 / maxval)`` (for MIAS, maxval 255,
   this is the identity).
 * DICOM follows its own grayscale pipeline, see :mod:`mammo_edge.dicom`.
-* Colour images become gray with ITU-R BT.601 weights (``cv2.COLOR_BGR2GRAY``) and a warning.
+* Colour images become gray with ITU-R BT.601 weights (``cv2.COLOR_BGR2GRAY``) and a warning;
+  their colourfulness is kept for :mod:`mammo_edge.guard`. An alpha channel is ignored
+  (with a warning when some pixels are transparent); a fully transparent image is refused.
+* A TIFF with more than one full-resolution page is refused (TIFF_MULTIPAGE), never
+  scored from its first page.
 
 No rule looks at the brightest or darkest pixel of the image, so a prediction never
 depends on per-image normalisation.
@@ -40,6 +44,9 @@ MAX_PIXELS = 8192 * 8192
 MAX_FILE_BYTES = 1 << 30
 #: Shortest side accepted, in pixels: nothing smaller can be a mammogram.
 MIN_SIDE = 32
+#: Bit depths of high-bit data found in 16-bit containers without saying so
+#: (:func:`high_bit_depth`); 16-bit data is the container's own range.
+HIGH_BIT_DEPTHS = (10, 12, 14)
 
 #: File name endings and the format they promise.
 EXTENSION_FORMATS = {
@@ -88,6 +95,22 @@ class DecodedImage:
     #: Side of the image the chest wall is on when the file says so (DICOM Patient
     #: Orientation), else ``None``; breast-aware preprocessing then reads the pixels.
     chest_wall: str | None = None
+    #: :func:`mammo_edge.guard.colourfulness` before conversion to gray (0 for gray input).
+    colourfulness: float = 0.0
+    #: DICOM (Patient ID, Study Instance UID, laterality) for grouping an exam's images.
+
+
+def high_bit_depth(values: np.ndarray, container_bits: int = 16) -> int | None:
+    """The bit depth of high-bit data stored unscaled in a 16-bit container, or ``None``.
+
+    The smallest of :data:`HIGH_BIT_DEPTHS` that holds the largest value: 12-bit data
+    (0..4095) in a 16-bit PNG gives 12. ``None`` when the values need all 16 bits (or the
+    container is not 16-bit), so they map over the full range.
+    """
+    if container_bits != 16 or values.size == 0:
+        return None
+    used_bits = int(values.max()).bit_length()
+    return next((depth for depth in HIGH_BIT_DEPTHS if used_bits <= depth), None)
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> DecodedImage:
@@ -114,6 +137,15 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Decoded
                 ErrorCode.UNREADABLE, f"cannot read the file: {error.strerror}"
             ) from error
         if path.is_dir():
+            try:
+                with os.scandir(path):
+                    pass
+            except OSError as error:
+                raise InputError(
+                    ErrorCode.UNREADABLE,
+                    f"cannot list the folder: {error.strerror or error}; its images were "
+                    "not scored (check its permissions)",
+                ) from error
             raise InputError(ErrorCode.UNREADABLE, "this is a folder, not a file")
         if size == 0:
             raise InputError(ErrorCode.EMPTY_FILE, "the file is empty (0 bytes)")
@@ -130,6 +162,8 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Decoded
         return decode_image_bytes(data, suffix=path.suffix.lower(), max_pixels=max_pixels)
     except InputError as error:
         error.path = str(path)
+        if error.code == ErrorCode.NOT_AN_IMAGE and path.suffix.lower() in (".txt", ".lst"):
+            error.message += f"; to read it as a list of paths, pass @{path} or --from-list"
         raise
 
 
@@ -173,6 +207,13 @@ def decode_image_bytes(data: bytes, suffix: str = "", max_pixels: int = MAX_PIXE
         check_size(header.width, header.height)
     if header.truncation is not None:
         raise InputError(ErrorCode.TRUNCATED, header.truncation)
+    if header.pages > 1:
+        raise InputError(
+            ErrorCode.TIFF_MULTIPAGE,
+            f"the TIFF holds {header.pages} full-resolution pages (pages 0 to "
+            f"{header.pages - 1}); which one is the mammogram cannot be told, so none was "
+            "scored. Save the page to score as its own file",
+        )
     if image_format == "pnm" and data[:2] in (b"P2", b"P5"):
         values, max_value = _decode_pgm(data)
     else:
@@ -206,7 +247,7 @@ def image_from_array(array: np.ndarray) -> DecodedImage:
             ErrorCode.UNSUPPORTED_FORMAT,
             f"array dtype {array.dtype} is not supported; pass uint8 (0..255) or uint16",
         )
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
         raise InputError(
             ErrorCode.UNSUPPORTED_FORMAT,
             f"expected an (H, W) or (H, W, 3) image array, got shape {array.shape}",
@@ -261,34 +302,61 @@ def _finish(
             ErrorCode.UNSUPPORTED_FORMAT,
             f"{values.dtype} samples are not supported; use 8- or 16-bit integer images",
         )
+    colour_measure = 0.0
     if values.ndim == 3:
-        values = _to_gray(values, warnings)
+        values, colour_measure = _to_gray(values, warnings)
     bits = 16 if values.dtype == np.uint16 else 8
     if max_value is None:
         max_value = 65535 if bits == 16 else 255
     if max_value == 255 and bits == 8:
-        return DecodedImage(values, image_format, bits, tuple(warnings))
+        return DecodedImage(
+            values, image_format, bits, tuple(warnings), colourfulness=colour_measure
+        )
     if bits == 16 and max_value == 65535:
-        used_bits = int(values.max()).bit_length()
-        if used_bits <= 12:
+        depth = high_bit_depth(values)
+        if depth is not None:
+            max_value = 2**depth - 1
+            bits = depth
             warnings.append(
-                f"16-bit image whose values use only {used_bits} bits; mapped as full "
-                "16-bit range it looks dark. Store the values scaled to 16 bits"
+                f"16-bit {_FORMAT_NAMES[image_format]} whose values all fit in {depth} bits "
+                f"(largest {int(values.max())}): read as {depth}-bit data, 0..{max_value} "
+                "mapped to 0..255"
             )
     # Integer rounding of v * 255 / max_value; uint32 cannot overflow (65535 * 255 < 2**32).
     widened = np.minimum(values.astype(np.uint32), max_value)
     pixels = ((widened * 255 + max_value // 2) // max_value).astype(np.uint8)
-    return DecodedImage(pixels, image_format, bits, tuple(warnings))
+    return DecodedImage(pixels, image_format, bits, tuple(warnings), colourfulness=colour_measure)
 
 
-def _to_gray(values: np.ndarray, warnings: list[str]) -> np.ndarray:
+def _to_gray(values: np.ndarray, warnings: list[str]) -> tuple[np.ndarray, float]:
+    """One channel, and the colourfulness of the colour it came from (0 for gray)."""
+    from .guard import colourfulness
+
     channels = values.shape[2]
     if channels == 1:
-        return values[:, :, 0]
+        return values[:, :, 0], 0.0
+    if channels in (2, 4):  # gray + alpha, BGRA
+        alpha = values[:, :, -1]
+        opaque = np.iinfo(values.dtype).max
+        if not alpha.any():
+            raise InputError(
+                ErrorCode.FULLY_TRANSPARENT,
+                "every pixel is fully transparent (alpha 0): nothing in the image is "
+                "visible. Export the image without transparency",
+            )
+        see_through = float(np.mean(alpha < opaque))
+        if see_through:
+            warnings.append(
+                f"alpha channel ignored: {see_through:.1%} of the pixels are partly or "
+                "fully transparent"
+            )
+        if channels == 2:
+            return np.ascontiguousarray(values[:, :, 0]), 0.0
     colour = values[:, :, :3]
     if np.array_equal(colour[:, :, 0], colour[:, :, 1]) and np.array_equal(
         colour[:, :, 0], colour[:, :, 2]
     ):
-        return np.ascontiguousarray(colour[:, :, 0])  # gray stored as RGB: nothing to convert
+        return np.ascontiguousarray(colour[:, :, 0]), 0.0  # gray stored as RGB: no conversion
     warnings.append("colour image converted to gray")
-    return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY)
+    contiguous = np.ascontiguousarray(colour)
+    return cv2.cvtColor(contiguous, cv2.COLOR_BGR2GRAY), colourfulness(contiguous)

@@ -6,11 +6,15 @@ Each argument may be:
 * a folder: searched recursively for image files, sorted by path. A file counts when its
   extension is an image one (``.pgm .pnm .png .jpg .jpeg .tif .tiff .bmp .dcm .dicom``,
   any case) or when it has no extension and starts like DICOM (files named by UID or
-  ``IM0001``). Hidden files and folders and ``DICOMDIR`` are skipped;
+  ``IM0001``). Hidden files and folders and ``DICOMDIR`` are skipped. A folder (the one
+  named, or one found inside it) that cannot be listed is kept as an input of its own, so
+  it becomes an UNREADABLE record instead of vanishing;
 * a glob pattern (``scans/**/*.png``), expanded recursively and sorted;
-* a list file: ``@paths.txt``, or any file ending in ``.txt`` or ``.lst``, holding one path
-  per line (blank lines and lines starting with ``#`` are ignored; relative paths are
-  relative to the list file's folder). Lines are expanded by the same rules.
+* a list file, only when the user says so: ``@paths.txt`` (the ``--from-list FILE`` option
+  of the verbs), holding one path per line (blank lines and lines starting with ``#`` are
+  ignored; relative paths are relative to the list file's folder). Lines are expanded by
+  the same rules. A ``.txt`` file named without ``@`` is an input like any other (a MIAS
+  ``Info.txt`` caught by ``folder/*`` becomes one NOT_AN_IMAGE record, not 169 bogus paths).
 
 * a URI (``s3://bucket/study/``, ``gs://...``, ``file:///...``): an object is kept as it
   is; a prefix (folder) is listed recursively through a pyarrow filesystem and its objects
@@ -34,7 +38,8 @@ from pathlib import Path
 from .imageio import EXTENSION_FORMATS
 from .pipeline import is_uri
 
-LIST_SUFFIXES = (".txt", ".lst")
+#: Marks an argument as a list file: ``@paths.txt``.
+LIST_PREFIX = "@"
 _GLOB_CHARACTERS = set("*?[")
 _DICOM_SNIFF_BYTES = 132
 
@@ -72,18 +77,15 @@ def _expand_one(argument: str, seen_lists: set[Path]) -> Iterator[str]:
     if is_uri(argument):
         yield from _expand_uri(argument)
         return
-    if argument.startswith("@"):
-        yield from _expand_list_file(Path(argument[1:]), seen_lists)
+    if argument.startswith(LIST_PREFIX):
+        yield from _expand_list_file(Path(argument[len(LIST_PREFIX) :]), seen_lists)
         return
     path = Path(argument)
     if path.is_dir():
         yield from iter_images(path)
         return
     if path.is_file():
-        if path.suffix.lower() in LIST_SUFFIXES:
-            yield from _expand_list_file(path, seen_lists)
-        else:
-            yield argument
+        yield argument
         return
     if _GLOB_CHARACTERS & set(argument):
         matches = sorted(glob.glob(argument, recursive=True))
@@ -109,10 +111,11 @@ def _expand_list_file(list_path: Path, seen_lists: set[Path]) -> Iterator[str]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        entry = Path(line).expanduser()
+        nested = line.startswith(LIST_PREFIX)  # a list may name another list: @more.txt
+        entry = Path(line[len(LIST_PREFIX) :] if nested else line).expanduser()
         if not entry.is_absolute():
             entry = list_path.parent / entry
-        yield from _expand_one(str(entry), seen_lists)
+        yield from _expand_one(f"{LIST_PREFIX}{entry}" if nested else str(entry), seen_lists)
 
 
 def find_images(folder: Path) -> list[str]:
@@ -121,15 +124,37 @@ def find_images(folder: Path) -> list[str]:
 
 
 def iter_images(folder: Path) -> Iterator[str]:
-    """:func:`find_images`, lazily: each folder's files (sorted) before its subfolders."""
-    for root, folders, files in os.walk(folder):
-        folders[:] = sorted(name for name in folders if not name.startswith("."))
-        for name in sorted(files):
-            if name.startswith(".") or name.upper() == "DICOMDIR":
-                continue
-            path = Path(root) / name
-            if _looks_like_image(path):
-                yield str(path)
+    """:func:`find_images`, lazily: each folder's files (sorted) before its subfolders.
+
+    A folder that cannot be listed (permissions, I/O error) is yielded itself, so the
+    reader reports it (UNREADABLE) and no input disappears silently.
+    """
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        yield str(folder)
+        return
+    folders = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            is_folder = entry.is_dir()  # follows links, as os.walk sorted them
+            is_link = entry.is_symlink()
+        except OSError:
+            is_folder = is_link = False
+        if is_folder:
+            if not is_link:  # as os.walk: a linked folder is not entered (no loops)
+                folders.append(entry.name)
+            continue
+        if entry.name.upper() == "DICOMDIR":
+            continue
+        path = Path(folder) / entry.name
+        if _looks_like_image(path):
+            yield str(path)
+    for name in folders:
+        yield from iter_images(Path(folder) / name)
 
 
 def _expand_uri(uri: str) -> Iterator[str]:

@@ -35,7 +35,13 @@ REQUIRED_KEYS = (
 #: Optional keys: the whole preprocessing contract as JSON (written by every export since the
 #: breast-aware recipe; when absent, the legacy per-field keys above describe it), the
 #: training architecture, and the model's named outputs (e.g. a patch heatmap).
-OPTIONAL_KEYS = ("mammo_edge.preprocess", "mammo_edge.arch", "mammo_edge.outputs")
+OPTIONAL_KEYS = (
+    "mammo_edge.preprocess",
+    "mammo_edge.arch",
+    "mammo_edge.outputs",
+    "mammo_edge.operating_points",
+    "mammo_edge.head",
+)
 
 FORMAT_VERSION = "1"
 
@@ -63,6 +69,31 @@ class ModelMetadata:
     arch: str = ""
     #: Output names by role: ``{"probability": "probability", "heatmap": "heatmap"}``.
     outputs: dict = field(default_factory=dict)
+    #: Named thresholds, e.g. ``{"default": "balanced", "points": {"triage": {"threshold":
+    #: 0.21, "rule": ..., "sensitivity": ..., "specificity": ..., "source": ...}, ...}}``;
+    #: ``threshold`` above is the default point's. Empty for models with one threshold.
+    operating_points: dict = field(default_factory=dict)
+    #: A stacking head applied after the network (:mod:`mammo_edge.stacking`); empty when
+    #: the network's probability is the answer.
+    head: dict = field(default_factory=dict)
+
+    def operating_point(self, name: str | None) -> tuple[float, str]:
+        """``(threshold, name)`` of a named operating point (``None``: the default).
+
+        Raises:
+            MetadataError: the model has no point of that name.
+        """
+        points = self.operating_points.get("points", {})
+        if name is None:
+            name = self.operating_points.get("default")
+            if name is None:
+                return self.threshold, "default"
+        if name not in points:
+            known = ", ".join(sorted(points)) or "none (this model has one threshold)"
+            raise MetadataError(
+                f"model {self.model_name} has no operating point {name!r}; it has: {known}"
+            )
+        return float(points[name]["threshold"]), name
 
     def to_props(self) -> dict[str, str]:
         """Flatten to the string map stored in ONNX ``metadata_props``."""
@@ -86,6 +117,12 @@ class ModelMetadata:
             "mammo_edge.preprocess": json.dumps(self.preprocess.as_dict(), sort_keys=True),
             "mammo_edge.arch": self.arch,
             "mammo_edge.outputs": json.dumps(self.outputs, sort_keys=True),
+            **(
+                {"mammo_edge.operating_points": json.dumps(self.operating_points, sort_keys=True)}
+                if self.operating_points
+                else {}
+            ),
+            **({"mammo_edge.head": json.dumps(self.head, sort_keys=True)} if self.head else {}),
         }
 
     @classmethod
@@ -112,6 +149,8 @@ class ModelMetadata:
             class_names = tuple(json.loads(props["mammo_edge.class_names"]))
             threshold = float(props["mammo_edge.threshold"])
             cv_metrics = json.loads(props["mammo_edge.cv_metrics"])
+            operating_points = json.loads(props.get("mammo_edge.operating_points") or "{}")
+            head = json.loads(props.get("mammo_edge.head") or "{}")
         except (ValueError, TypeError) as error:
             raise MetadataError(f"{source} has malformed metadata: {error}") from error
         if len(class_names) != 2:
@@ -133,6 +172,8 @@ class ModelMetadata:
             format_version=props["mammo_edge.format_version"],
             arch=props.get("mammo_edge.arch", ""),
             outputs=outputs if isinstance(outputs, dict) else {},
+            operating_points=_checked_points(operating_points, source),
+            head=head if isinstance(head, dict) else {},
         )
 
     def as_dict(self) -> dict:
@@ -140,3 +181,17 @@ class ModelMetadata:
         result["preprocess"] = self.preprocess.as_dict()
         result["class_names"] = list(self.class_names)
         return result
+
+
+def _checked_points(points: object, source: str) -> dict:
+    """The operating points, each threshold a number in [0, 1]; else MetadataError."""
+    if not isinstance(points, dict):
+        raise MetadataError(f"{source}: operating_points must be a JSON object")
+    for name, point in points.get("points", {}).items():
+        threshold = point.get("threshold") if isinstance(point, dict) else None
+        if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+            raise MetadataError(f"{source}: operating point {name!r} has no threshold in [0, 1]")
+    default = points.get("default")
+    if default is not None and default not in points.get("points", {}):
+        raise MetadataError(f"{source}: default operating point {default!r} is not defined")
+    return points

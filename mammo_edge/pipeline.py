@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ErrorCode, InputError
+from .grouping import View, dicom_view, mias_view
+from .guard import check_mammogram
 from .imageio import MAX_FILE_BYTES, MAX_PIXELS, decode_image_bytes, image_from_array, load_image
 from .preprocess import Geometry, NoBreastFoundError, PreprocessConfig, prepare
 
@@ -53,6 +55,7 @@ class LoadedImage:
         probability: set by :func:`score_loaded`; ``None`` before scoring or on error.
         pixels: the decoded ``(H, W)`` uint8 image when :func:`load_input` was asked to
             keep it (``keep_pixels=True``, for drawing heatmaps on it); else ``None``.
+        view: the exam and breast the image belongs to (:mod:`mammo_edge.grouping`).
     """
 
     path: str
@@ -64,6 +67,7 @@ class LoadedImage:
     error_message: str | None = None
     probability: float | None = None
     pixels: np.ndarray | None = None
+    view: View | None = None
 
     @property
     def ok(self) -> bool:
@@ -132,10 +136,12 @@ def load_input(
 
     Returns:
         A :class:`LoadedImage` holding ``model_input`` and ``geometry``, or an error code
-        and message (``NOT_FOUND``, ``CORRUPT``, ``NO_BREAST_FOUND``...).
+        and message (``NOT_FOUND``, ``CORRUPT``, ``NO_BREAST_FOUND``...). An image that
+        decoded but failed later keeps its format and the decoder's warnings.
     """
     if label is None:
         label = "<array>" if isinstance(source, np.ndarray) else str(source)
+    decoded = None
     try:
         if isinstance(source, np.ndarray):
             decoded = image_from_array(source)
@@ -143,6 +149,8 @@ def load_input(
             decoded = _load_uri(str(source), max_pixels)
         else:
             decoded = load_image(Path(source), max_pixels=max_pixels)
+        # Every model, before it runs: a blank frame or a page of text is not scored.
+        check_mammogram(decoded.pixels, decoded.colourfulness)
         prepared = prepare(decoded.pixels, config, chest_wall=decoded.chest_wall)
         return LoadedImage(
             path=label,
@@ -151,6 +159,7 @@ def load_input(
             image_format=decoded.image_format,
             warnings=tuple(decoded.warnings),
             pixels=decoded.pixels if keep_pixels else None,
+            view=_view_of(label, decoded),
         )
     except InputError as error:
         code, message = error.code, error.message
@@ -161,7 +170,14 @@ def load_input(
     except Exception as error:  # one strange file must not stop a study
         code = ErrorCode.CORRUPT
         message = f"decoding failed unexpectedly ({type(error).__name__}: {error})"
-    return LoadedImage(path=label, model_input=None, error_code=code.value, error_message=message)
+    return LoadedImage(
+        path=label,
+        model_input=None,
+        image_format=decoded.image_format if decoded is not None else None,
+        warnings=tuple(decoded.warnings) if decoded is not None else (),
+        error_code=code.value,
+        error_message=message,
+    )
 
 
 def score_loaded(
@@ -216,6 +232,8 @@ def build_record(item: LoadedImage, context: RecordContext):
         "provider": context.provider,
         "image_format": item.image_format,
         "warnings": tuple(item.warnings),
+        "exam": item.view.exam if item.view else None,
+        "laterality": item.view.laterality if item.view else None,
     }
     if item.ok and item.probability is not None:
         negative, positive = context.class_names
@@ -233,6 +251,16 @@ def build_record(item: LoadedImage, context: RecordContext):
         error_message=message,
         **common,
     )
+
+
+def _view_of(label: str, decoded) -> View | None:
+    """The exam of an input: DICOM tags first, else a mini-MIAS file name."""
+    tags = getattr(decoded, "exam_tags", None)
+    if tags:
+        view = dicom_view(*tags)
+        if view is not None:
+            return view
+    return mias_view(label)
 
 
 def _load_uri(uri: str, max_pixels: int):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .grouping import GROUP_BY_CHOICES, group_records
 from .imageio import MAX_PIXELS
 from .metadata import MetadataError, ModelMetadata
 from .pipeline import (
@@ -55,6 +56,15 @@ class PredictionResult:
         warnings: notes such as colour converted to gray or a misleading file extension.
         error_code: a stable :class:`~mammo_edge.errors.ErrorCode` value on error.
         error_message: what failed and what to do, on error.
+        exam: the exam the image belongs to (DICOM Patient ID/Study Instance UID, or
+            ``mias patient N``); ``None`` when unknown (:mod:`mammo_edge.grouping`).
+        laterality: ``L`` or ``R`` when known.
+        view_group: ``exam`` when other images of the exam were scored in the same run,
+            ``single_view`` when the image stands alone; ``None`` on error or with
+            ``group_by="none"``.
+        partner: the paths of the exam's other images, ``;``-separated.
+        breast_probability: the highest probability among the views of this breast.
+        exam_probability: the highest probability among the exam's images.
     """
 
     path: str
@@ -70,6 +80,12 @@ class PredictionResult:
     warnings: tuple[str, ...] = ()
     error_code: str | None = None
     error_message: str | None = None
+    exam: str | None = None
+    laterality: str | None = None
+    view_group: str | None = None
+    partner: str | None = None
+    breast_probability: float | None = None
+    exam_probability: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -111,6 +127,10 @@ class Predictor:
         batch_size: images per inference call.
         workers: decoding threads; ``None`` for ``min(4, cpu_count)``.
         max_pixels: the decompression-bomb limit per image.
+        operating_point: a named threshold of the model (``triage``, ``balanced``; see
+            ``mammo-edge info``); ``None`` uses the model's default. Not with ``threshold``.
+        group_by: ``auto`` adds each record's exam fields (both breasts, per-breast and
+            per-exam probability; :mod:`mammo_edge.grouping`), ``none`` leaves them empty.
 
     Raises:
         ModelError: the model is missing, altered, not a mammo-edge model, or the device
@@ -135,6 +155,8 @@ class Predictor:
         batch_size: int | None = None,
         workers: int | None = None,
         max_pixels: int = MAX_PIXELS,
+        group_by: str = "auto",
+        operating_point: str | None = None,
     ) -> None:
         self.model_file: ModelFile = resolve_model(model)
         model_bytes, sha256 = read_verified(self.model_file)
@@ -148,6 +170,8 @@ class Predictor:
             batch_size=batch_size,
             workers=workers,
             max_pixels=max_pixels,
+            group_by=group_by,
+            operating_point=operating_point,
         )
 
     @classmethod
@@ -163,6 +187,8 @@ class Predictor:
         batch_size: int | None = None,
         workers: int | None = None,
         max_pixels: int = MAX_PIXELS,
+        group_by: str = "auto",
+        operating_point: str | None = None,
     ) -> Predictor:
         """A Predictor over model bytes already in memory (e.g. shipped to a Ray actor).
 
@@ -196,6 +222,8 @@ class Predictor:
             batch_size=batch_size,
             workers=workers,
             max_pixels=max_pixels,
+            group_by=group_by,
+            operating_point=operating_point,
         )
         return predictor
 
@@ -225,8 +253,13 @@ class Predictor:
         batch_size: int | None,
         workers: int | None,
         max_pixels: int,
+        group_by: str = "auto",
+        operating_point: str | None = None,
     ) -> None:
         """Create the session from verified bytes and check the model against its metadata."""
+        if group_by not in GROUP_BY_CHOICES:
+            raise ModelError(f"group_by must be one of {GROUP_BY_CHOICES}, got {group_by!r}")
+        self.group_by = group_by
         if batch_size is not None and batch_size < 1:
             raise ModelError(f"batch_size must be at least 1, got {batch_size}")
         if workers is not None and workers < 1:
@@ -243,8 +276,14 @@ class Predictor:
             self.metadata = ModelMetadata.from_props(props, source=source)
         except MetadataError as error:
             raise ModelError(str(error)) from error
+        if threshold is not None and operating_point is not None:
+            raise ModelError("give a threshold or an operating point, not both")
+        self.operating_point = "custom threshold"
         if threshold is None:
-            threshold = self.metadata.threshold
+            try:
+                threshold, self.operating_point = self.metadata.operating_point(operating_point)
+            except MetadataError as error:
+                raise ModelError(str(error)) from error
         if not 0.0 <= threshold <= 1.0:
             raise ModelError(f"threshold must lie in [0, 1], got {threshold}")
         self.threshold = float(threshold)
@@ -380,7 +419,19 @@ class Predictor:
         """Score inputs lazily, yielding one result per input, in input order.
 
         Each input is an exact file path (or URI) or an image array; to expand folders,
-        globs and list files use :meth:`iter_predict_paths`. Images are decoded ahead by
+        globs and list files use :meth:`iter_predict_paths`. With ``group_by="auto"`` a
+        record may wait (at most :data:`~mammo_edge.grouping.GROUP_WINDOW` inputs) for the
+        other images of its exam, so that it carries their per-breast/per-exam values.
+        """
+        records = self._iter_records(inputs)
+        if self.group_by == "none":
+            return records
+        return _closing(group_records(records), records)
+
+    def _iter_records(self, inputs: Iterable[ImageInput]) -> Iterator[PredictionResult]:
+        """Score inputs lazily, one ungrouped result per input, in input order.
+
+        Images are decoded ahead by
         the worker pool (at most ``2 * batch_size + workers`` at a time) while the model
         scores the previous batch; results come out batch by batch, so a caller writing
         them as they arrive keeps everything finished so far.
@@ -430,3 +481,11 @@ class Predictor:
     ) -> Iterator[PredictionResult]:
         for item in score_loaded(chunk, self.score_batch):
             yield build_record(item, context)
+
+
+def _closing(outer: Iterator, inner: Iterator) -> Iterator:
+    """Iterate ``outer``; closing it (or finishing) closes ``inner`` (its thread pool)."""
+    try:
+        yield from outer
+    finally:
+        inner.close()

@@ -127,13 +127,26 @@ def tiny_probability(pixels: np.ndarray, scale: float = TINY_SCALE, shift: float
     return 1.0 / (1.0 + np.exp(-(scale * mean + shift)))
 
 
-def synthetic_mammogram(height: int = 96, width: int = 80, seed: int = 0) -> np.ndarray:
-    """A ``(height, width)`` uint8 image with structure (gradient plus noise), not constant."""
+def synthetic_mammogram(
+    height: int = 96, width: int = 80, seed: int = 0, level: int | None = None
+) -> np.ndarray:
+    """A ``(height, width)`` uint8 image shaped like a mammogram: a textured half-ellipse
+    (the breast) against the chest wall on the left, on a near-black film background, so
+    it passes the runtime's mammogram guard (:mod:`mammo_edge.guard`).
+
+    Args:
+        level: the breast's mean gray level (noise of +-6 around it); ``None`` for a
+            gradient from 80 to 230 plus noise, different for each ``seed``.
+    """
     rng = np.random.default_rng(seed)
-    rows = np.linspace(0, 200, height)[:, None]
-    columns = np.linspace(0, 50, width)[None, :]
-    noise = rng.integers(0, 30, size=(height, width))
-    return np.clip(rows + columns + noise, 0, 255).astype(np.uint8)
+    rows, columns = np.mgrid[0:height, 0:width]
+    inside = (columns / (0.75 * width)) ** 2 + ((rows - height / 2) / (0.42 * height)) ** 2 <= 1
+    if level is None:
+        tissue = 80 + 120 * rows / height + 30 * columns / width + rng.integers(0, 30, rows.shape)
+    else:
+        tissue = level + rng.integers(-6, 7, rows.shape)
+    background = rng.integers(0, 9, rows.shape)
+    return np.clip(np.where(inside, tissue, background), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(autouse=True)

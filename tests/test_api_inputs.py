@@ -112,10 +112,13 @@ def test_load_input_never_raises_for_a_bad_input(source, code):
     assert loaded.model_input is None and loaded.path == "x"
 
 
-def test_a_blank_frame_for_a_breast_cropping_model_is_no_breast_found():
+@pytest.mark.parametrize("config", [PreprocessConfig(), PreprocessConfig(breast_crop=True)])
+def test_a_blank_frame_is_no_breast_found_for_every_model(config):
+    """The guard is the runtime's, not the breast-cropping model's: the seed's plain resize
+    is refused the same black frame."""
     blank = np.zeros((256, 200), np.uint8)
-    loaded = load_input(blank, PreprocessConfig(breast_crop=True))
-    assert loaded.error_code == "NO_BREAST_FOUND" and "no breast" in loaded.error_message
+    loaded = load_input(blank, config)
+    assert loaded.error_code == "NO_BREAST_FOUND" and "not a mammogram" in loaded.error_message
 
 
 def test_score_loaded_and_build_record(archive):

@@ -80,12 +80,25 @@ def test_png_8_and_16_bit(tmp_path):
     assert sixteen.warnings == ()
 
 
-def test_16_bit_png_using_only_12_bits_maps_full_range_and_warns(tmp_path):
-    twelve_bit = PIXELS.astype(np.uint16) * 16  # max 4080 < 4096
-    (tmp_path / "dark.png").write_bytes(encoded(".png", twelve_bit))
-    image = load_image(tmp_path / "dark.png")
-    assert image.pixels.max() <= 16  # full 16-bit range: the documented rule
-    assert any("only 12 bits" in warning for warning in image.warnings)
+@pytest.mark.parametrize("bits", [10, 12, 14])
+@pytest.mark.parametrize("suffix", [".png", ".tiff"])
+def test_high_bit_data_in_a_16_bit_container_is_scaled_with_a_warning(tmp_path, bits, suffix):
+    """10/12/14-bit values stored unscaled in a 16-bit file (a common detector export) map
+    from 0..2**bits-1, not from 0..65535 (which made them near-black), and say so."""
+    top = 2**bits - 1
+    high_bit = np.round(PIXELS.astype(np.float64) * top / 255).astype(np.uint16)
+    (tmp_path / f"high{suffix}").write_bytes(encoded(suffix, high_bit))
+    image = load_image(tmp_path / f"high{suffix}")
+    assert np.array_equal(image.pixels, PIXELS)  # back to the 8-bit original exactly
+    assert image.source_bits == bits
+    assert any(f"fit in {bits} bits" in warning for warning in image.warnings), image.warnings
+
+
+def test_16_bit_data_using_the_top_bits_keeps_the_full_range(tmp_path):
+    full = PIXELS.astype(np.uint16) * 257  # 0..65535
+    (tmp_path / "full.png").write_bytes(encoded(".png", full))
+    image = load_image(tmp_path / "full.png")
+    assert np.array_equal(image.pixels, PIXELS) and image.warnings == ()
 
 
 def test_jpeg(tmp_path):

@@ -55,7 +55,7 @@ def test_glob_patterns_expand_sorted_and_recursively(tmp_path):
     assert [Path(path).name for path in found] == ["1.png", "2.png", "3.png"]
 
 
-def test_list_files_with_at_sign_or_txt_suffix(tmp_path):
+def test_list_files_are_read_only_when_marked_with_an_at_sign(tmp_path):
     first = touch(tmp_path / "images" / "1.pgm")
     touch(tmp_path / "images" / "more" / "2.pgm")
     listing = tmp_path / "study.lst"
@@ -68,13 +68,44 @@ def test_list_files_with_at_sign_or_txt_suffix(tmp_path):
     assert expand_inputs([f"@{listing}"]) == expected
     text_listing = tmp_path / "study.txt"
     text_listing.write_text(listing.read_text())
-    assert expand_inputs([text_listing]) == expected
+    assert expand_inputs([f"@{text_listing}"]) == expected
+    # Named without @, a text file is an input like any other (one NOT_AN_IMAGE record).
+    assert expand_inputs([text_listing]) == [str(text_listing)]
+
+
+def test_mias_folder_star_keeps_info_txt_as_one_input(tmp_path):
+    """``predict folder/*`` on a MIAS folder: Info.txt is one input, not 169 paths."""
+    image = touch(tmp_path / "mdb001.pgm")
+    info = tmp_path / "Info.txt"
+    info.write_text("mdb001 G CIRC B 535 425 197\nmdb002 G CIRC B 522 280 69\n")
+    licence = touch(tmp_path / "Licence.txt", b"research use only\n")
+    assert expand_inputs([str(tmp_path / "*")]) == [str(info), str(licence), str(image)]
 
 
 def test_a_list_that_names_itself_does_not_loop(tmp_path):
     listing = tmp_path / "loop.txt"
-    listing.write_text("loop.txt\n")
-    assert expand_inputs([listing]) == []
+    other = touch(tmp_path / "a.pgm")
+    listing.write_text("@loop.txt\na.pgm\n")
+    assert expand_inputs([f"@{listing}"]) == [str(other)]
+
+
+def test_unlistable_subfolder_is_kept_as_an_input(tmp_path, monkeypatch):
+    """A folder os.scandir refuses is yielded itself (the reader makes it UNREADABLE)."""
+    import os
+
+    first = touch(tmp_path / "a.pgm")
+    locked = tmp_path / "locked"
+    touch(locked / "b.pgm")
+    later = touch(tmp_path / "z" / "c.pgm")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr("mammo_edge.inputs.os.scandir", scandir)
+    assert expand_inputs([tmp_path]) == [str(first), str(locked), str(later)]
 
 
 def test_argument_order_is_kept(tmp_path):

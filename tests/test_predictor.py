@@ -25,8 +25,8 @@ from mammo_edge.predictor import RESULT_FIELDS, PredictionResult, Predictor
 from mammo_edge.registry import MODELS_DIR, read_manifest
 
 IMAGES = [synthetic_mammogram(96, 80, seed) for seed in range(5)]
-BRIGHT = np.full((64, 64), 250, np.uint8)
-DARK = np.full((64, 64), 10, np.uint8)
+BRIGHT = synthetic_mammogram(64, 64, level=250)  # tiny model: abnormal
+DARK = synthetic_mammogram(64, 64, level=30)  # tiny model: normal
 
 
 def write_png(path: Path, pixels: np.ndarray) -> str:

@@ -110,15 +110,18 @@ def test_a_real_sigterm_exits_143_with_a_closed_json_list(study, tiny_models_dir
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and child.poll() is None:
-        if output.exists() and output.read_text().count('"path"') >= 1:
+        # json is a whole-file format: written beside the target, renamed at the end.
+        if any(part.read_text().count('"path"') >= 1 for part in tmp_path.glob(".killed.json.*")):
             break
         time.sleep(0.05)
+    assert not output.exists()  # nothing half-written where the results will be
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 143, err
     assert "terminated (SIGTERM)" in err and "Traceback" not in err
     records = json.loads(output.read_text())
     assert 1 <= len(records) < 6
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["killed.json", "study"]  # no .lock
 
 
 def test_a_closed_pipe_ends_quietly_with_141(study, tiny_models_dir, tmp_path):

@@ -21,11 +21,21 @@ from .options import (
     BatchSizeOption,
     Device,
     DeviceOption,
+    FromListOption,
     ModelOption,
     ThreadsOption,
     ThresholdOption,
+    input_arguments,
 )
-from .predict import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
+from .predict import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_TERMINATED,
+    Terminated,
+    _sigterm_as_exception,
+    progress_bar,
+)
 
 OVERLAY_FOLDER = "overlays"
 RECORDS_NAME = "explain.jsonl"
@@ -39,9 +49,9 @@ class Method(str, Enum):
 
 #: What explain and report share: the inputs and how the heatmap is made.
 PathsArgument = Annotated[
-    list[str],
+    list[str] | None,
     typer.Argument(
-        help="Image files, folders, glob patterns or list files (as for predict).",
+        help="Image files, folders, glob patterns or @list files (as for predict).",
         show_default=False,
     ),
 ]
@@ -52,7 +62,7 @@ MethodOption = Annotated[
 
 
 def explain_command(
-    paths: PathsArgument,
+    paths: PathsArgument = None,
     out: Annotated[
         Path,
         typer.Option(
@@ -73,52 +83,73 @@ def explain_command(
     batch_size: BatchSizeOption = None,
     threads: ThreadsOption = None,
     device: DeviceOption = Device.auto,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No header or summary.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No header, progress bar or summary.")
+    ] = False,
+    from_list: FromListOption = None,
 ) -> int:
     """Show where the model looked: heatmap overlays and peak coordinates per image.
 
     Exit code 0 when every input was explained, 2 when some failed (error records are
-    written for them), 1 for usage or model errors, 130 after Ctrl-C.
+    written for them), 1 for usage or model errors, 130 after Ctrl-C, 143 after SIGTERM
+    (the records finished so far are kept).
     """
     from ..explain import explain_result, image_file_stem, render_overlay, write_png
+    from ..outputs import exclusive_output
 
-    explainer, inputs = open_explainer(
-        paths, model, method.value, threshold, batch_size, threads, device.value
-    )
-    make_folder(out)
-    if not quiet:
-        announce(explainer, len(inputs))
-    failed = written = 0
     records_path = out / RECORDS_NAME
-    try:
-        with records_path.open("w", encoding="utf-8") as records:
-            for explained in explainer.iter_explain(inputs):
-                overlay = None
-                if explained.peak is not None and explained.item.pixels is not None:
-                    stem = image_file_stem(explained.index, explained.record.path)
-                    overlay = f"{OVERLAY_FOLDER}/{stem}.png"
-                    image = render_overlay(
-                        explained.item.pixels,
-                        explained.grid,
-                        explained.item.geometry,
-                        explained.peak,
-                        max_side=overlay_size,
-                    )
-                    write_png(out / overlay, image)
-                result = explain_result(explained, overlay)
-                records.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
-                records.flush()
-                written += 1
-                failed += not result.ok
-    except KeyboardInterrupt:
-        typer.echo(
-            f"mammo-edge: interrupted; {written} of {len(inputs)} record(s) in {records_path}",
-            err=True,
+    with _sigterm_as_exception():
+        explainer, inputs = open_explainer(
+            input_arguments(paths, from_list),
+            model,
+            method.value,
+            threshold,
+            batch_size,
+            threads,
+            device.value,
+            writes=[records_path],
+            writes_into=[out / OVERLAY_FOLDER],
         )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except OSError as error:
-        typer.echo(f"mammo-edge: error: cannot write to {out}: {error}", err=True)
-        raise typer.Exit(1) from None
+        make_folder(out)
+        with exclusive_output(records_path):
+            if not quiet:
+                announce(explainer, len(inputs))
+            failed = written = 0
+            try:
+                with (
+                    records_path.open("w", encoding="utf-8") as records,
+                    progress_bar(len(inputs), "explaining", quiet=quiet) as bar,
+                ):
+                    for explained in explainer.iter_explain(inputs):
+                        overlay = None
+                        if explained.peak is not None and explained.item.pixels is not None:
+                            stem = image_file_stem(explained.index, explained.record.path)
+                            overlay = f"{OVERLAY_FOLDER}/{stem}.png"
+                            image = render_overlay(
+                                explained.item.pixels,
+                                explained.grid,
+                                explained.item.geometry,
+                                explained.peak,
+                                max_side=overlay_size,
+                            )
+                            write_png(out / overlay, image)
+                        result = explain_result(explained, overlay)
+                        records.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+                        records.flush()
+                        written += 1
+                        failed += not result.ok
+                        if bar is not None:
+                            bar.update(1)
+            except (KeyboardInterrupt, Terminated) as stop:
+                how, code = stop_reason(stop)
+                typer.echo(
+                    f"mammo-edge: {how}; {written} of {len(inputs)} record(s) in {records_path}",
+                    err=True,
+                )
+                raise typer.Exit(code) from None
+            except OSError as error:
+                typer.echo(f"mammo-edge: error: cannot write to {out}: {error}", err=True)
+                raise typer.Exit(1) from None
     if not quiet:
         summary = f"explained {written - failed} of {written} input(s); wrote {records_path}"
         if failed:
@@ -135,15 +166,24 @@ def open_explainer(
     batch_size: int | None,
     threads: int | None,
     device: str,
+    *,
+    writes: list[Path] = (),
+    writes_into: list[Path] = (),
 ):
     """Expand the inputs and load the model: ``(Explainer, input paths)``.
 
+    Args:
+        writes, writes_into: the files the verb will write and the folders it writes into;
+            an input among them is refused before anything is written.
+
     Raises:
         typer.BadParameter: no input found.
+        OutputError: an input is one of the outputs (the CLI exits 1).
         ModelError: the model cannot be used (the CLI exits 1).
     """
     from ..explain import Explainer
     from ..inputs import expand_inputs
+    from ..outputs import refuse_input_overlap
     from ..predictor import Predictor
     from .predict import _silence_opencv_warnings
 
@@ -151,10 +191,18 @@ def open_explainer(
     inputs = expand_inputs(paths)
     if not inputs:
         raise typer.BadParameter(f"no image files found in {', '.join(paths)}", param_hint="PATHS")
+    refuse_input_overlap(writes, inputs, folders=writes_into)
     predictor = Predictor(
         model, device=device, threads=threads, threshold=threshold, batch_size=batch_size
     )
     return Explainer(predictor, method=method), inputs
+
+
+def stop_reason(stop: BaseException) -> tuple[str, int]:
+    """What to tell people, and the exit code, after Ctrl-C or SIGTERM."""
+    if isinstance(stop, KeyboardInterrupt):
+        return "interrupted", EXIT_INTERRUPTED
+    return "terminated (SIGTERM)", EXIT_TERMINATED
 
 
 def make_folder(out: Path) -> None:

@@ -7,6 +7,7 @@ every verb's ``--help`` reads the same.
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -51,3 +52,27 @@ ThreadsOption = Annotated[
     typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
 ]
 DeviceOption = Annotated[Device, typer.Option(help="auto takes CUDA when onnxruntime offers it.")]
+FromListOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--from-list",
+        help="A file listing input paths, one per line ('#' comments; relative paths are "
+        "relative to the file's folder); the same as the argument @FILE. May be repeated.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+
+
+def input_arguments(paths: list[str] | None, from_list: list[Path] | None) -> list[str]:
+    """The verb's PATHS followed by its ``--from-list`` files (as ``@FILE`` arguments).
+
+    Raises:
+        typer.BadParameter: neither was given.
+    """
+    from ..inputs import LIST_PREFIX
+
+    arguments = list(paths or []) + [f"{LIST_PREFIX}{path}" for path in from_list or []]
+    if not arguments:
+        raise typer.BadParameter("give image paths, or --from-list FILE", param_hint="PATHS")
+    return arguments

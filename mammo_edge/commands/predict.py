@@ -17,9 +17,11 @@ from .options import (
     BatchSizeOption,
     Device,
     DeviceOption,
+    FromListOption,
     ModelOption,
     ThreadsOption,
     ThresholdOption,
+    input_arguments,
 )
 
 
@@ -45,13 +47,14 @@ class OutputFormat(str, Enum):
 
 def predict_command(
     paths: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="Image files, folders (searched recursively), glob patterns, or list files "
-            "(@paths.txt, or any .txt/.lst file) with one path per line.",
+            "marked with @ (@paths.txt) holding one path per line.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    from_list: FromListOption = None,
     model: ModelOption = None,
     threshold: ThresholdOption = None,
     batch_size: BatchSizeOption = None,
@@ -128,10 +131,13 @@ def predict_command(
     scored and written), 1 for usage or model errors, 130 after Ctrl-C, 143 after
     SIGTERM (results so far kept, json closed), 141 when the output was closed (| head).
     """
-    with _sigterm_as_exception():
+    from ..outputs import exclusive_output
+
+    locked = exclusive_output(output) if output is not None else contextlib.nullcontext()
+    with _sigterm_as_exception(), locked:
         try:
             return _predict(
-                paths=paths,
+                paths=input_arguments(paths, from_list),
                 model=model,
                 threshold=threshold,
                 batch_size=batch_size,
@@ -209,6 +215,10 @@ def _predict(
     inputs = expand_inputs(paths)
     if not inputs:
         raise typer.BadParameter(f"no image files found in {', '.join(paths)}", param_hint="PATHS")
+    if output is not None:
+        from ..outputs import refuse_input_overlap
+
+        refuse_input_overlap([output], inputs)  # before the output is opened or truncated
     predictor = Predictor(
         model,
         device=device,
@@ -296,15 +306,9 @@ def _score_and_write(
             path_width=max((len(path) for path in inputs), default=4),
             append=append,
         )
-        show_progress = (
-            not quiet and len(inputs) > 1 and sys.stderr.isatty() and not _is_terminal(stream)
-        )
-        progress = (
-            typer.progressbar(length=len(inputs), label="scoring", file=sys.stderr)
-            if show_progress
-            else contextlib.nullcontext()
-        )
+        progress = progress_bar(len(inputs), "scoring", quiet=quiet, results=stream)
         written = 0
+        stopped_with = None
         try:
             if ray_engine is not None:
                 results = ray_engine.iter_predict(inputs)
@@ -319,24 +323,23 @@ def _score_and_write(
                     if bar is not None:
                         bar.update(1)
         except (KeyboardInterrupt, Terminated) as stop:
-            writer.close()
-            where = f" in {output}" if output else ""
-            how = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated (SIGTERM)"
-            typer.echo(
-                f"mammo-edge: {how}; {written} of {len(inputs)} result(s) written{where}"
-                + (
-                    "; continue with --resume"
-                    if output_format in ("jsonl", "csv") and output
-                    else ""
-                ),
-                err=True,
-            )
-            code = EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
-            raise typer.Exit(code) from None
+            stopped_with = stop
         except ModelError:  # e.g. a Ray actor refused the model: keep the file well-formed
             writer.close()
             raise
-        writer.close()
+        writer.close()  # inside the with: a whole-file output is renamed into place after it
+    if stopped_with is not None:
+        where = f" in {output}" if output else ""
+        how = (
+            "interrupted" if isinstance(stopped_with, KeyboardInterrupt) else "terminated (SIGTERM)"
+        )
+        typer.echo(
+            f"mammo-edge: {how}; {written} of {len(inputs)} result(s) written{where}"
+            + ("; continue with --resume" if output_format in ("jsonl", "csv") and output else ""),
+            err=True,
+        )
+        code = EXIT_INTERRUPTED if isinstance(stopped_with, KeyboardInterrupt) else EXIT_TERMINATED
+        raise typer.Exit(code)
     failed += already_failed
     if not quiet:
         scored = total - failed
@@ -348,6 +351,8 @@ def _score_and_write(
             )
         if failed:
             summary += f"; {failed} failed (see error_code and error_message)"
+        if output is not None and not resume:
+            summary += f"; results in {output}"
         typer.echo(summary, err=True)
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
@@ -415,6 +420,24 @@ def _silence_opencv_warnings() -> None:
         logging_module.setLogLevel(logging_module.LOG_LEVEL_ERROR)
 
 
+def progress_bar(length: int, label: str, *, quiet: bool, results: TextIO | None = None):
+    """A progress bar on standard error, or a context yielding ``None`` where none belongs.
+
+    Shown when standard error is a terminal, there is more than one input, ``--quiet`` is
+    not given and the results (``results``) are not themselves going to that terminal.
+    Every long verb (predict, explain, report) shows progress by this one rule.
+    """
+    show = (
+        not quiet
+        and length > 1
+        and _is_terminal(sys.stderr)
+        and (results is None or not _is_terminal(results))
+    )
+    if not show:
+        return contextlib.nullcontext()
+    return typer.progressbar(length=length, label=label, file=sys.stderr)
+
+
 def _is_terminal(stream: TextIO) -> bool:
     try:
         return stream.isatty()
@@ -422,26 +445,39 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
+#: Formats written to the ``--output`` file as they come (each line whole; ``--resume``
+#: repairs a half-written last one). The others are whole files: written beside the target
+#: and renamed over it at the end, so a crash never leaves a torn file.
+STREAMED_FORMATS = ("jsonl",)
+
+
 @contextlib.contextmanager
 def _open_output(output: Path | None, output_format: str, append: bool = False):
     """Standard output, or the file named by ``--output`` (UTF-8, BOM for CSV).
 
     ``append`` continues the file (``--resume``); the CSV byte-order mark is written only
-    at the start of a file, never in the middle.
+    at the start of a file, never in the middle. A new json, csv or table file goes to a
+    temporary file renamed over ``output`` when the block ends
+    (:func:`mammo_edge.outputs.atomic_file`).
     """
+    from ..outputs import atomic_file
+
     if output is None:
         yield sys.stdout
         return
     encoding = "utf-8-sig" if output_format == "csv" else "utf-8"
+    newline = "" if output_format == "csv" else None
+    stack = contextlib.ExitStack()
     try:
-        handle = output.open(
-            "a" if append else "w",
-            encoding=encoding,
-            newline="" if output_format == "csv" else None,
-        )
+        if append or output_format in STREAMED_FORMATS:
+            handle = stack.enter_context(
+                output.open("a" if append else "w", encoding=encoding, newline=newline)
+            )
+        else:
+            handle = stack.enter_context(atomic_file(output, encoding=encoding, newline=newline))
     except OSError as error:
         raise typer.BadParameter(
             f"cannot write results to {output}: {error.strerror}", param_hint="--output"
         ) from error
-    with handle:
+    with stack:
         yield handle

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -31,24 +32,29 @@ from .explain import (
     announce,
     make_folder,
     open_explainer,
+    stop_reason,
 )
 from .options import (
     BatchSizeOption,
     Device,
     DeviceOption,
+    FromListOption,
     ModelOption,
     ThreadsOption,
     ThresholdOption,
+    input_arguments,
 )
-from .predict import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
+from .predict import EXIT_OK, EXIT_SOME_FAILED, Terminated, _sigterm_as_exception, progress_bar
 
 IMAGES_FOLDER = "images"
 THUMBNAIL_SIDE = 240
 PAGE_NAME = "index.html"
+#: Written beside the page with --labels, exactly as ``evaluate`` writes them.
+EVALUATION_FILES = ("metrics.json", "predictions.csv", "roc.svg")
 
 
 def report_command(
-    paths: PathsArgument,
+    paths: PathsArgument = None,
     out: Annotated[
         Path,
         typer.Option(
@@ -80,22 +86,52 @@ def report_command(
     batch_size: BatchSizeOption = None,
     threads: ThreadsOption = None,
     device: DeviceOption = Device.auto,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No header or summary.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No header, progress bar or summary.")
+    ] = False,
+    from_list: FromListOption = None,
 ) -> int:
     """Write an HTML report (thumbnails, heatmaps, scores; metrics with --labels).
 
     Exit code 0 when every input was scored, 2 when some failed (they appear as error
-    rows), 1 for usage, labels or model errors, 130 after Ctrl-C.
+    rows), 1 for usage, labels or model errors, 130 after Ctrl-C and 143 after SIGTERM
+    (both write the page for the images scored so far and say where).
     """
-    from ..explain import (
-        explain_result,
-        image_file_stem,
-        render_overlay,
-        thumbnail,
-        write_png,
-    )
+    with _sigterm_as_exception():
+        return _report(
+            input_arguments(paths, from_list),
+            out=out,
+            labels=labels,
+            model=model,
+            method=method,
+            threshold=threshold,
+            title=title,
+            overlay_size=overlay_size,
+            batch_size=batch_size,
+            threads=threads,
+            device=device,
+            quiet=quiet,
+        )
+
+
+def _report(
+    paths: list[str],
+    *,
+    out: Path,
+    labels: Path | None,
+    model: str | None,
+    method: Method,
+    threshold: float | None,
+    title: str,
+    overlay_size: int,
+    batch_size: int | None,
+    threads: int | None,
+    device: Device,
+    quiet: bool,
+) -> int:
+    """``report_command`` with its inputs gathered, inside the SIGTERM handler."""
     from ..labels import LabelsError, read_labels
-    from ..report_html import ReportRow
+    from ..outputs import exclusive_output
 
     truth = None
     if labels is not None:
@@ -104,14 +140,50 @@ def report_command(
         except LabelsError as error:
             raise typer.BadParameter(str(error), param_hint="--labels") from None
     explainer, inputs = open_explainer(
-        paths, model, method.value, threshold, batch_size, threads, device.value
+        paths,
+        model,
+        method.value,
+        threshold,
+        batch_size,
+        threads,
+        device.value,
+        writes=[out / name for name in (RECORDS_NAME, PAGE_NAME, *EVALUATION_FILES)],
+        writes_into=[out / IMAGES_FOLDER],
     )
     make_folder(out)
+    with exclusive_output(out / RECORDS_NAME):
+        return _write_report(
+            explainer,
+            inputs,
+            out=out,
+            truth=truth,
+            title=title,
+            overlay_size=overlay_size,
+            quiet=quiet,
+        )
+
+
+def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
+    """Explain ``inputs`` into ``out`` and write the page (also after Ctrl-C or SIGTERM)."""
+    from ..explain import (
+        explain_result,
+        image_file_stem,
+        render_overlay,
+        thumbnail,
+        write_png,
+    )
+    from ..outputs import atomic_file
+    from ..report_html import ReportRow
+
     if not quiet:
         announce(explainer, len(inputs))
     predictions, rows = [], []
+    stopped = None
     try:
-        with (out / RECORDS_NAME).open("w", encoding="utf-8") as records:
+        with (
+            (out / RECORDS_NAME).open("w", encoding="utf-8") as records,
+            progress_bar(len(inputs), "explaining", quiet=quiet) as bar,
+        ):
             for explained in explainer.iter_explain(inputs):
                 stem = f"{IMAGES_FOLDER}/{image_file_stem(explained.index, explained.record.path)}"
                 files: dict[str, str | None] = {"thumbnail": None}
@@ -152,21 +224,39 @@ def report_command(
                         warnings=tuple(record.warnings),
                     )
                 )
-    except KeyboardInterrupt:
-        typer.echo(f"mammo-edge: interrupted; no report written to {out}", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+                if bar is not None:
+                    bar.update(1)
+    except (KeyboardInterrupt, Terminated) as stop:
+        stopped = stop  # the page below shows what was scored; a second signal stops that
     except OSError as error:
         typer.echo(f"mammo-edge: error: cannot write to {out}: {error}", err=True)
         raise typer.Exit(1) from None
 
     predictor = explainer.predictor
     evaluation_view = None
-    if truth is not None:
+    if truth is not None and stopped is None:
         rows, evaluation_view = _evaluate(out, predictions, rows, truth, predictor)
     page = _page(title, explainer, predictions, rows, evaluation_view)
+    if stopped is not None:
+        how, code = stop_reason(stopped)
+        page = replace(
+            page,
+            summary=[
+                ("Stopped", f"{how} after {len(predictions)} of {len(inputs)} input(s)"),
+                *page.summary,
+            ],
+        )
     from ..report_html import render_report
 
-    (out / PAGE_NAME).write_text(render_report(page), encoding="utf-8")
+    with atomic_file(out / PAGE_NAME) as handle:
+        handle.write(render_report(page))
+    if stopped is not None:
+        typer.echo(
+            f"mammo-edge: {how}; report of the {len(predictions)} of {len(inputs)} input(s) "
+            f"scored so far in {out / PAGE_NAME}",
+            err=True,
+        )
+        raise typer.Exit(code)
     failed = sum(not record.ok for record in predictions)
     if not quiet:
         summary = f"report of {len(predictions)} input(s) in {out / PAGE_NAME}"

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
+from ..grouping import View, group_records
 from ..pipeline import LoadedImage, build_record, load_input, score_loaded
 from ..predictor import PredictionResult, Predictor
 from ..preprocess import PreprocessConfig
@@ -196,7 +197,10 @@ class RayEngine:
         import ray
 
         try:
-            yield from self._run(ray, paths, model_bytes)
+            records = self._run(ray, paths, model_bytes)
+            if self.predictor.group_by == "auto":
+                records = group_records(records)
+            yield from records
         finally:
             if owns:
                 self.stop()
@@ -294,6 +298,13 @@ def load_batch(
         "warnings": np.asarray([json.dumps(list(item.warnings)) for item in loaded], dtype=object),
         "error_code": np.asarray([item.error_code or "" for item in loaded], dtype=object),
         "error_message": np.asarray([item.error_message or "" for item in loaded], dtype=object),
+        "view": np.asarray(
+            [
+                json.dumps([item.view.exam, item.view.laterality] if item.view else None)
+                for item in loaded
+            ],
+            dtype=object,
+        ),
     }
 
 
@@ -338,6 +349,7 @@ class ScoringActor:
                 warnings=tuple(json.loads(str(batch["warnings"][row]))),
                 error_code=str(batch["error_code"][row]) or None,
                 error_message=str(batch["error_message"][row]) or None,
+                view=_view_from_json(str(batch["view"][row])),
             )
             for row in range(len(batch["path"]))
         ]
@@ -350,6 +362,11 @@ class ScoringActor:
             "index": np.asarray(batch["index"], dtype=np.int64),
             "record": np.asarray(records, dtype=object),
         }
+
+
+def _view_from_json(text: str) -> View | None:
+    values = json.loads(text)
+    return View(*values) if values else None
 
 
 def record_from_json(text: str) -> PredictionResult:
