@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 from . import __version__
 from .commands import evaluate, explain, info, predict, report, serve
-from .errors import ModelError
+from .errors import ModelError, OutputError
 
 EXIT_OK = 0
 EXIT_USAGE_OR_MODEL = 1
@@ -81,12 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         # click exits 2 on usage errors; here 2 means "some inputs failed", so usage is 1.
         error.show()
         return EXIT_USAGE_OR_MODEL
-    except ModelError as error:
+    except (ModelError, OutputError) as error:
         typer.echo(f"mammo-edge: error: {error}", err=True)
         return EXIT_USAGE_OR_MODEL
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("mammo-edge: interrupted", err=True)
         return EXIT_INTERRUPTED
+    except predict.Terminated:  # SIGTERM before a verb had anything to keep
+        typer.echo("mammo-edge: terminated (SIGTERM)", err=True)
+        return predict.EXIT_TERMINATED
     return outcome if isinstance(outcome, int) else EXIT_OK
 
 
