@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ErrorCode, InputError
+from .imageio import high_bit_depth
 
 _COLOUR_INTERPRETATIONS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
 
@@ -244,9 +245,12 @@ def _check_native_length(dataset, width: int, height: int, samples: int) -> None
         )
 
 
-def _stored_range(dataset) -> tuple[float, float]:
-    """The range the modality output can span, as pydicom's apply_windowing defines it."""
-    bits = int(dataset.BitsStored)
+def _stored_range(dataset, bits: int | None = None) -> tuple[float, float]:
+    """The range the modality output can span, as pydicom's apply_windowing defines it.
+
+    ``bits`` overrides (0028,0101) Bits Stored (high-bit data found in a 16-bit one).
+    """
+    bits = int(dataset.BitsStored) if bits is None else bits
     if dataset.get("ModalityLUTSequence"):
         return 0.0, float(2 ** int(dataset.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
     if int(dataset.get("PixelRepresentation", 0)) == 0:
@@ -279,7 +283,22 @@ def _grayscale_pipeline(
         except ValueError as error:
             warnings.append(f"window ignored ({error}); full stored range used")
     used_bits = int(np.abs(stored).max()).bit_length() if stored.size else 0
-    if int(dataset.BitsStored) > 8 and used_bits <= int(dataset.BitsStored) - 4:
+    bits_stored = int(dataset.BitsStored)
+    depth = high_bit_depth(stored, bits_stored)
+    if (
+        depth is not None
+        and int(dataset.get("PixelRepresentation", 0)) == 0
+        and not dataset.get("ModalityLUTSequence")
+    ):
+        # Bits Stored 16 but values of a 12-bit detector: the writer copied Bits Allocated.
+        warnings.append(
+            f"no window in the file, Bits Stored 16 but every value fits in {depth} bits "
+            f"(largest {int(stored.max())}): read as {depth}-bit data, 0..{2**depth - 1} "
+            "mapped to 0..255"
+        )
+        low, high = _stored_range(dataset, bits=depth)
+        return values, low, high
+    if bits_stored > 8 and used_bits <= bits_stored - 4:
         warnings.append(
             f"no window in the file and values use only {used_bits} of "
             f"{int(dataset.BitsStored)} Bits Stored; the image maps dark to 8 bits"
