@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
 from ..errors import ErrorCode
 from ..predictor import PredictionResult
 from .batcher import Batcher
@@ -118,9 +121,6 @@ def create_app(
         max_body_bytes: the request size limit.
         upload_dir: where uploads are written while decoded (default: the system's).
     """
-    from fastapi import FastAPI, Request, UploadFile
-    from fastapi.responses import JSONResponse, PlainTextResponse
-
     app = FastAPI(
         title="mammo-edge",
         description="Flags abnormal mammograms. Research use only: not a medical device.",
@@ -181,17 +181,22 @@ def create_app(
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.post("/v1/predict")
-    async def predict(file: UploadFile | None = None):
-        if file is None:
-            return refusal(422, CODE_BAD_REQUEST, "send the image as multipart field 'file'")
-        if not batcher.try_admit():
-            return refusal(
-                503, CODE_BUSY, "the scoring queue is full; retry shortly", {"Retry-After": "1"}
-            )
+    async def predict(request: Request):
+        form = await request.form()
         try:
-            result = await _score_upload(file, batcher, upload_dir)
+            file = form.get("file")
+            if file is None or isinstance(file, str):
+                return refusal(422, CODE_BAD_REQUEST, "send the image as multipart field 'file'")
+            if not batcher.try_admit():
+                return refusal(
+                    503, CODE_BUSY, "the scoring queue is full; retry shortly", {"Retry-After": "1"}
+                )
+            try:
+                result = await _score_upload(file, batcher, upload_dir)
+            finally:
+                batcher.release()
         finally:
-            batcher.release()
+            await form.close()
         status = 200 if result.ok else (500 if result.error_code in _SERVER_SIDE else 422)
         return JSONResponse(result.as_dict(), status_code=status)
 
