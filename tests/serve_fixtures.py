@@ -130,11 +130,16 @@ class ReceivingScp:
         self.server.shutdown()
 
 
-def send_datasets(port: int, datasets, ae_title: str = "MAMMOEDGE") -> list[int]:
+def send_datasets(
+    port: int, datasets, ae_title: str = "MAMMOEDGE", pause: float = 0.0
+) -> list[int]:
     """C-STORE ``datasets`` to ``ae_title@127.0.0.1:port`` over one association; the statuses.
 
+    ``pause`` seconds pass between two C-STOREs (to keep an association open for a while).
     Raises ConnectionError when the association fails (the caller may retry).
     """
+    import time
+
     from pynetdicom import AE
 
     ae = AE(ae_title="TESTSCU")
@@ -147,7 +152,9 @@ def send_datasets(port: int, datasets, ae_title: str = "MAMMOEDGE") -> list[int]
         raise ConnectionError(f"no association with 127.0.0.1:{port}")
     statuses = []
     try:
-        for dataset in datasets:
+        for number, dataset in enumerate(datasets):
+            if number and pause:
+                time.sleep(pause)
             status = association.send_c_store(dataset)
             if not status or "Status" not in status:
                 raise ConnectionError("association ended during C-STORE")

@@ -88,16 +88,16 @@ class Spool:
             self._counter += 1
             temporary = self.tmp / f"{os.getpid()}-{self._counter}-{sop_key}.part"
         folder = self.incoming / study_key
-        folder.mkdir(parents=True, exist_ok=True)
         with open(temporary, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         target = folder / f"{sop_key}.dcm"
-        os.replace(temporary, target)
-        _fsync_folder(folder)
-        with self._lock:
+        with self._lock:  # finish_study removes an empty study folder under the same lock
+            folder.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, target)
             self._last_arrival[study_key] = time.monotonic()
+        _fsync_folder(folder)
         return SpooledInstance(study_key, target)
 
     def pending_studies(self) -> list[str]:
@@ -156,10 +156,11 @@ class Spool:
         for folder in (self.incoming / study_key, self.scored / study_key):
             if folder.is_dir():
                 _fsync_folder(folder)
-        try:
-            (self.incoming / study_key).rmdir()
-        except OSError:
-            pass  # not empty: more instances arrived meanwhile; they make the next revision
+        with self._lock:
+            try:
+                (self.incoming / study_key).rmdir()
+            except OSError:
+                pass  # not empty: more instances arrived meanwhile; the next revision
 
     def depth(self) -> int:
         """Instances received and not yet recorded."""
