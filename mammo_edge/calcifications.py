@@ -29,6 +29,8 @@ from .preprocess import breast_mask
 
 #: The pixel size the constants below are written for (mini-MIAS: 200 um).
 NATIVE_MM_PER_PIXEL = 0.2
+#: The field of view assumed for a large image with no pixel spacing (mm).
+_FIELD_MM = 240.0
 #: Top-hat disc: 9 px = 1.8 mm, larger than a microcalcification, smaller than a mass.
 _TOPHAT_DIAMETER_MM = 1.8
 #: A speck is brighter than its surroundings by this many robust noise units...
@@ -39,6 +41,8 @@ _SPECK_MIN_LEVELS = 6.0
 _SPECK_AREA_MM2 = (0.04, 1.2)
 #: Gaussian blur before the top-hat (0.14 mm: a matched filter for the smallest specks).
 _BLUR_SIGMA_MM = 0.14
+#: Fixed-point steps per gray level of the blurred image.
+_SUBLEVELS = 64
 #: The cluster square: 1 cm.
 _CLUSTER_SIDE_MM = 10.0
 #: The skin line and the chest-wall edge are bright and thin; keep 2 mm away from them.
@@ -62,18 +66,26 @@ class CalcificationFeatures:
         return asdict(self)
 
 
+def assumed_mm_per_pixel(shape: tuple[int, ...]) -> float:
+    """The pixel size of an image whose file does not say: mini-MIAS's 0.2 mm up to 1400
+    pixels on the longer side, else a 24 cm film or detector across the longer side."""
+    longer = max(shape[:2])
+    return NATIVE_MM_PER_PIXEL if longer <= 1400 else _FIELD_MM / longer
+
+
 def calcification_features(
     image: np.ndarray,
-    mm_per_pixel: float = NATIVE_MM_PER_PIXEL,
+    mm_per_pixel: float | None = NATIVE_MM_PER_PIXEL,
     mask: np.ndarray | None = None,
 ) -> CalcificationFeatures:
     """Measure speck clusters in one 8-bit grayscale mammogram.
 
     Args:
         image: ``(H, W)`` uint8, as the readers decode it (0 = film background).
-        mm_per_pixel: the image's pixel size. Images finer than 0.2 mm (a full-field
-            DICOM's 0.05-0.1 mm) are area-resized to 0.2 mm first, so the constants keep
-            their meaning; coarser images are measured as they are.
+        mm_per_pixel: the image's pixel size (DICOM Imager Pixel Spacing); ``None``:
+            :func:`assumed_mm_per_pixel`. Images finer than 0.2 mm (a full-field DICOM's
+            0.05-0.1 mm) are area-resized to 0.2 mm first, so the constants keep their
+            meaning; coarser images are measured as they are.
         mask: the breast mask (``mammo_edge.preprocess.breast_mask``) when already known.
 
     Returns:
@@ -82,6 +94,8 @@ def calcification_features(
     Raises:
         mammo_edge.preprocess.NoBreastFoundError: no breast in the image.
     """
+    if mm_per_pixel is None:
+        mm_per_pixel = assumed_mm_per_pixel(image.shape)
     if mask is None:
         mask = breast_mask(image)
     if mm_per_pixel < NATIVE_MM_PER_PIXEL * 0.95:
@@ -101,14 +115,17 @@ def calcification_features(
     diameter = max(3, round(_TOPHAT_DIAMETER_MM * pixels) | 1)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
     # A light blur first: the top-hat of 8-bit film is integer-valued, and a noise level
-    # measured on integers jumps between 1.48 and 2.97 levels from image to image.
-    smooth = cv2.GaussianBlur(image.astype(np.float32), (0, 0), _BLUR_SIGMA_MM * pixels)
-    tophat = cv2.morphologyEx(smooth, cv2.MORPH_TOPHAT, disc)
-    inside = tophat[inner]
+    # measured on integers jumps between 1.48 and 2.97 levels from image to image. The
+    # blurred image is kept on a 1/64-level 16-bit scale (OpenCV's 16-bit morphology is
+    # several times faster than its float one; the rounding is 0.008 levels).
+    fine = cv2.GaussianBlur(image.astype(np.uint16) * _SUBLEVELS, (0, 0), _BLUR_SIGMA_MM * pixels)
+    tophat = cv2.morphologyEx(fine, cv2.MORPH_TOPHAT, disc)
+    # Robust statistics from every 4th breast pixel: ~10^5 samples, a quarter of the cost.
+    inside = tophat[inner][::4].astype(np.float32) / _SUBLEVELS
     median = float(np.median(inside))
     noise = max(1.4826 * float(np.median(np.abs(inside - median))), 0.05)
     level = max(median + _SPECK_SIGMAS * noise, _SPECK_MIN_LEVELS)
-    specks = ((tophat > level) & inner).astype(np.uint8)
+    specks = ((tophat > level * _SUBLEVELS) & inner).astype(np.uint8)
 
     count, _, stats, centroids = cv2.connectedComponentsWithStats(specks, connectivity=8)
     area_mm2 = stats[1:, cv2.CC_STAT_AREA] * mm_per_pixel**2

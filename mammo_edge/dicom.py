@@ -48,6 +48,8 @@ class DicomPixels:
     #: (0010,0020) Patient ID and (0020,000D) Study Instance UID, for grouping an exam.
     patient_id: str | None = None
     study_uid: str | None = None
+    #: (0018,1164) Imager Pixel Spacing, else (0028,0030) Pixel Spacing: mm per pixel.
+    mm_per_pixel: float | None = None
 
     @property
     def exam_tags(self) -> tuple[str | None, str | None, str | None]:
@@ -80,6 +82,18 @@ def _exam_ids(dataset) -> tuple[str | None, str | None]:
         str(dataset.get("PatientID", "") or "").strip() or None,
         str(dataset.get("StudyInstanceUID", "") or "").strip() or None,
     )
+
+
+def _pixel_spacing(dataset) -> float | None:
+    """Mean mm per pixel from (0018,1164) Imager or (0028,0030) Pixel Spacing, if sane."""
+    for keyword in ("ImagerPixelSpacing", "PixelSpacing"):
+        try:
+            values = [float(value) for value in dataset.get(keyword) or ()]
+        except (TypeError, ValueError):
+            continue
+        if len(values) == 2 and all(0.005 <= value <= 2.0 for value in values):
+            return sum(values) / 2
+    return None
 
 
 def _laterality(dataset) -> str | None:
@@ -184,6 +198,7 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
             chest_wall_from_orientation(dataset),
             _laterality(dataset),
             *_exam_ids(dataset),
+            _pixel_spacing(dataset),
         )
 
     values, low, high = _grayscale_pipeline(stored, dataset, warnings)
@@ -197,6 +212,7 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
         chest_wall_from_orientation(dataset),
         _laterality(dataset),
         *_exam_ids(dataset),
+        _pixel_spacing(dataset),
     )
 
 
@@ -292,7 +308,7 @@ def _grayscale_pipeline(
     ):
         # Bits Stored 16 but values of a 12-bit detector: the writer copied Bits Allocated.
         warnings.append(
-            f"no window in the file, Bits Stored 16 but every value fits in {depth} bits "
+            f"no window in the file, Bits Stored 16 but the values all fit in {depth} bits "
             f"(largest {int(stored.max())}): read as {depth}-bit data, 0..{2**depth - 1} "
             "mapped to 0..255"
         )

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from .errors import ErrorCode, ModelError
-from .pipeline import LoadedImage, build_record, input_label, load_input, score_loaded
+from .pipeline import LoadedImage, build_record, input_label, score_loaded
 from .preprocess import Geometry
 
 #: Keys of ``ModelMetadata.outputs`` (ONNX ``mammo_edge.outputs``) that describe a heatmap.
@@ -488,13 +488,7 @@ class Explainer:
 
         def load(entry: tuple[int, object]) -> LoadedImage:
             index, source = entry
-            return load_input(
-                source,
-                predictor.metadata.preprocess,
-                label=input_label(source, index),
-                max_pixels=predictor.max_pixels,
-                keep_pixels=keep_pixels,
-            )
+            return predictor.load(source, input_label(source, index), keep_pixels=keep_pixels)
 
         with ThreadPoolExecutor(max_workers=predictor.workers) as pool:
             while chunk := list(islice(numbered, predictor.batch_size)):
@@ -517,7 +511,7 @@ class Explainer:
                 maps.extend(heatmaps)
                 return probabilities
 
-            scored = score_loaded(items, score_with_map)
+            scored = score_loaded(items, score_with_map, predictor.head)
             results = []
             remaining = iter(maps)
             for before, after in zip(items, scored, strict=True):
@@ -530,7 +524,7 @@ class Explainer:
                 except ValueError as error:
                     results.append((after.failed(ErrorCode.INFERENCE_FAILED, str(error)), None))
             return results
-        scored = score_loaded(items, predictor.score_batch)
+        scored = score_loaded(items, predictor.score_batch, predictor.head)
         results = []
         for item in scored:
             if not item.ok:
@@ -541,7 +535,11 @@ class Explainer:
                     item.model_input,
                     predictor.score_batch,
                     self.occlusion,
-                    base_probability=item.probability,
+                    base_probability=(
+                        item.probability
+                        if item.network_probability is None
+                        else item.network_probability
+                    ),
                 )
             except Exception as error:  # onnxruntime errors are untyped
                 failed = item.failed(

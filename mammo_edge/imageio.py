@@ -98,6 +98,9 @@ class DecodedImage:
     #: :func:`mammo_edge.guard.colourfulness` before conversion to gray (0 for gray input).
     colourfulness: float = 0.0
     #: DICOM (Patient ID, Study Instance UID, laterality) for grouping an exam's images.
+    exam_tags: tuple[str | None, str | None, str | None] | None = None
+    #: mm per pixel when the file says (DICOM Imager Pixel Spacing), else ``None``.
+    mm_per_pixel: float | None = None
 
 
 def high_bit_depth(values: np.ndarray, container_bits: int = 16) -> int | None:
@@ -200,6 +203,8 @@ def decode_image_bytes(data: bytes, suffix: str = "", max_pixels: int = MAX_PIXE
             decoded.bits_stored,
             (*warnings, *decoded.warnings),
             decoded.chest_wall,
+            exam_tags=decoded.exam_tags,
+            mm_per_pixel=decoded.mm_per_pixel,
         )
 
     header = read_header(data, image_format)

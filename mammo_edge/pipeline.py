@@ -29,11 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .calcifications import calcification_features
 from .errors import ErrorCode, InputError
 from .grouping import View, dicom_view, mias_view
 from .guard import check_mammogram
 from .imageio import MAX_FILE_BYTES, MAX_PIXELS, decode_image_bytes, image_from_array, load_image
 from .preprocess import Geometry, NoBreastFoundError, PreprocessConfig, prepare
+from .stacking import Head, logit
 
 #: ``scheme://...`` with a scheme of two or more letters (``C:\\`` is a Windows drive).
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
@@ -56,6 +58,10 @@ class LoadedImage:
         pixels: the decoded ``(H, W)`` uint8 image when :func:`load_input` was asked to
             keep it (``keep_pixels=True``, for drawing heatmaps on it); else ``None``.
         view: the exam and breast the image belongs to (:mod:`mammo_edge.grouping`).
+        evidence: named full-resolution features for a stacking head
+            (:mod:`mammo_edge.calcifications`), when :func:`load_input` was asked for them.
+        network_probability: the network's own probability when a head made
+            ``probability``; else ``None``.
     """
 
     path: str
@@ -68,6 +74,8 @@ class LoadedImage:
     probability: float | None = None
     pixels: np.ndarray | None = None
     view: View | None = None
+    evidence: tuple[tuple[str, float], ...] = ()
+    network_probability: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -123,6 +131,7 @@ def load_input(
     label: str | None = None,
     max_pixels: int = MAX_PIXELS,
     keep_pixels: bool = False,
+    evidence: bool = False,
 ) -> LoadedImage:
     """Read, decode and preprocess one input; never raises for a bad input.
 
@@ -133,6 +142,8 @@ def load_input(
         label: the record's ``path``; defaults to ``str(source)`` (``<array>`` for arrays).
         max_pixels: the decompression-bomb limit.
         keep_pixels: keep the decoded 8-bit image in ``LoadedImage.pixels``.
+        evidence: also measure the full-resolution calcification features a stacking
+            head needs (:func:`~mammo_edge.calcifications.calcification_features`).
 
     Returns:
         A :class:`LoadedImage` holding ``model_input`` and ``geometry``, or an error code
@@ -152,6 +163,12 @@ def load_input(
         # Every model, before it runs: a blank frame or a page of text is not scored.
         check_mammogram(decoded.pixels, decoded.colourfulness)
         prepared = prepare(decoded.pixels, config, chest_wall=decoded.chest_wall)
+        features = ()
+        if evidence:
+            measured = calcification_features(
+                decoded.pixels, getattr(decoded, "mm_per_pixel", None)
+            )
+            features = tuple(measured.as_dict().items())
         return LoadedImage(
             path=label,
             model_input=prepared.model_input,
@@ -160,6 +177,7 @@ def load_input(
             warnings=tuple(decoded.warnings),
             pixels=decoded.pixels if keep_pixels else None,
             view=_view_of(label, decoded),
+            evidence=features,
         )
     except InputError as error:
         code, message = error.code, error.message
@@ -181,7 +199,9 @@ def load_input(
 
 
 def score_loaded(
-    items: Sequence[LoadedImage], score_batch: Callable[[np.ndarray], np.ndarray]
+    items: Sequence[LoadedImage],
+    score_batch: Callable[[np.ndarray], np.ndarray],
+    head: Head | None = None,
 ) -> list[LoadedImage]:
     """Score the items that loaded, in one call of ``score_batch``.
 
@@ -189,6 +209,8 @@ def score_loaded(
         items: loaded items, some possibly failed (they pass through unchanged).
         score_batch: maps an ``(N, height, width, 1)`` float32 batch to ``(N,)``
             probabilities (e.g. :meth:`Predictor.score_batch`).
+        head: the model's stacking head (:mod:`mammo_edge.stacking`): it turns the
+            network's probability and the item's ``evidence`` into ``probability``.
 
     Returns:
         The items in the same order, each with ``probability`` set, or marked
@@ -210,7 +232,14 @@ def score_loaded(
             )
         return scored
     for index, probability in zip(scorable, probabilities, strict=True):
-        if np.isfinite(probability):
+        if np.isfinite(probability) and head is not None:
+            values = {"cnn_logit": logit(float(probability)), **dict(items[index].evidence)}
+            scored[index] = replace(
+                items[index],
+                probability=head.probability(values),
+                network_probability=float(probability),
+            )
+        elif np.isfinite(probability):
             scored[index] = replace(items[index], probability=float(probability))
         else:
             scored[index] = items[index].failed(
@@ -234,6 +263,7 @@ def build_record(item: LoadedImage, context: RecordContext):
         "warnings": tuple(item.warnings),
         "exam": item.view.exam if item.view else None,
         "laterality": item.view.laterality if item.view else None,
+        "network_probability": item.network_probability,
     }
     if item.ok and item.probability is not None:
         negative, positive = context.class_names

@@ -31,6 +31,7 @@ from .pipeline import (
 )
 from .providers import create_session
 from .registry import ModelFile, read_verified, resolve_model
+from .stacking import HeadError, single_head
 
 #: One thing to score: a file path or an image array (see ``image_from_array``).
 ImageInput = str | os.PathLike | np.ndarray
@@ -65,6 +66,9 @@ class PredictionResult:
         partner: the paths of the exam's other images, ``;``-separated.
         breast_probability: the highest probability among the views of this breast.
         exam_probability: the highest probability among the exam's images.
+        network_probability: for a model with a stacking head, the network's own
+            probability before the head combined it with the image's full-resolution
+            evidence (:mod:`mammo_edge.stacking`); else ``None``.
     """
 
     path: str
@@ -86,6 +90,7 @@ class PredictionResult:
     partner: str | None = None
     breast_probability: float | None = None
     exam_probability: float | None = None
+    network_probability: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -287,6 +292,10 @@ class Predictor:
         if not 0.0 <= threshold <= 1.0:
             raise ModelError(f"threshold must lie in [0, 1], got {threshold}")
         self.threshold = float(threshold)
+        try:
+            self.head = single_head(self.metadata.head)
+        except HeadError as error:
+            raise ModelError(f"{source}: {error}") from error
         self.batch_size = batch_size or default_batch_size(self.metadata.preprocess)
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.max_pixels = max_pixels
@@ -472,14 +481,27 @@ class Predictor:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _load(self, item: ImageInput, label: str) -> LoadedImage:
-        """Decode and preprocess one input (runs in a worker thread; never raises)."""
-        return load_input(item, self.metadata.preprocess, label=label, max_pixels=self.max_pixels)
+    def load(self, item: ImageInput, label: str, keep_pixels: bool = False) -> LoadedImage:
+        """Decode and preprocess one input for this model (thread-safe; never raises).
+
+        Every engine and verb loads through here, so each gets what the model needs: its
+        preprocessing contract, and the full-resolution evidence its head reads.
+        """
+        return load_input(
+            item,
+            self.metadata.preprocess,
+            label=label,
+            max_pixels=self.max_pixels,
+            keep_pixels=keep_pixels,
+            evidence=self.head is not None and self.head.needs_calcifications,
+        )
+
+    _load = load
 
     def _score_chunk(
         self, chunk: list[LoadedImage], context: RecordContext
     ) -> Iterator[PredictionResult]:
-        for item in score_loaded(chunk, self.score_batch):
+        for item in score_loaded(chunk, self.score_batch, self.head):
             yield build_record(item, context)
 
 

@@ -38,6 +38,32 @@ ThresholdOption = Annotated[
         "Default: the model's own threshold.",
     ),
 ]
+OperatingPointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--operating-point",
+        help="A named threshold the model ships (see `mammo-edge info`): triage "
+        "(sensitivity >= 0.90 out of sample) or balanced (Youden). Default: the model's "
+        "default point. Not with --threshold.",
+        show_default=False,
+    ),
+]
+
+
+class GroupBy(str, Enum):
+    auto = "auto"
+    none = "none"
+
+
+GroupByOption = Annotated[
+    GroupBy,
+    typer.Option(
+        "--group-by",
+        help="auto: group an exam's images (DICOM Patient ID + Study UID + laterality, or "
+        "mini-MIAS odd/even names) and add partner, breast_probability and "
+        "exam_probability to each record; none: every image alone.",
+    ),
+]
 BatchSizeOption = Annotated[
     int | None,
     typer.Option(

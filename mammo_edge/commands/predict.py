@@ -18,7 +18,10 @@ from .options import (
     Device,
     DeviceOption,
     FromListOption,
+    GroupBy,
+    GroupByOption,
     ModelOption,
+    OperatingPointOption,
     ThreadsOption,
     ThresholdOption,
     input_arguments,
@@ -57,6 +60,8 @@ def predict_command(
     from_list: FromListOption = None,
     model: ModelOption = None,
     threshold: ThresholdOption = None,
+    operating_point: OperatingPointOption = None,
+    group_by: GroupByOption = GroupBy.auto,
     batch_size: BatchSizeOption = None,
     threads: ThreadsOption = None,
     workers: Annotated[
@@ -140,6 +145,8 @@ def predict_command(
                 paths=input_arguments(paths, from_list),
                 model=model,
                 threshold=threshold,
+                operating_point=operating_point,
+                group_by=group_by.value,
                 batch_size=batch_size,
                 threads=threads,
                 workers=workers,
@@ -166,6 +173,8 @@ def _predict(
     paths: list[str],
     model: str | None,
     threshold: float | None,
+    operating_point: str | None,
+    group_by: str,
     batch_size: int | None,
     threads: int | None,
     workers: int | None,
@@ -224,6 +233,8 @@ def _predict(
         device=device,
         threads=threads,
         threshold=threshold,
+        operating_point=operating_point,
+        group_by=group_by,
         batch_size=batch_size,
         workers=workers,
     )
@@ -253,7 +264,8 @@ def _predict(
             f"model {predictor.model_name} {predictor.model_version} "
             f"(sha256 {predictor.model_sha256[:12]}, "
             f"{'verified' if predictor.sha256_verified else 'unverified'}) "
-            f"on {predictor.provider}, threshold {predictor.threshold:g}; "
+            f"on {predictor.provider}, threshold {predictor.threshold:g} "
+            f"({predictor.operating_point}); "
             f"{len(inputs)} input(s){' on Ray' if engine == Engine.ray.value else ''}",
             err=True,
         )

@@ -223,6 +223,7 @@ class RayEngine:
             fn_kwargs={
                 "config": predictor.metadata.preprocess,
                 "max_pixels": predictor.max_pixels,
+                "evidence": predictor.head is not None and predictor.head.needs_calcifications,
             },
             batch_size=batch_size,
             batch_format="numpy",
@@ -275,7 +276,10 @@ class RayEngine:
 
 
 def load_batch(
-    batch: dict[str, np.ndarray], config: PreprocessConfig, max_pixels: int
+    batch: dict[str, np.ndarray],
+    config: PreprocessConfig,
+    max_pixels: int,
+    evidence: bool = False,
 ) -> dict[str, np.ndarray]:
     """Ray load task: :func:`~mammo_edge.pipeline.load_input` on each path of a batch.
 
@@ -283,7 +287,7 @@ def load_batch(
     zero ``model_input`` (columns must be dense).
     """
     loaded = [
-        load_input(str(path), config, label=str(path), max_pixels=max_pixels)
+        load_input(str(path), config, label=str(path), max_pixels=max_pixels, evidence=evidence)
         for path in batch["path"]
     ]
     model_input = np.zeros((len(loaded), config.height, config.width, 1), dtype=np.float32)
@@ -298,6 +302,7 @@ def load_batch(
         "warnings": np.asarray([json.dumps(list(item.warnings)) for item in loaded], dtype=object),
         "error_code": np.asarray([item.error_code or "" for item in loaded], dtype=object),
         "error_message": np.asarray([item.error_message or "" for item in loaded], dtype=object),
+        "evidence": np.asarray([json.dumps(item.evidence) for item in loaded], dtype=object),
         "view": np.asarray(
             [
                 json.dumps([item.view.exam, item.view.laterality] if item.view else None)
@@ -350,10 +355,11 @@ class ScoringActor:
                 error_code=str(batch["error_code"][row]) or None,
                 error_message=str(batch["error_message"][row]) or None,
                 view=_view_from_json(str(batch["view"][row])),
+                evidence=tuple(tuple(pair) for pair in json.loads(str(batch["evidence"][row]))),
             )
             for row in range(len(batch["path"]))
         ]
-        scored = score_loaded(items, self.predictor.score_batch)
+        scored = score_loaded(items, self.predictor.score_batch, self.predictor.head)
         records = [
             json.dumps(build_record(item, self.context).as_dict(), ensure_ascii=False)
             for item in scored

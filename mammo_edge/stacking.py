@@ -1,0 +1,91 @@
+"""The stacking head: the network's probability combined with full-resolution evidence.
+
+Some models ship a small logistic head in their metadata (key ``mammo_edge.head``,
+written by ``python -m export --head``, fitted by ``python -m train.repeated`` inside the
+training folds). The image's probability is then::
+
+    sigmoid(intercept + sum_k coefficient_k * (feature_k - mean_k) / scale_k)
+
+over named features: ``cnn_logit`` (the logit of the network's own probability) and the
+cluster features of :mod:`mammo_edge.calcifications`. The network's own probability stays
+in the record as ``network_probability`` so the two can be compared.
+
+Metadata form::
+
+    {"single": {"features": [...], "mean": [...], "scale": [...],
+                "coefficients": [...], "intercept": 0.1}}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .calcifications import FEATURE_NAMES
+
+#: Features a head may use, and who computes them.
+KNOWN_FEATURES = ("cnn_logit", *FEATURE_NAMES)
+
+
+class HeadError(ValueError):
+    """The head in a model's metadata is malformed."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """A logistic head on standardised, named features."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coefficients: tuple[float, ...]
+    intercept: float
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> Head:
+        """Parse and check one head of the metadata (raises :class:`HeadError`)."""
+        try:
+            head = cls(
+                tuple(str(name) for name in values["features"]),
+                tuple(float(v) for v in values["mean"]),
+                tuple(float(v) for v in values["scale"]),
+                tuple(float(v) for v in values["coefficients"]),
+                float(values["intercept"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise HeadError(f"malformed stacking head ({error!r})") from None
+        sizes = {len(head.features), len(head.mean), len(head.scale), len(head.coefficients)}
+        if len(sizes) != 1:
+            raise HeadError("the head's features, mean, scale and coefficients differ in length")
+        unknown = sorted(set(head.features) - set(KNOWN_FEATURES))
+        if unknown:
+            raise HeadError(f"the head uses features this runtime cannot compute: {unknown}")
+        if any(scale <= 0 for scale in head.scale):
+            raise HeadError("the head's scales must be positive")
+        return head
+
+    @property
+    def needs_calcifications(self) -> bool:
+        return any(name in FEATURE_NAMES for name in self.features)
+
+    def probability(self, values: Mapping[str, float]) -> float:
+        """The head's probability for one image's named feature values."""
+        total = self.intercept
+        for name, mean, scale, weight in zip(
+            self.features, self.mean, self.scale, self.coefficients, strict=True
+        ):
+            total += weight * (values[name] - mean) / scale
+        return 1.0 / (1.0 + math.exp(-total))
+
+
+def single_head(metadata_head: Mapping) -> Head | None:
+    """The one-image head of a model's metadata ``head`` map, or ``None``."""
+    values = metadata_head.get("single") if metadata_head else None
+    return Head.from_dict(values) if values else None
+
+
+def logit(probability: float) -> float:
+    """log(p / (1 - p)), p clipped to [1e-6, 1 - 1e-6] as the head was fitted."""
+    p = min(max(probability, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))

@@ -1,0 +1,96 @@
+"""The stacking head and the full-resolution calcification evidence it reads."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+from conftest import build_tiny_model, synthetic_mammogram, tiny_metadata, tiny_probability
+
+from mammo_edge.calcifications import assumed_mm_per_pixel, calcification_features
+from mammo_edge.errors import ModelError
+from mammo_edge.stacking import Head, HeadError, logit
+
+HEAD = {
+    "features": ["cnn_logit", "calc_cluster"],
+    "mean": [0.0, 1.0],
+    "scale": [1.0, 2.0],
+    "coefficients": [1.5, 0.8],
+    "intercept": -0.2,
+}
+
+
+def breast_with_specks(specks: int, seed: int = 0) -> np.ndarray:
+    """A 400x300 synthetic breast at 0.2 mm/px with ``specks`` 2-px bright dots in 1 cm."""
+    image = synthetic_mammogram(400, 300, seed=seed, level=120)
+    rng = np.random.default_rng(seed)
+    for _ in range(specks):
+        y, x = 200 + rng.integers(-20, 20), 80 + rng.integers(-20, 20)
+        image[y : y + 2, x : x + 2] = 200
+    return image
+
+
+def test_a_cluster_of_specks_raises_the_cluster_features():
+    plain = calcification_features(breast_with_specks(0))
+    cluster = calcification_features(breast_with_specks(12))
+    assert cluster.calc_cluster > plain.calc_cluster + 1.0
+    assert cluster.calc_density > plain.calc_density
+    assert math.exp(cluster.calc_cluster) - 1 >= 8  # most of the 12 specks found in 1 cm
+
+
+def test_a_finer_image_is_measured_at_0_2_mm():
+    image = breast_with_specks(12)
+    double = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    at_native = calcification_features(image)
+    at_0_1_mm = calcification_features(double, mm_per_pixel=0.1)
+    assert at_0_1_mm.calc_cluster == pytest.approx(at_native.calc_cluster, abs=0.5)
+    assert assumed_mm_per_pixel((1024, 1024)) == 0.2
+    assert assumed_mm_per_pixel((4800, 3000)) == pytest.approx(0.05)
+
+
+def test_the_head_is_a_logistic_on_standardised_features():
+    head = Head.from_dict(HEAD)
+    value = head.probability({"cnn_logit": 0.5, "calc_cluster": 3.0})
+    assert value == pytest.approx(1 / (1 + math.exp(-(-0.2 + 1.5 * 0.5 + 0.8 * 1.0))))
+    assert logit(0.5) == 0 and logit(1.0) == pytest.approx(math.log(1e6), rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"features": ["cnn_logit", "bmi"]}, "cannot compute"),
+        ({"mean": [0.0]}, "differ in length"),
+        ({"scale": [1.0, 0.0]}, "positive"),
+        ({"intercept": "x"}, "malformed"),
+    ],
+)
+def test_a_malformed_head_is_refused(change, message):
+    with pytest.raises(HeadError, match=message):
+        Head.from_dict({**HEAD, **change})
+
+
+def test_a_model_with_a_broken_head_is_refused_at_load(tmp_path):
+    from mammo_edge import Predictor
+
+    bad = tiny_metadata(head={"single": {**HEAD, "features": ["cnn_logit", "bmi"]}})
+    with pytest.raises(ModelError, match="cannot compute"):
+        Predictor(build_tiny_model(tmp_path / "bad.onnx", bad))
+
+
+def test_the_runtime_applies_the_head_to_the_network_and_the_evidence(tmp_path):
+    from mammo_edge import Predictor
+
+    model = build_tiny_model(tmp_path / "head.onnx", tiny_metadata(head={"single": HEAD}))
+    image = breast_with_specks(12)
+    result = Predictor(model, threads=1).predict(image)
+    network = tiny_probability(image)
+    evidence = calcification_features(image)
+    expected = Head.from_dict(HEAD).probability(
+        {"cnn_logit": logit(network), "calc_cluster": evidence.calc_cluster}
+    )
+    assert result.network_probability == pytest.approx(network, abs=1e-5)
+    assert result.probability == pytest.approx(expected, abs=1e-5)
+    plain = Predictor(build_tiny_model(tmp_path / "plain.onnx"), threads=1).predict(image)
+    assert plain.network_probability is None
