@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 from html.parser import HTMLParser
@@ -285,3 +286,42 @@ def test_print_layout_hides_controls_and_prints_what_is_shown(browser, labelled_
         browser.send("Emulation.setEmulatedMedia", {"media": ""}, session=True)
     assert display[0] == "none" and display[1] != "none"
     assert shown == 3  # the filtered view prints as seen, its "Showing 3 of 7" line included
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("verb", ["explain", "report"])
+def test_long_verbs_show_progress_on_a_terminal(tmp_path, tiny_models_dir, verb):
+    """Like predict: a progress bar on standard error when it is a terminal."""
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT, synthetic_mammogram
+
+    study = tmp_path / "study"
+    study.mkdir()
+    for index in range(3):
+        assert cv2.imwrite(str(study / f"{index}.png"), synthetic_mammogram(96, 80, index))
+    primary, secondary = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mammo_edge.cli", verb, str(study), "--out", str(tmp_path / "o")]
+        + ["-m", str(tiny_models_dir), "--method", "occlusion"],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert child.wait(timeout=120) == 0, shown
+    text = shown.decode(errors="replace")
+    assert "explaining" in text and "100%" in text

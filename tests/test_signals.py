@@ -161,3 +161,54 @@ def test_starting_ray_keeps_the_sigterm_handler_in_force():
         assert signal.getsignal(signal.SIGTERM) is ours
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+REPORT_CHILD = """
+import sys, time
+from mammo_edge.explain import Explainer
+real = Explainer.iter_explain
+
+def slow(self, inputs):
+    for explained in real(self, inputs):
+        yield explained
+        time.sleep(0.3)
+
+Explainer.iter_explain = slow
+from mammo_edge.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("verb", ["report", "explain"])
+def test_sigterm_during_report_or_explain_keeps_what_is_done(
+    study, tiny_models_dir, tmp_path, verb
+):
+    """report writes the page for the images scored so far and says where; explain keeps
+    its records; both exit 143."""
+    out = tmp_path / "out"
+    child = subprocess.Popen(
+        [sys.executable, "-c", REPORT_CHILD, verb, str(study), "--out", str(out)]
+        + ["-m", str(tiny_models_dir), "--method", "occlusion", "--batch-size", "1"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    records = out / "explain.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if records.exists() and records.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    done = records.read_text().count("\n")
+    assert 1 <= done < 6
+    if verb == "report":
+        page = (out / "index.html").read_text()
+        assert f"scored so far in {out / 'index.html'}" in err
+        assert "Stopped" in page and f"after {done} of 6 input(s)" in page
+        assert page.count("data-index=") == done
+    assert not (out / ".explain.jsonl.lock").exists()

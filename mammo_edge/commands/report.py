@@ -205,6 +205,7 @@ def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
                     write_png(out / overlay_thumbnail, thumbnail(image, THUMBNAIL_SIDE))
                 result = explain_result(explained, overlay)
                 records.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+                records.flush()  # a stopped run keeps every record finished
                 record = explained.record
                 predictions.append(record)
                 rows.append(
