@@ -99,7 +99,7 @@ def free_port() -> int:
 class ReceivingScp:
     """A test Storage SCP on 127.0.0.1 that keeps every dataset it receives, in memory."""
 
-    def __init__(self, ae_title: str = "RECEIVER") -> None:
+    def __init__(self, ae_title: str = "RECEIVER", port: int = 0) -> None:
         import threading
 
         from pynetdicom import AE, AllStoragePresentationContexts, evt
@@ -111,7 +111,7 @@ class ReceivingScp:
         for context in AllStoragePresentationContexts:
             self.ae.add_supported_context(context.abstract_syntax)
         self.server = self.ae.start_server(
-            ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)]
+            ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)]
         )
         self.port = self.server.server_address[1]
 

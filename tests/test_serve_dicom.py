@@ -260,3 +260,41 @@ def test_results_are_the_predict_fields_then_dicom_ones():
     assert set(SERVE_FIELDS) <= set(as_dict)
     assert ServeRecord.from_dict(as_dict) == record
     assert np.isclose(as_dict["probability"], 0.25)
+
+
+def test_failed_send_is_retried_until_the_peer_answers(tmp_path):
+    """The peer is down when the SR is ready: it is kept, retried, and arrives later."""
+    from tests.serve_fixtures import free_port
+
+    out = tmp_path / "out"
+    peer_port = free_port()
+    process, info = start_serve(
+        out,
+        "--dicom-port",
+        "0",
+        "--stable-after",
+        STABLE,
+        "--send-to",
+        f"LATE@127.0.0.1:{peer_port}",
+    )
+    try:
+        study = generate_uid()
+        image = mammogram_dataset(
+            read_pgm(EXAMPLES / "mdb006.pgm")[::2, ::2].copy(), study_uid=study
+        )
+        assert send_datasets(info["dicom_port"], [image]) == [0]
+        wait_for(
+            lambda: "to LATE@127.0.0.1" in (out.parent / "out.log").read_text(),
+            what="a failed send",
+        )
+        assert len(list((out / "outbox").glob("*.json"))) == 2  # the SR and the overlay wait
+        late = ReceivingScp("LATE", port=peer_port)
+        try:
+            wait_for(lambda: len(late.received) == 2, timeout=90, what="the retried send")
+            assert {ds.Modality for ds in late.received} == {"SR", "OT"}
+        finally:
+            late.close()
+        wait_for(lambda: not list((out / "outbox").glob("*.json")), what="an empty outbox")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
