@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ MANIFEST_NAME = "manifest.json"
 MODEL_CARD_NAME = "MODEL_CARD.md"
 #: Environment variable naming a model path, folder or installed name.
 MODEL_ENV_VAR = "MAMMO_EDGE_MODEL"
+
+logger = logging.getLogger("mammo_edge")
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,10 @@ def resolve_model(model: str | os.PathLike | None = None) -> ModelFile:
     Raises:
         ModelError: when nothing matches, saying what was tried and what exists.
     """
+    from_environment = False
     if model is None or str(model) == "":
         model = os.environ.get(MODEL_ENV_VAR) or None
+        from_environment = model is not None
     if model is None:
         return _from_manifest(MODELS_DIR, None)
     path = Path(model).expanduser()
@@ -189,9 +194,21 @@ def resolve_model(model: str | os.PathLike | None = None) -> ModelFile:
         return _from_manifest(MODELS_DIR, str(model))
     aliases = _installed_aliases()
     if str(model) in aliases:
+        logger.warning(
+            "model name %r is deprecated and will be removed; use %r (the same model)",
+            str(model),
+            aliases[str(model)],
+        )
         return _from_manifest(MODELS_DIR, aliases[str(model)])
     known = f"installed models: {', '.join(names)}" if names else "no model is installed"
-    raise ModelError(f"Model {str(model)!r} not found: it is not a file or folder ({known}).")
+    where = (
+        f" (from the environment variable {MODEL_ENV_VAR}; unset it or correct it)"
+        if from_environment
+        else ""
+    )
+    raise ModelError(
+        f"Model {str(model)!r}{where} not found: it is not a file or folder ({known})."
+    )
 
 
 def manifest_model(directory: Path, name: str | None = None) -> ModelFile:

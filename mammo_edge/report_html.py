@@ -309,13 +309,16 @@ def _row(row: ReportRow, with_truth: bool, positive: str) -> str:
     cells = [f'<td class="number">{row.index + 1}</td>', f'<td class="path">{_text(name)}</td>']
     if row.status != "ok":
         span = 5 + (2 if with_truth else 0)
-        truth = ""
+        # Each part on its own line, the message closed by a full stop, so that the truth
+        # or a warning never reads as the end of the error message.
+        message = (row.error_message or "").rstrip()
+        if message and not message.endswith((".", "!", "?")):
+            message += "."
+        lines = [f"<strong>{_text(row.error_code)}</strong>: {_text(message)}"]
+        lines += [f"Warning: {_text(warning)}" for warning in row.warnings]
         if with_truth:
-            truth = f" Truth: {_text(row.truth)}." if row.truth else " No label."
-        cells.append(
-            f'<td colspan="{span}"><strong>{_text(row.error_code)}</strong>: '
-            f"{_text(row.error_message)}{truth}</td>"
-        )
+            lines.append(f"Truth: {_text(row.truth)}." if row.truth else "No label.")
+        cells.append(f'<td colspan="{span}">{"<br>".join(lines)}</td>')
         cells.append("<td>error</td>")
         return f'<tr class="error" {data}>{"".join(cells)}</tr>'
     if row.thumbnail:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import synthetic_mammogram
+from conftest import EXAMPLES_DIR, synthetic_mammogram
 
 from mammo_edge import __version__
 from mammo_edge.cli import main
@@ -238,9 +238,45 @@ def test_info_summarises_cv_metrics_beside_the_baseline():
     )
     assert summary == (
         "AUC 0.610 (95% CI 0.520-0.700); accuracy 0.600 vs always-normal 0.640; "
-        "balanced accuracy 0.550; sensitivity 0.400 / specificity 0.700 at 0.500"
+        "balanced accuracy 0.550; sensitivity 0.400 / specificity 0.700 at threshold 0.5"
     )
     assert _metrics_summary({}) == "none recorded"
+
+
+def test_info_says_when_figures_are_at_another_threshold_or_in_sample():
+    from mammo_edge.commands.info import _metrics_summary
+
+    metrics = {"auc": 0.87, "sensitivity": 0.9, "specificity": 0.7, "threshold": 0.5}
+    seed_like = _metrics_summary(metrics, 0.481756, "patient")
+    assert seed_like.endswith("at threshold 0.5, not the model's 0.4818")
+    published = _metrics_summary(metrics, 0.5, "every image once; in-sample: 191 fitted")
+    assert published.startswith("IN-SAMPLE, not a measure on new images: AUC 0.870")
+
+
+def test_info_prints_the_seeds_own_threshold(capsys):
+    assert main(["info", "--model", "seed"]) == 0
+    out = capsys.readouterr().out
+    assert "threshold:        0.4818 (" in out and "0.500" not in out
+
+
+def test_a_bad_model_name_from_the_environment_says_where_it_came_from(capsys, monkeypatch):
+    monkeypatch.setenv("MAMMO_EDGE_MODEL", "bogus")
+    code = main(["predict", str(EXAMPLES_DIR / "mdb003.pgm")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "'bogus' (from the environment variable MAMMO_EDGE_MODEL" in err
+
+
+def test_deprecated_model_alias_warns(caplog):
+    from mammo_edge.registry import resolve_model
+
+    with caplog.at_level("WARNING", logger="mammo_edge"):
+        assert resolve_model("fp32").name == "seed"
+    assert "'fp32' is deprecated" in caplog.text and "use 'seed'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mammo_edge"):
+        resolve_model("seed")
+    assert caplog.text == ""
 
 
 def test_info_without_a_model_exits_1(capsys, tmp_path):

@@ -325,3 +325,25 @@ def test_long_verbs_show_progress_on_a_terminal(tmp_path, tiny_models_dir, verb)
     assert child.wait(timeout=120) == 0, shown
     text = shown.decode(errors="replace")
     assert "explaining" in text and "100%" in text
+
+
+def test_an_error_row_keeps_its_message_apart_from_the_truth_and_warnings():
+    from mammo_edge.report_html import EvaluationView, ReportPage, ReportRow, render_report
+
+    row = ReportRow(
+        index=0,
+        path="a.png",
+        status="error",
+        truth="abnormal",
+        error_code="NO_BREAST_FOUND",
+        error_message="not a mammogram: the whole frame is bright",
+        warnings=("16-bit PNG whose values all fit in 12 bits",),
+    )
+    evaluation = EvaluationView("labels.csv", [], (0, 0, 0, 0))
+    page = render_report(
+        ReportPage("t", "now", [], {"NO_BREAST_FOUND": 1}, [row], "note", evaluation=evaluation)
+    )
+    assert (
+        "the whole frame is bright.<br>Warning: 16-bit PNG whose values all fit in 12 bits"
+        "<br>Truth: abnormal.</td>"
+    ) in page

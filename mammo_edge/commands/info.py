@@ -158,8 +158,14 @@ def summarize_model_card(card: Path, limit: int = CARD_SUMMARY_CHARS) -> str:
     return summary
 
 
-def _metrics_summary(metrics: dict) -> str:
-    """One line of the headline CV figures; the full dict is in ``--json``."""
+def _metrics_summary(
+    metrics: dict, model_threshold: float | None = None, training_protocol: str = ""
+) -> str:
+    """One line of the headline CV figures; the full dict is in ``--json``.
+
+    Figures measured on images the model was fitted on are said to be in-sample before
+    any number, and figures at a threshold other than the model's own say so.
+    """
     if not metrics:
         return "none recorded"
 
@@ -183,11 +189,29 @@ def _metrics_summary(metrics: dict) -> str:
     if "balanced_accuracy" in metrics:
         parts.append(f"balanced accuracy {number('balanced_accuracy')}")
     if "sensitivity" in metrics:
+        at = metrics.get("threshold")
+        other = (
+            f", not the model's {_threshold_text(model_threshold)}"
+            if isinstance(at, int | float)
+            and model_threshold is not None
+            and round(at, 4) != round(model_threshold, 4)
+            else ""
+        )
         parts.append(
             f"sensitivity {number('sensitivity')} / specificity {number('specificity')} "
-            f"at {number('threshold')}"
+            f"at threshold {_threshold_text(at)}{other}"
         )
-    return "; ".join(parts) or json.dumps(metrics, sort_keys=True)
+    summary = "; ".join(parts) or json.dumps(metrics, sort_keys=True)
+    if "in-sample" in training_protocol.lower():
+        summary = "IN-SAMPLE, not a measure on new images: " + summary
+    return summary
+
+
+def _threshold_text(value) -> str:
+    """A threshold as people read it: 4 decimals, trailing zeros dropped (0.4818, 0.5)."""
+    if not isinstance(value, int | float):
+        return "n/a"
+    return f"{value:.4f}".rstrip("0").rstrip(".") if value else "0"
 
 
 def _listing_as_text(listing: dict) -> str:
@@ -208,8 +232,9 @@ def _listing_as_text(listing: dict) -> str:
             f"    {model['model_name']} {model['model_version']}"
             + (f", arch {model['arch']}" if model["arch"] else "")
             + f"; {size / 1e6:.2f} MB; sha256 {model['sha256'][:12]}... ({verified})",
-            f"    figures:   {_metrics_summary(model['cv_metrics'])}",
-            f"    threshold: {model['threshold']:g} ({model['threshold_method']})",
+            "    figures:   "
+            + _metrics_summary(model["cv_metrics"], model["threshold"], model["training_protocol"]),
+            f"    threshold: {_threshold_text(model['threshold'])} ({model['threshold_method']})",
             f"    evaluated: {model['training_protocol']}",
         ]
         if model["description"]:
@@ -236,10 +261,14 @@ def _as_text(details: dict) -> str:
         f"sha256:           {model['sha256']} ({verified})",
         f"name / version:   {metadata['model_name']} {metadata['model_version']}",
         f"classes:          {' / '.join(metadata['class_names'])}",
-        f"threshold:        {metadata['threshold']:g} ({metadata['threshold_method']})",
+        f"threshold:        {_threshold_text(metadata['threshold'])} "
+        f"({metadata['threshold_method']})",
         f"preprocessing:    {json.dumps(preprocess, sort_keys=True)}",
         f"training:         {metadata['training_protocol']}",
-        f"cv metrics:       {_metrics_summary(metadata['cv_metrics'])}",
+        "cv metrics:       "
+        + _metrics_summary(
+            metadata["cv_metrics"], metadata["threshold"], metadata["training_protocol"]
+        ),
         f"dataset sha256:   {metadata['dataset_sha256'] or '-'}",
         f"code revision:    {metadata['code_revision'] or '-'}",
         f"created:          {metadata['created'] or '-'}",
