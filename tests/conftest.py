@@ -230,3 +230,31 @@ def write_dicom(
         dataset.PixelData = np.ascontiguousarray(stored).tobytes()
     dataset.save_as(path, enforce_file_format=True)
     return path
+
+
+def slowed_cli_script(target: str, seconds: float) -> str:
+    """Python source that runs the ``mammo-edge`` CLI with ``target`` slowed down.
+
+    Args:
+        target: ``module:Class.method``, a generator method whose items are delayed
+            (``mammo_edge.predictor:Predictor.iter_predict``).
+        seconds: the pause after each item, so a test can act mid-run (signal, second run).
+
+    Run it as ``[sys.executable, "-c", script, *cli_arguments]``.
+    """
+    module, attribute = target.split(":")
+    owner, method = attribute.split(".")
+    return f"""
+import sys, time
+from {module} import {owner}
+real = {owner}.{method}
+
+def slow(self, *args, **kwargs):
+    for item in real(self, *args, **kwargs):
+        yield item
+        time.sleep({seconds})
+
+{owner}.{method} = slow
+from mammo_edge.cli import main
+sys.exit(main(sys.argv[1:]))
+"""

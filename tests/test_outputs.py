@@ -11,7 +11,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import REPO_ROOT, synthetic_mammogram
+from conftest import REPO_ROOT, slowed_cli_script, synthetic_mammogram
 
 from mammo_edge.cli import main
 from mammo_edge.errors import OutputError
@@ -20,20 +20,7 @@ from mammo_edge.outputs import atomic_file, exclusive_output, lock_path, refuse_
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and flock")
 
 #: Runs the CLI with scoring slowed down (0.3 s per record), so a test can act mid-run.
-SLOW_CHILD = """
-import sys, time
-from mammo_edge.predictor import Predictor
-real = Predictor.iter_predict
-
-def slow(self, inputs):
-    for result in real(self, inputs):
-        yield result
-        time.sleep(0.3)
-
-Predictor.iter_predict = slow
-from mammo_edge.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
+SLOW_CHILD = slowed_cli_script("mammo_edge.predictor:Predictor.iter_predict", 0.3)
 
 
 @pytest.fixture

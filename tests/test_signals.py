@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import REPO_ROOT, synthetic_mammogram
+from conftest import REPO_ROOT, slowed_cli_script, synthetic_mammogram
 
 from mammo_edge.cli import main
 from mammo_edge.predictor import RESULT_FIELDS
@@ -82,20 +82,7 @@ def test_sigterm_mid_run_keeps_results_and_closes_the_file(
     assert_valid(output, fmt, 2)
 
 
-CHILD = """
-import sys, time
-from mammo_edge.predictor import Predictor
-real = Predictor.iter_predict
-
-def slow(self, inputs):
-    for result in real(self, inputs):
-        yield result
-        time.sleep(0.2)
-
-Predictor.iter_predict = slow
-from mammo_edge.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
+CHILD = slowed_cli_script("mammo_edge.predictor:Predictor.iter_predict", 0.2)
 
 
 def test_a_real_sigterm_exits_143_with_a_closed_json_list(study, tiny_models_dir, tmp_path):
@@ -163,20 +150,7 @@ def test_starting_ray_keeps_the_sigterm_handler_in_force():
         signal.signal(signal.SIGTERM, previous)
 
 
-REPORT_CHILD = """
-import sys, time
-from mammo_edge.explain import Explainer
-real = Explainer.iter_explain
-
-def slow(self, inputs):
-    for explained in real(self, inputs):
-        yield explained
-        time.sleep(0.3)
-
-Explainer.iter_explain = slow
-from mammo_edge.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
+REPORT_CHILD = slowed_cli_script("mammo_edge.explain:Explainer.iter_explain", 0.3)
 
 
 @pytest.mark.parametrize("verb", ["report", "explain"])
