@@ -104,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="model version (default: mammo-edge's version)",
     )
     parser.add_argument("--protocol", default="patient", help="used if metrics.json lacks one")
+    parser.add_argument(
+        "--head",
+        type=Path,
+        default=None,
+        help="head.json of `python -m train.repeated`: the stacking head and the named "
+        "operating points (triage, balanced) the model carries; its default point's "
+        "threshold becomes the model's threshold",
+    )
     return parser
 
 
@@ -136,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         contract_path=arguments.contract,
         make_default=arguments.make_default,
         card_notes_path=arguments.card_notes,
+        head_path=arguments.head,
         command="python -m export " + shlex.join(argv),
     )
     try:

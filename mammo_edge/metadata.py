@@ -172,7 +172,7 @@ class ModelMetadata:
             format_version=props["mammo_edge.format_version"],
             arch=props.get("mammo_edge.arch", ""),
             outputs=outputs if isinstance(outputs, dict) else {},
-            operating_points=_checked_points(operating_points, source),
+            operating_points=check_operating_points(operating_points, source),
             head=head if isinstance(head, dict) else {},
         )
 
@@ -183,7 +183,7 @@ class ModelMetadata:
         return result
 
 
-def _checked_points(points: object, source: str) -> dict:
+def check_operating_points(points: object, source: str) -> dict:
     """The operating points, each threshold a number in [0, 1]; else MetadataError."""
     if not isinstance(points, dict):
         raise MetadataError(f"{source}: operating_points must be a JSON object")

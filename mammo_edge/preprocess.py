@@ -43,6 +43,8 @@ _BREAST_LEVEL = 20
 #: Opening diameter, as a fraction of the longer side: ~31 px at 1024 px. Film labels touch
 #: the breast through thin bridges that a smaller opening keeps.
 _OPENING_FRACTION = 31 / 1024
+#: A line of the image edge this bright (share of pixels above _BREAST_LEVEL) is frame.
+_FRAME_LINE_FRACTION = 0.95
 #: A breast must cover at least this share of the frame, and the frame must not be filled.
 _MIN_BREAST_FRACTION = 0.03
 _MAX_BREAST_FRACTION = 0.98
@@ -190,11 +192,27 @@ def breast_mask(image: np.ndarray) -> np.ndarray:
 
     Threshold at a fixed dark level, open with a disc ~3% of the image side so film labels
     and tape touching the breast come apart, keep the largest component, fill its holes.
+    A bright frame around the image (a scanner's or exporter's border, uniform or
+    textured; :func:`_frame_thickness`) is cut off first and is never breast, so the
+    breast inside it is segmented exactly as without the frame.
 
     Raises:
         NoBreastFoundError: when nothing breast-like is found.
     """
     _check_image(image)
+    top, bottom, left, right = _frame_thickness(image > _BREAST_LEVEL)
+    if top or bottom or left or right:
+        height, width = image.shape
+        mask = np.zeros(image.shape, dtype=bool)
+        mask[top : height - bottom, left : width - right] = _segment(
+            image[top : height - bottom, left : width - right]
+        )
+        return mask
+    return _segment(image)
+
+
+def _segment(image: np.ndarray) -> np.ndarray:
+    """:func:`breast_mask` of an image without a frame."""
     height, width = image.shape
     shrink = _MASK_SIDE / max(height, width)
     small = cv2.resize(
@@ -228,6 +246,31 @@ def breast_mask(image: np.ndarray) -> np.ndarray:
     if float(small[filled.astype(bool)].std()) < _MIN_BREAST_CONTRAST:
         raise NoBreastFoundError("the bright region is uniform: no breast tissue in it")
     return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def _frame_thickness(candidate: np.ndarray) -> tuple[int, int, int, int]:
+    """Rows/columns of a bright frame around the image (top, bottom, left, right).
+
+    A scanner's or exporter's border (uniform or textured) makes at least three of the
+    four outermost lines bright end to end; a breast touches one side at most (mini-MIAS:
+    no outermost line is more than 98% bright). Each side's band is the run of lines at
+    least 95% bright from the edge, capped at the thinnest frame side's, so the breast
+    that leans on one side of the frame keeps its own rows. No frame: zeros.
+    """
+    rows, columns = candidate.mean(axis=1), candidate.mean(axis=0)
+    lines = (rows, rows[::-1], columns, columns[::-1])  # from the top, bottom, left, right
+    runs = []
+    for fractions in lines:
+        dark = np.flatnonzero(fractions < _FRAME_LINE_FRACTION)
+        runs.append(int(dark[0]) if len(dark) else len(fractions))
+    frame_sides = [run for run in runs if run > 0]
+    if len(frame_sides) < 3:
+        return 0, 0, 0, 0
+    band = min(frame_sides)
+    top, bottom, left, right = (min(run, band) for run in runs)
+    if top + bottom > len(rows) // 2 or left + right > len(columns) // 2:
+        return 0, 0, 0, 0  # a bright frame filling the image: nothing inside to frame
+    return top, bottom, left, right
 
 
 def chest_wall_side(mask: np.ndarray) -> str:

@@ -65,6 +65,16 @@ class Head:
             raise HeadError("the head's scales must be positive")
         return head
 
+    def as_dict(self) -> dict:
+        """The metadata form (:meth:`from_dict` reads it back)."""
+        return {
+            "features": list(self.features),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "coefficients": list(self.coefficients),
+            "intercept": self.intercept,
+        }
+
     @property
     def needs_calcifications(self) -> bool:
         return any(name in FEATURE_NAMES for name in self.features)

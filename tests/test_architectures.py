@@ -107,3 +107,74 @@ def test_architecture_builds_exports_and_runs_through_the_runtime(name, tmp_path
     if isinstance(keras_output, (list, tuple)):
         keras_output = keras_output[0]
     assert np.isclose(results[0].probability, float(np.asarray(keras_output)[0, 0]), atol=1e-5)
+
+
+def _lite0_with_random_head(config, **variant):
+    from train.architectures import lite0
+
+    networks = lite0.Networks(pretrained=False, seed=0)
+    plain = networks.image_model(config)
+    rng = np.random.default_rng(0)
+    head = plain.get_layer("cell_logit")
+    head.set_weights([rng.normal(0, 0.05, w.shape).astype("float32") for w in head.get_weights()])
+    return plain, networks.image_model(config, **variant)
+
+
+@pytest.mark.tensorflow
+def test_lite0_windows_off_the_breast_can_hold_neither_score_nor_peak():
+    pytest.importorskip("tensorflow")
+    from train.architectures import lite0
+
+    config = lite0.test_preprocess()  # 192x128: 3x1 windows, rows 0-127, 32-159, 64-191
+    plain, masked = _lite0_with_random_head(config, breast_windows_only=True)
+    # Breast in the top third only; the rest is the crop's blank padding (-1).
+    batch = np.full((1, config.height, config.width, 1), -1.0, dtype=np.float32)
+    batch[0, :64] = np.random.default_rng(1).uniform(-0.5, 0.9, (64, config.width, 1))
+    plain_heat = np.asarray(plain(batch)[1])[0, :, :, 0]
+    masked_probability, masked_heat = (np.asarray(x) for x in masked(batch))
+    masked_heat = masked_heat[0, :, :, 0]
+    windows_on_breast = np.zeros_like(masked_heat, dtype=bool)
+    windows_on_breast[:2] = True  # 50% and 25% breast; the third window has none
+    assert np.all(masked_heat[~windows_on_breast] < 1e-12)
+    assert np.allclose(masked_heat[windows_on_breast], plain_heat[windows_on_breast], atol=1e-6)
+    # the score is the top-k mean over breast windows only
+    logits = np.log(plain_heat[windows_on_breast] / (1 - plain_heat[windows_on_breast]))
+    offset_w, offset_b = plain.get_layer("image_offset").get_weights()
+    k = min(lite0.TOP_K, 3)
+    padded = np.concatenate([np.sort(logits)[::-1], np.full(k, lite0.OFF_BREAST_LOGIT)])[:k]
+    expected = 1 / (1 + np.exp(-(padded.mean() * offset_w[0, 0] + offset_b[0])))
+    assert masked_probability[0, 0] == pytest.approx(expected, abs=1e-5)
+    assert plain_heat[2, 0] > 1e-3  # unmasked, the padding's window had a real score
+
+
+@pytest.mark.tensorflow
+def test_lite0_variant_exports_with_parity_and_runs_through_the_runtime(tmp_path):
+    pytest.importorskip("tf2onnx")
+    from export.pipeline import build_metadata, export_fp32
+    from mammo_edge.imageio import load_image
+    from mammo_edge.predictor import Predictor
+    from mammo_edge.preprocess import to_model_batch
+    from train.architectures import lite0
+
+    config = lite0.test_preprocess()
+    _, model = _lite0_with_random_head(config, breast_windows_only=True, flip_average=True)
+    images = [load_image(path).pixels for path in sorted(EXAMPLES_DIR.glob("*.pgm"))[:3]]
+    batch = to_model_batch(images, config)
+    metadata = build_metadata(
+        model_name="test-lite0-variant",
+        model_version="0",
+        threshold=None,
+        training_protocol="none (test)",
+        cv_metrics={},
+        dataset_sha256="0" * 64,
+        preprocess=config,
+        arch="lite0",
+        outputs=lite0.OUTPUTS,
+    )
+    onnx_model, _, parity = export_fp32(model, metadata, batch, "examples")
+    assert parity.max_abs_difference <= 1e-5
+    path = tmp_path / "variant.onnx"
+    path.write_bytes(onnx_model.SerializeToString())
+    result = Predictor(path, device="cpu", threads=1).predict(EXAMPLES_DIR / "mdb003.pgm")
+    expected = float(np.asarray(model(batch[:1], training=False)[0])[0, 0])
+    assert result.ok and result.probability == pytest.approx(expected, abs=1e-5)

@@ -48,6 +48,8 @@ import numpy as np
 
 from mammo_edge import metrics
 from mammo_edge.calcifications import FEATURE_NAMES, calcification_features
+from mammo_edge.stacking import Head
+from mammo_edge.stacking import logit as runtime_logit
 
 from .ablation import CLASSES, TISSUES, image_classes
 from .mias import ImageRecord, MiasDataset, open_mias
@@ -55,6 +57,8 @@ from .mias import ImageRecord, MiasDataset, open_mias
 VARIANTS = ("plain", "breast_windows", "flip", "breast_windows_flip")
 #: Ship rule: paired difference above 0 and its 95% interval's lower end above this.
 KEEP_LOWER_BOUND = -0.01
+#: Patient-bootstrap replicates behind every interval (tests lower it).
+REPLICATES = metrics.BOOTSTRAP_REPLICATES
 OPERATING_POINTS = ("triage", "balanced")
 
 
@@ -158,8 +162,8 @@ def calcification_table(dataset: MiasDataset, out: Path, log=print) -> np.ndarra
 
 
 def logit(probabilities: np.ndarray) -> np.ndarray:
-    clipped = np.clip(probabilities, 1e-6, 1 - 1e-6)
-    return np.log(clipped / (1 - clipped))
+    """:func:`mammo_edge.stacking.logit` of every value (the same clipping)."""
+    return np.array([runtime_logit(float(value)) for value in np.ravel(probabilities)])
 
 
 def partner_index(records: list[ImageRecord]) -> np.ndarray:
@@ -188,32 +192,8 @@ def head_feature_names(pair: bool) -> list[str]:
     return names + ["cnn_logit_minus_other", "calc_cluster_minus_other"] if pair else names
 
 
-@dataclass
-class Head:
-    """A logistic head on standardised features (what the runtime applies)."""
-
-    features: list[str]
-    mean: list[float]
-    scale: list[float]
-    coefficients: list[float]
-    intercept: float
-
-    def apply(self, values: np.ndarray) -> np.ndarray:
-        z = (values - np.array(self.mean)) / np.array(self.scale)
-        return 1.0 / (1.0 + np.exp(-(z @ np.array(self.coefficients) + self.intercept)))
-
-    def as_dict(self) -> dict:
-        return {
-            "features": self.features,
-            "mean": self.mean,
-            "scale": self.scale,
-            "coefficients": self.coefficients,
-            "intercept": self.intercept,
-        }
-
-
 def fit_head(values: np.ndarray, labels: np.ndarray, names: list[str]) -> Head:
-    """Logistic regression (L2, C=1) on standardised features."""
+    """Logistic regression (L2, C=1) on standardised features: the runtime's head."""
     from sklearn.linear_model import LogisticRegression
 
     mean = values.mean(axis=0)
@@ -221,10 +201,10 @@ def fit_head(values: np.ndarray, labels: np.ndarray, names: list[str]) -> Head:
     scale[scale == 0] = 1.0
     model = LogisticRegression(C=1.0, max_iter=1000).fit((values - mean) / scale, labels)
     return Head(
-        names,
-        [float(v) for v in mean],
-        [float(v) for v in scale],
-        [float(v) for v in model.coef_[0]],
+        tuple(names),
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in scale),
+        tuple(float(v) for v in model.coef_[0]),
         float(model.intercept_[0]),
     )
 
@@ -235,7 +215,10 @@ def cross_fitted_head(values: np.ndarray, labels: np.ndarray, folds: np.ndarray)
     names = [f"f{i}" for i in range(values.shape[1])]
     for fold in np.unique(folds):
         test = folds == fold
-        stacked[test] = fit_head(values[~test], labels[~test], names).apply(values[test])
+        head = fit_head(values[~test], labels[~test], names)
+        stacked[test] = [
+            head.probability(dict(zip(names, row, strict=True))) for row in values[test]
+        ]
     return stacked
 
 
@@ -304,13 +287,13 @@ def build_candidates(repeats, records, calcifications) -> list[Candidate]:
     def decide(candidate: Candidate) -> bool:
         nonlocal kept
         difference = metrics.repeated_paired_auc_difference(
-            labels, candidate.scores, kept.scores, patients
+            labels, candidate.scores, kept.scores, patients, replicates=REPLICATES
         )
         candidate.against = kept.name
         candidate.difference = _difference(difference)
         candidate.difference_to_lite0 = _difference(
             metrics.repeated_paired_auc_difference(
-                labels, candidate.scores, chain[0].scores, patients
+                labels, candidate.scores, chain[0].scores, patients, replicates=REPLICATES
             )
         )
         candidate.kept = difference.difference > 0 and difference.ci95[0] > KEEP_LOWER_BOUND
@@ -384,11 +367,13 @@ def describe(candidate: Candidate, records, repeats) -> dict:
     labels = np.array([record.label for record in records])
     patients = np.array([record.patient_id for record in records])
     tissues = np.array([record.tissue for record in records])
-    estimate = metrics.repeated_auc_with_ci(labels, candidate.scores, patients)
+    estimate = metrics.repeated_auc_with_ci(
+        labels, candidate.scores, patients, replicates=REPLICATES
+    )
 
     def subset(chosen):
         sub = metrics.repeated_auc_with_ci(
-            labels[chosen], candidate.scores[:, chosen], patients[chosen]
+            labels[chosen], candidate.scores[:, chosen], patients[chosen], replicates=REPLICATES
         )
         return {"auc": sub.auc, "auc_ci95": list(sub.ci95), "n_abnormal": int(labels[chosen].sum())}
 
@@ -422,10 +407,16 @@ def describe(candidate: Candidate, records, repeats) -> dict:
     }
 
 
-def shipped_head(chain, repeats, records, calcifications) -> dict:
-    """The final candidate's head and thresholds, fitted on every repeat's OOF scores."""
+def shipped_head(chain, described, repeats, records, calcifications) -> dict:
+    """What the shipped model carries: its network variant, head and operating points.
+
+    The head is refitted on every repeat's out-of-fold scores; each operating point's
+    threshold is its rule applied to the final candidate's pooled out-of-fold scores, and
+    the sensitivity/specificity printed beside it are the cross-fitted, out-of-sample
+    ones of :func:`operating_points`. The default point is the one whose out-of-sample
+    balanced accuracy is higher.
+    """
     labels = np.array([record.label for record in records])
-    partner = partner_index(records)
     recipe = chain[0].recipe  # type: ignore[attr-defined]
     cnn_name = {
         (False, False): "plain",
@@ -434,42 +425,87 @@ def shipped_head(chain, repeats, records, calcifications) -> dict:
         (True, True): "breast_windows_flip",
     }[(recipe["breast_windows"], recipe["flip"])]
     names = {candidate.name: candidate for candidate in chain}
-    use_calc = names["+ calcifications"].kept
-    use_pair = names["+ other breast"].kept
     cnn = np.concatenate([repeat.variants[cnn_name] for repeat in repeats])
     all_labels = np.tile(labels, len(repeats))
     calc = np.tile(calcifications, (len(repeats), 1))
-    pair_partner = np.concatenate(
-        [partner + (partner >= 0) * i * len(labels) for i in range(len(repeats))]
-    )
     heads = {}
-    if use_calc:
+    if names["+ calcifications"].kept:
         heads["single"] = fit_head(
             head_features(cnn, calc, None), all_labels, head_feature_names(False)
-        )
-        if use_pair:
-            heads["pair"] = fit_head(
-                head_features(cnn, calc, pair_partner), all_labels, head_feature_names(True)
-            )
-    elif use_pair:
-        heads["pair"] = fit_head(
-            _pair_only(cnn, pair_partner), all_labels, ["cnn_logit", "cnn_logit_minus_other"]
-        )
-    final = [c for c in chain if c.kept][-1]
+        ).as_dict()
+    final_index = max(i for i, candidate in enumerate(chain) if candidate.kept)
+    final = chain[final_index]
+    if final.name == "+ other breast":
+        # The runtime applies one-image heads; a pair head would need its own runtime path.
+        raise NotImplementedError("the other-breast head was kept: ship it with the runtime")
     pooled = final.scores.reshape(-1)
-    thresholds = {
-        rule: metrics.OPERATING_POINT_RULES[rule](all_labels, pooled).threshold
-        for rule in OPERATING_POINTS
+    out_of_sample = described[final_index]["operating_points_out_of_sample"]
+    rules = {
+        "triage": "highest threshold with sensitivity >= 0.90",
+        "balanced": "Youden's J (sensitivity + specificity - 1) at its maximum",
     }
+    points = {}
+    for rule in OPERATING_POINTS:
+        measured = out_of_sample[rule]
+        points[rule] = {
+            "threshold": metrics.OPERATING_POINT_RULES[rule](all_labels, pooled).threshold,
+            "rule": rules[rule],
+            "sensitivity": measured["sensitivity"],
+            "specificity": measured["specificity"],
+            "balanced_accuracy": measured["balanced_accuracy"],
+            "accuracy": measured["accuracy"],
+            "always_normal_accuracy": measured["always_normal_accuracy"],
+            "source": (
+                f"threshold: the rule on the pooled out-of-fold scores of {len(repeats)} "
+                f"repeats x {len(labels)} MIAS images; sensitivity/specificity: out of "
+                "sample, each fold judged at the threshold the rule chose on the other "
+                "folds, mean over repeats"
+            ),
+        }
+    default = max(OPERATING_POINTS, key=lambda rule: points[rule]["balanced_accuracy"])
     return {
         "cnn_variant": cnn_name,
         "breast_windows_only": recipe["breast_windows"],
         "flip_average": recipe["flip"],
-        "heads": {name: head.as_dict() for name, head in heads.items()},
-        "thresholds": thresholds,
+        "head": heads,
+        "operating_points": {"default": default, "points": points},
         "final_candidate": final.name,
         "fitted_on": f"out-of-fold scores of {len(repeats)} repeats x {len(labels)} images",
     }
+
+
+def build_final_model(final_model: Path, shipped: dict, out: Path, log=print) -> Path:
+    """``OUT/model.keras``: the all-data lite0 weights in the shipped variant's graph.
+
+    Nothing is retrained: the variant (breast-only windows, flip average) changes how the
+    trained network's windows are pooled, so the final model of the recipe
+    (``python -m train --arch lite0``) gets it as the fold models did in the comparison.
+    """
+    import keras
+
+    from .architectures import lite0
+    from .contract import contract_path, read_contract, write_contract
+
+    contract = read_contract(contract_path(final_model))
+    trained = keras.models.load_model(final_model, compile=False)
+    networks = lite0.Networks(pretrained=False)
+    plain = networks.image_model(contract.preprocess)
+    for name in ("lite0_backbone", "cell_logit", "image_offset"):
+        plain.get_layer(name).set_weights(trained.get_layer(name).get_weights())
+    sample = np.random.default_rng(0).uniform(-1, 1, (2, *plain.input_shape[1:]))
+    difference = np.abs(np.asarray(plain(sample)[0]) - np.asarray(trained(sample)[0])).max()
+    if difference > 1e-6:
+        raise RuntimeError(f"weights did not transfer: max |Δp| {difference:.3g}")
+    model = networks.image_model(
+        contract.preprocess,
+        breast_windows_only=shipped["breast_windows_only"],
+        flip_average=shipped["flip_average"],
+    )
+    target = out / "model.keras"
+    model.save(target)
+    write_contract(target, contract)
+    log(f"wrote {target} ({shipped['cnn_variant']} graph of {final_model})")
+    return target
 
 
 def markdown_table(described: list[dict]) -> str:
@@ -488,12 +524,14 @@ def markdown_table(described: list[dict]) -> str:
             return f"{entry['difference']:+.3f} ({low:+.3f} to {high:+.3f})"
 
         points = d["operating_points_out_of_sample"]
+        low, high = d["auc_ci95"]
+        triage, balanced = points["triage"], points["balanced"]
         lines.append(
             f"| {d['name']} | {'yes' if d['kept'] else 'no'} | {d['auc']:.3f} "
-            f"({d['auc_ci95'][0]:.3f}–{d['auc_ci95'][1]:.3f}) | {fmt(d['difference_to_previous_kept'])} "
+            f"({low:.3f}–{high:.3f}) | {fmt(d['difference_to_previous_kept'])} "
             f"| {fmt(d['difference_to_lite0'])} | {d['specificity_at_90_sensitivity']:.3f} "
             f"| {d['per_class_auc']['CALC']['auc']:.2f} | {d['per_tissue_auc']['D']['auc']:.2f} "
-            f"| {points['triage']['balanced_accuracy']:.3f} / {points['balanced']['balanced_accuracy']:.3f} |"
+            f"| {triage['balanced_accuracy']:.3f} / {balanced['balanced_accuracy']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -505,6 +543,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--run", action="append", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument(
+        "--final-model",
+        type=Path,
+        default=None,
+        help="the recipe's all-data model.keras: written again in the shipped variant's "
+        "graph as OUT/model.keras, for `python -m export --head OUT/head.json`",
+    )
     args = parser.parse_args(argv)
 
     def log(message):
@@ -519,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = [read_repeat(run, records) for run in args.run]
     chain = build_candidates(repeats, records, calcifications)
     described = [describe(candidate, records, repeats) for candidate in chain]
-    head = shipped_head(chain, repeats, records, calcifications)
+    head = shipped_head(chain, described, repeats, records, calcifications)
     labels = np.array([record.label for record in records])
     document = {
         "protocol": "repeated patient-grouped stratified 5-fold CV",
@@ -551,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
                     ]
                 )
     _plot(labels, chain, args.out / "roc.png")
+    if args.final_model is not None:
+        build_final_model(args.final_model, head, args.out, log)
     print(markdown_table(described))
     return 0
 
