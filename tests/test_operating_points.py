@@ -108,3 +108,35 @@ def test_malformed_operating_points_are_refused_at_load(bad):
     props["mammo_edge.operating_points"] = __import__("json").dumps(bad)
     with pytest.raises(MetadataError):
         ModelMetadata.from_props(props, "test")
+
+
+def test_predict_and_evaluate_take_a_named_operating_point(capsys, tmp_path):
+    import json as json_module
+
+    import cv2
+    from conftest import build_tiny_model, synthetic_mammogram, tiny_metadata
+
+    from mammo_edge.cli import main
+
+    model = build_tiny_model(tmp_path / "points.onnx", tiny_metadata(operating_points=POINTS))
+    image = tmp_path / "mdb001.png"
+    assert cv2.imwrite(str(image), synthetic_mammogram(96, 80, 0))
+
+    def thresholds(*extra):
+        code = main(["predict", str(image), "-m", str(model), "-f", "jsonl", *extra])
+        captured = capsys.readouterr()
+        return code, captured
+
+    code, captured = thresholds()
+    assert code == 0 and json_module.loads(captured.out)["threshold"] == 0.4
+    assert "(balanced)" in captured.err
+    code, captured = thresholds("--operating-point", "triage")
+    assert code == 0 and json_module.loads(captured.out)["threshold"] == 0.2
+    code, captured = thresholds("--operating-point", "strict")
+    assert code == 1 and "no operating point 'strict'" in captured.err
+    code, captured = thresholds("--operating-point", "triage", "--threshold", "0.3")
+    assert code == 1 and "not both" in captured.err
+    code, captured = thresholds("--group-by", "none")
+    assert json_module.loads(captured.out)["view_group"] is None
+    code, captured = thresholds()
+    assert json_module.loads(captured.out)["view_group"] == "single_view"

@@ -35,6 +35,7 @@ from .options import (
     Device,
     DeviceOption,
     ModelOption,
+    OperatingPointOption,
     ThreadsOption,
     ThresholdOption,
 )
@@ -72,6 +73,7 @@ def evaluate_command(
     ] = ...,  # type: ignore[assignment]
     model: ModelOption = None,
     threshold: ThresholdOption = None,
+    operating_point: OperatingPointOption = None,
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Folder for metrics.json, predictions.csv, roc.svg."),
@@ -122,7 +124,7 @@ def evaluate_command(
         threshold = _threshold_of_records(results, threshold, predictions)
     else:
         results, model_info = _score(
-            paths or [], model, threshold, device.value, batch_size, threads
+            paths or [], model, threshold, device.value, batch_size, threads, operating_point
         )
         threshold = model_info.pop("threshold")  # the Predictor's: --threshold or the model's
 
@@ -174,6 +176,7 @@ def _score(
     device: str,
     batch_size: int | None,
     threads: int | None,
+    operating_point: str | None = None,
 ) -> tuple[list, dict]:
     """Score ``paths`` with the Predictor ``predict`` uses; return records and model facts."""
     from ..inputs import expand_inputs
@@ -185,7 +188,12 @@ def _score(
     if not inputs:
         raise typer.BadParameter(f"no image files found in {', '.join(paths)}", param_hint="PATHS")
     predictor = Predictor(
-        model, device=device, threads=threads, threshold=threshold, batch_size=batch_size
+        model,
+        device=device,
+        threads=threads,
+        threshold=threshold,
+        batch_size=batch_size,
+        operating_point=operating_point,
     )
     typer.echo(
         f"model {predictor.model_name} {predictor.model_version} "
