@@ -91,6 +91,7 @@ def list_models(directory: Path | None = None) -> dict:
                 threshold_method=metadata.threshold_method,
                 training_protocol=metadata.training_protocol,
                 cv_metrics=metadata.cv_metrics,
+                operating_points=metadata.operating_points,
             )
         models.append(entry)
     aliases = manifest.get("aliases", {})
@@ -214,6 +215,27 @@ def _threshold_text(value) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".") if value else "0"
 
 
+def _points_text(operating_points: dict, indent: str) -> list[str]:
+    """One line per named operating point (``--operating-point``), the default marked."""
+    lines = []
+    default = operating_points.get("default")
+    for name, point in sorted(operating_points.get("points", {}).items()):
+        figures = ""
+        if isinstance(point.get("sensitivity"), int | float):
+            figures = (
+                f"; out of sample: sensitivity {point['sensitivity']:.3f}, specificity "
+                f"{point['specificity']:.3f}, balanced accuracy "
+                f"{point.get('balanced_accuracy', float('nan')):.3f}"
+            )
+        marker = " (default)" if name == default else ""
+        label = f"point {name}{marker}:"
+        lines.append(
+            f"{indent}{label:<18}{_threshold_text(point['threshold'])} "
+            f"({point.get('rule', '')}){figures}"
+        )
+    return lines
+
+
 def _listing_as_text(listing: dict) -> str:
     lines = [
         f"mammo-edge {listing['mammo_edge_version']} "
@@ -236,6 +258,7 @@ def _listing_as_text(listing: dict) -> str:
             + _metrics_summary(model["cv_metrics"], model["threshold"], model["training_protocol"]),
             f"    threshold: {_threshold_text(model['threshold'])} ({model['threshold_method']})",
             f"    evaluated: {model['training_protocol']}",
+            *_points_text(model.get("operating_points") or {}, "    "),
         ]
         if model["description"]:
             lines.append(f"    about:     {model['description']}")
@@ -263,6 +286,7 @@ def _as_text(details: dict) -> str:
         f"classes:          {' / '.join(metadata['class_names'])}",
         f"threshold:        {_threshold_text(metadata['threshold'])} "
         f"({metadata['threshold_method']})",
+        *_points_text(metadata.get("operating_points") or {}, ""),
         f"preprocessing:    {json.dumps(preprocess, sort_keys=True)}",
         f"training:         {metadata['training_protocol']}",
         "cv metrics:       "
