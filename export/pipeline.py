@@ -36,7 +36,7 @@ from .provenance import (
     file_sha256,
     read_metadata_props,
 )
-from .quantize import Int8Agreement, compare_int8, quantize_int8
+from .quantize import Int8Agreement, compare_int8, quantize_int8, recipe_for
 from .ship import (
     DEFAULT_DATA,
     REPOSITORY,
@@ -87,6 +87,8 @@ class ExportOptions:
     #: How the threshold is chosen on the out-of-fold predictions: ``youden`` or
     #: ``sensitivity:0.90`` (the highest threshold reaching that sensitivity: triage).
     threshold_rule: str = "youden"
+    #: ``head.json`` of ``python -m train.repeated``: stacking head and operating points.
+    head_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,35 @@ def build_metadata(
         dataset_sha256=dataset_sha256,
         code_revision=code_revision(REPOSITORY),
         created=created_utc(),
+    )
+
+
+def with_shipped_head(metadata: ModelMetadata, path: Path) -> ModelMetadata:
+    """``metadata`` carrying the head and operating points of ``head.json``.
+
+    The model's threshold becomes the default operating point's; both points, with the
+    out-of-sample figures measured for them, travel in ``mammo_edge.operating_points``.
+
+    Raises:
+        ExportError: the file is missing, malformed, or its head unusable by the runtime.
+    """
+    from mammo_edge.metadata import MetadataError, check_operating_points
+    from mammo_edge.stacking import HeadError, single_head
+
+    try:
+        shipped = json.loads(Path(path).read_text())
+        points = check_operating_points(shipped["operating_points"], str(path))
+        single_head(shipped.get("head", {}))
+        default = points["points"][points["default"]]
+    except (OSError, ValueError, KeyError, TypeError, MetadataError, HeadError) as error:
+        raise ExportError(f"{path}: not a usable head.json ({error})") from None
+    return dataclasses.replace(
+        metadata,
+        threshold=float(default["threshold"]),
+        threshold_method=f"operating point {points['default']!r}: {default['rule']} "
+        f"({default['source']})",
+        operating_points=points,
+        head=shipped.get("head", {}),
     )
 
 
@@ -191,6 +222,8 @@ def run_export(options: ExportOptions) -> ExportResult:
         arch=contract.arch,
         outputs=_metadata_outputs(contract),
     )
+    if options.head_path is not None:
+        metadata = with_shipped_head(metadata, options.head_path)
     fp32_model, conversion, parity = export_fp32(
         keras_model,
         metadata,
@@ -230,6 +263,7 @@ def run_export(options: ExportOptions) -> ExportResult:
         report["int8"] = {
             **asdict(agreement),
             "accepted": agreement.accepted,
+            "recipe": asdict(recipe_for(metadata.arch)),
             "file": None if int8_path is None else str(int8_path),
             "sha256": None if int8_path is None else file_sha256(int8_path),
             "note": (
@@ -410,7 +444,7 @@ def _export_int8(
         if Path(calibration_path).resolve() == Path(options.data_path).resolve()
         else load_mias_batch(calibration_path, metadata.preprocess)
     )
-    int8_model = quantize_int8(fp32_model, calibration.batch, metadata)
+    int8_model = quantize_int8(fp32_model, calibration.batch, metadata, recipe_for(metadata.arch))
     if predictions is not None:
         evaluation = data.subset(predictions.images)
         if not np.array_equal(evaluation.labels, predictions.labels):
@@ -498,6 +532,7 @@ def card_text(metadata: ModelMetadata, arch: str, report: dict, notes: str) -> s
             f"labels agree on {100 * int8['label_agreement']:.1f}% at the threshold, "
             f"ΔAUC {int8['delta_auc']:+.4f} (limit ±{int8['auc_tolerance']}). "
             "Both are the same trained model, so only the difference of the AUCs matters."
+            + _recipe_summary(int8)
         )
     else:
         int8_summary = "not shipped: " + (
@@ -520,6 +555,32 @@ def card_text(metadata: ModelMetadata, arch: str, report: dict, notes: str) -> s
         export_command=report["card"]["export_command"],
         notes=notes,
     )
+
+
+_ACTIVATIONS = {"QInt8": "signed int8", "QUInt8": "unsigned int8"}
+
+
+def _recipe_summary(int8: dict) -> str:
+    """What the INT8 recipe calibrated on and kept in FP32, for the card ('' for none)."""
+    recipe = int8.get("recipe")
+    if not recipe:
+        return ""
+    images = recipe.get("calibration_images") or "all"
+    activations = _ACTIVATIONS.get(recipe.get("activation_type"), "int8")
+    text = (
+        f" Recipe `{recipe['name']}`: QDQ, {activations} activations, "
+        f"{recipe['calibration']} ranges calibrated on {images} preprocessed MIAS images; "
+        "signed int8 per-channel symmetric weights."
+    )
+    parts = recipe.get("keep_fp32") or []
+    if parts:
+        text += (
+            f" Kept in FP32: {' and '.join(part.replace('_', ' ') for part in parts)} "
+            f"({len(int8.get('fp32_nodes', []))} nodes), because {recipe['why_fp32']}."
+        )
+    if int8.get("command"):
+        text += f" Made by `{int8['command']}`."
+    return text
 
 
 def refresh_model_card(folder: Path, name: str, notes_path: Path | None) -> Path:
