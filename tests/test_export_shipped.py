@@ -17,10 +17,6 @@ from mammo_edge.metadata import REQUIRED_KEYS, ModelMetadata
 from mammo_edge.registry import MODELS_DIR, read_manifest
 
 MANIFEST = MODELS_DIR / "manifest.json"
-#: SHA-256 of the seed CNN shipped before models were named (then fp32.onnx / int8.onnx):
-#: renaming must not have changed a byte.
-SEED_SHA256 = "077da62daf51655c21486c900a53bdb14c5c2c182db9d64b64caef2cc59978d1"
-SEED_INT8_SHA256 = "67d7b48c245a1ca0db2a2da31dd023a242c690bc06b14954f3cbe8eb7495b2cc"
 pytestmark = pytest.mark.skipif(not MANIFEST.exists(), reason="no shipped model yet")
 
 
@@ -37,11 +33,22 @@ def test_every_shipped_model_has_its_model_card():
         assert (MODELS_DIR / entry["model_card"]).is_file(), name
 
 
-def test_seed_stays_selectable_and_unchanged():
+@pytest.mark.parametrize("name", ["seed", "lite0"])
+def test_earlier_models_stay_the_bytes_their_export_wrote(name):
+    """The export report (written once, by the export) and the file agree: shipping newer
+    models must not have touched an older one's bytes or its INT8 twin's."""
     manifest = read_manifest(MODELS_DIR)
-    assert manifest["models"]["seed"]["sha256"] == SEED_SHA256
-    assert manifest["models"]["seed-int8"]["sha256"] == SEED_INT8_SHA256
-    assert hashlib.sha256((MODELS_DIR / "seed.onnx").read_bytes()).hexdigest() == SEED_SHA256
+    report = json.loads((MODELS_DIR / f"{name}.export.json").read_text())
+    digest = hashlib.sha256((MODELS_DIR / f"{name}.onnx").read_bytes()).hexdigest()
+    assert digest == report["onnx_sha256"] == manifest["models"][name]["sha256"]
+    twin = report.get("int8") or {}
+    if twin.get("accepted") and f"{name}-int8" in manifest["models"]:
+        path = MODELS_DIR / f"{name}-int8.onnx"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == twin["sha256"]
+
+
+def test_seed_stays_selectable():
+    manifest = read_manifest(MODELS_DIR)
     # The names used before the rename still work, as deprecated aliases.
     assert manifest["aliases"] == {"fp32": "seed", "int8": "seed-int8"}
 

@@ -17,16 +17,23 @@ from mammo_edge.preprocess import (
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MIAS_ARCHIVE = Path(__file__).resolve().parent.parent.parent / "shared" / "mias" / "all-mias.tar.gz"
-BREAST = PreprocessConfig(
-    input_size=512,
-    input_height=512,
-    input_width=256,
-    interpolation="area",
-    pixel_scale=1 / 127.5,
-    pixel_offset=-1.0,
-    breast_crop=True,
-    orientation="chest_wall_left",
-)
+
+
+def _shipped_lite0_contract() -> PreprocessConfig:
+    """The breast-aware contract as the shipped lite0 model carries it (its metadata)."""
+    import onnxruntime
+
+    from mammo_edge.metadata import ModelMetadata
+    from mammo_edge.registry import MODELS_DIR
+
+    session = onnxruntime.InferenceSession(
+        str(MODELS_DIR / "lite0.onnx"), providers=["CPUExecutionProvider"]
+    )
+    props = session.get_modelmeta().custom_metadata_map
+    return ModelMetadata.from_props(props, "lite0.onnx").preprocess
+
+
+BREAST = _shipped_lite0_contract()
 
 
 def synthetic_breast(chest_wall: str, blob: tuple[int, int], size=(600, 500)) -> np.ndarray:
