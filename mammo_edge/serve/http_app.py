@@ -45,21 +45,39 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class BodyLimit:
-    """ASGI middleware: answer 413 for a body over ``limit`` bytes, announced or streamed."""
+class Gatekeeper:
+    """ASGI layer in front of the app: counts every request, checks the token and the size.
 
-    def __init__(self, app, limit: int) -> None:
+    Plain ASGI rather than FastAPI's ``@app.middleware``, which costs a task and a stream
+    per request.
+
+    Args:
+        app: the FastAPI application.
+        metrics: counts each request with its route, status and latency.
+        token: the bearer token every route but ``/healthz`` requires; ``None``: none.
+        limit: the largest body in bytes; a larger one, announced or streamed, gets 413.
+    """
+
+    def __init__(self, app, metrics: Metrics, token: str | None, limit: int) -> None:
         self.app = app
+        self.metrics = metrics
+        self.token = token
         self.limit = limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        announced = dict(scope.get("headers") or ()).get(b"content-length")
-        if announced is not None and announced.isdigit() and int(announced) > self.limit:
-            return await _send_too_large(send, self.limit)
+        started = time.perf_counter()
+        path = scope.get("path", "")
+        route = path if path in _ROUTES else "other"
+        status = 500
         received = 0
-        started = False
+
+        async def counting_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
 
         async def limited_receive():
             nonlocal received
@@ -70,33 +88,53 @@ class BodyLimit:
                     raise _BodyTooLarge
             return message
 
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        headers = dict(scope.get("headers") or ())
+        announced = headers.get(b"content-length", b"")
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _send_too_large(send, self.limit)
+            if (
+                self.token is not None
+                and route != "/healthz"
+                and not _authorised(headers.get(b"authorization", b""), self.token)
+            ):
+                await _send_refusal(
+                    counting_send,
+                    401,
+                    CODE_UNAUTHORIZED,
+                    "a bearer token is required: Authorization: Bearer <token>",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+            elif announced.isdigit() and int(announced) > self.limit:
+                await _send_too_large(counting_send, self.limit)
+            else:
+                try:
+                    await self.app(scope, limited_receive, counting_send)
+                except _BodyTooLarge:
+                    await _send_too_large(counting_send, self.limit)
+        finally:
+            self.metrics.request(
+                scope.get("method", ""), route, status, time.perf_counter() - started
+            )
 
 
 async def _send_too_large(send, limit: int) -> None:
+    await _send_refusal(
+        send,
+        413,
+        ErrorCode.TOO_LARGE.value,
+        f"the request body is over the {limit:,}-byte limit",
+        [(b"connection", b"close")],
+    )
+
+
+async def _send_refusal(send, status: int, code: str, message: str, headers=()) -> None:
     import json
 
-    body = json.dumps(
-        {
-            "error_code": ErrorCode.TOO_LARGE.value,
-            "error_message": f"the request body is over the {limit:,}-byte limit",
-        }
-    ).encode()
+    body = json.dumps({"error_code": code, "error_message": message}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *headers],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -132,22 +170,6 @@ def create_app(
         return JSONResponse(
             {"error_code": code, "error_message": message}, status_code=status, headers=headers
         )
-
-    @app.middleware("http")
-    async def measure_and_authorise(request: Request, call_next):
-        started = time.perf_counter()
-        route = request.url.path if request.url.path in _ROUTES else "other"
-        if token is not None and route not in ("/healthz",) and not _authorised(request, token):
-            response = refusal(
-                401,
-                CODE_UNAUTHORIZED,
-                "a bearer token is required: Authorization: Bearer <token>",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        else:
-            response = await call_next(request)
-        metrics.request(request.method, route, response.status_code, time.perf_counter() - started)
-        return response
 
     identity = {
         "model_name": predictor.model_name,
@@ -200,16 +222,17 @@ def create_app(
         status = 200 if result.ok else (500 if result.error_code in _SERVER_SIDE else 422)
         return JSONResponse(result.as_dict(), status_code=status)
 
-    return BodyLimit(app, max_body_bytes)
+    return Gatekeeper(app, metrics, token, max_body_bytes)
 
 
 _ROUTES = ("/healthz", "/v1/models", "/v1/predict", "/metrics")
 
 
-def _authorised(request, token: str) -> bool:
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+def _authorised(header: bytes, token: str) -> bool:
+    scheme, _, given = header.decode("latin-1").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 async def _score_upload(file, batcher: Batcher, upload_dir: Path | None) -> PredictionResult:
