@@ -70,7 +70,7 @@ def serve_command(
     ] = 30.0,
     model: ModelOption = None,
     engine: Annotated[
-        Engine, typer.Option(help="local: this process. ray: Ray Serve replicas.")
+        Engine, typer.Option(help="local: this process. ray: HTTP scoring on Ray Serve replicas.")
     ] = Engine.local,
     token_file: Annotated[
         Path | None,
@@ -81,6 +81,9 @@ def serve_command(
         ),
     ] = None,
     threads: ThreadsOption = None,
+    replicas: Annotated[
+        int, typer.Option(min=1, help="With --engine ray: Ray Serve replicas (one CPU each).")
+    ] = 2,
 ) -> int:
     """Receive mammograms from the PACS (DICOM) or clients (HTTP) and score them.
 
@@ -90,10 +93,8 @@ def serve_command(
     """
     if dicom_port is None and http_port is None:
         raise typer.BadParameter("give --dicom-port, --http-port or both")
-    if engine is Engine.ray:
-        raise typer.BadParameter(
-            "--engine ray is not available yet in this version; use --engine local"
-        )
+    if engine is Engine.ray and http_port is None:
+        raise typer.BadParameter("--engine ray scales the HTTP service: give --http-port")
     try:
         from ..serve.outbox import Destination
         from ..serve.service import ServeSettings, run
@@ -128,6 +129,7 @@ def serve_command(
         engine=engine.value,
         token=token,
         threads=threads,
+        replicas=replicas,
     )
     return run(settings)
 

@@ -49,6 +49,7 @@ class ServeSettings:
     token: str | None = None
     threads: int | None = None
     max_queue: int = 64
+    replicas: int = 2
 
 
 class Service:
@@ -128,11 +129,19 @@ class Service:
     def _start_http(self) -> int:
         import uvicorn
 
-        from .batcher import Batcher
         from .http_app import create_app
 
         settings = self.settings
-        self.batcher = Batcher(self.predictor, settings.max_queue)
+        if settings.engine == "ray":
+            from .ray_scorer import RayBatcher
+
+            self.batcher = RayBatcher(
+                self.predictor, settings.max_queue, settings.replicas, num_cpus=None
+            )
+        else:
+            from .batcher import Batcher
+
+            self.batcher = Batcher(self.predictor, settings.max_queue)
         app = create_app(self.predictor, self.batcher, self.metrics, token=settings.token)
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
