@@ -9,8 +9,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import build_tiny_models_dir
-from mias_fixtures import info_rows, write_mias_folder
+from conftest import build_tiny_models_dir, synthetic_mammogram
+from mias_fixtures import info_rows, pgm_bytes, write_mias_folder
 
 pytest.importorskip("sklearn", reason="train needs the train extra")
 
@@ -44,7 +44,12 @@ def test_read_split_rejects_an_unknown_split(tmp_path):
 
 
 def test_tiny_reproduction_writes_every_output(tmp_path):
-    mias = open_mias(write_mias_folder(tmp_path / "mias", info_rows(6), size=64))
+    folder = write_mias_folder(tmp_path / "mias", info_rows(6), size=64)
+    # The runtime scores only what looks like a mammogram (mammo_edge.guard): a breast on
+    # a dark background, as every real MIAS sample is (rotated ones included).
+    for seed, image in enumerate(sorted(folder.glob("*.pgm"))):
+        image.write_bytes(pgm_bytes(synthetic_mammogram(64, 64, seed)))
+    mias = open_mias(folder)
     models = build_tiny_models_dir(tmp_path / "models")
     rows, index = [], 0
     for position, record in enumerate(mias.records):
