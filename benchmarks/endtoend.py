@@ -131,11 +131,13 @@ def prepare_pgm_folder(folder: Path, count: int) -> str:
     return origin
 
 
-def run_process(command: list[str], stdout_path: Path, timeout_s: float = 600) -> ProcessRun:
-    """Run ``command``, wait with ``os.wait4`` for its own rusage, and time it."""
+def run_process(
+    command: list[str], stdout_path: Path, timeout_s: float = 600, cwd: Path = REPOSITORY
+) -> ProcessRun:
+    """Run ``command`` in ``cwd``, wait with ``os.wait4`` for its own rusage, and time it."""
     with stdout_path.open("wb") as stdout, tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=REPOSITORY)
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=cwd)
         deadline = started + timeout_s
         high_water_kib = 0
         while True:

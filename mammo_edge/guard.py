@@ -58,13 +58,17 @@ def colourfulness(colour: np.ndarray) -> float:
     return spread + 0.3 * mean
 
 
-def check_mammogram(pixels: np.ndarray, colour_measure: float = 0.0) -> None:
+def check_mammogram(pixels: np.ndarray, colour_measure: float = 0.0) -> np.ndarray:
     """Refuse an image that cannot be a mammogram, before any model runs.
 
     Args:
         pixels: the decoded ``(H, W)`` uint8 image (``DecodedImage.pixels``).
         colour_measure: its :func:`colourfulness` before conversion to gray
             (``DecodedImage.colourfulness``; 0 for gray images).
+
+    Returns:
+        The breast mask it found (:func:`~mammo_edge.preprocess.breast_mask`), so
+        preprocessing does not segment the same image again.
 
     Raises:
         InputError: ``NO_BREAST_FOUND``, saying which rule failed.
@@ -77,7 +81,7 @@ def check_mammogram(pixels: np.ndarray, colour_measure: float = 0.0) -> None:
             "as the modality exports it",
         )
     try:
-        breast_mask(pixels)
+        return breast_mask(pixels)
     except NoBreastFoundError as error:
         raise InputError(
             ErrorCode.NO_BREAST_FOUND,

@@ -161,12 +161,12 @@ def load_input(
         else:
             decoded = load_image(Path(source), max_pixels=max_pixels)
         # Every model, before it runs: a blank frame or a page of text is not scored.
-        check_mammogram(decoded.pixels, decoded.colourfulness)
-        prepared = prepare(decoded.pixels, config, chest_wall=decoded.chest_wall)
+        mask = check_mammogram(decoded.pixels, decoded.colourfulness)
+        prepared = prepare(decoded.pixels, config, chest_wall=decoded.chest_wall, mask=mask)
         features = ()
         if evidence:
             measured = calcification_features(
-                decoded.pixels, getattr(decoded, "mm_per_pixel", None)
+                decoded.pixels, getattr(decoded, "mm_per_pixel", None), mask=mask
             )
             features = tuple(measured.as_dict().items())
         return LoadedImage(
