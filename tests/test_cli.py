@@ -304,3 +304,22 @@ def test_installed_entry_point_exit_codes(broken_study, tiny_models_dir):
     )
     assert completed.returncode == 2, completed.stderr
     assert len(completed.stdout.strip().splitlines()) == 6  # header + 5 records
+
+
+def test_folder_star_on_a_mias_folder_gives_one_record_per_text_file(capsys, tmp_path):
+    """``predict mias/*``: Info.txt and Licence.txt are one NOT_AN_IMAGE record each (with
+    a hint about @), not list files expanding into bogus NOT_FOUND rows."""
+    import shutil
+
+    shutil.copy(EXAMPLES_DIR / "mdb003.pgm", tmp_path / "mdb003.pgm")
+    (tmp_path / "Info.txt").write_text("mdb001 G CIRC B 535 425 197\nmdb002 G CIRC B 522 280 69\n")
+    (tmp_path / "Licence.txt").write_text("research use only\n")
+    code, out, _ = run(capsys, "predict", str(tmp_path / "*"), "-m", "seed", "-f", "jsonl")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 2
+    assert [(Path(r["path"]).name, r["error_code"]) for r in records] == [
+        ("Info.txt", "NOT_AN_IMAGE"),
+        ("Licence.txt", "NOT_AN_IMAGE"),
+        ("mdb003.pgm", None),
+    ]
+    assert "pass @" in records[0]["error_message"]

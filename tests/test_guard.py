@@ -201,10 +201,11 @@ def test_unreadable_subfolder_is_an_error_record_not_a_silent_skip():
         study = top / "study"
         (study / "locked").mkdir(parents=True)
         shutil.copy(EXAMPLE_IMAGES[0], study / "a.pgm")
+        shutil.copy(EXAMPLE_IMAGES[2], study / "c.pgm")
         shutil.copy(EXAMPLE_IMAGES[1], study / "locked" / "b.pgm")
-        for folder in (study,):
-            folder.chmod(0o755)
+        study.chmod(0o755)
         (study / "a.pgm").chmod(0o644)
+        (study / "c.pgm").chmod(0o000)  # a file that cannot be opened
         (study / "locked").chmod(0o000)
         completed = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -220,11 +221,14 @@ def test_unreadable_subfolder_is_an_error_record_not_a_silent_skip():
         assert completed.returncode == 2, completed.stderr
         assert [record["path"] for record in records] == [
             str(study / "a.pgm"),
+            str(study / "c.pgm"),
             str(study / "locked"),
         ]
         assert records[0]["status"] == "ok"
         assert records[1]["error_code"] == "UNREADABLE"
-        assert "cannot list the folder: Permission denied" in records[1]["error_message"]
+        assert "cannot read the file: Permission denied" in records[1]["error_message"]
+        assert records[2]["error_code"] == "UNREADABLE"
+        assert "cannot list the folder: Permission denied" in records[2]["error_message"]
     finally:
         (top / "study" / "locked").chmod(0o755)
         shutil.rmtree(top)
