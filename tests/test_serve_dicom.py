@@ -59,18 +59,15 @@ def receiver():
     scp.close()
 
 
+def start_node(out, send_to: str):
+    """A node on a free port that scores after STABLE seconds and sends to ``send_to``."""
+    return start_serve(out, "--dicom-port", "0", "--stable-after", STABLE, "--send-to", send_to)
+
+
 @pytest.fixture()
 def node(tmp_path, receiver):
     out = tmp_path / "out"
-    process, info = start_serve(
-        out,
-        "--dicom-port",
-        "0",
-        "--stable-after",
-        STABLE,
-        "--send-to",
-        f"{receiver.ae_title}@127.0.0.1:{receiver.port}",
-    )
+    process, info = start_node(out, f"{receiver.ae_title}@127.0.0.1:{receiver.port}")
     yield out, process, info
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -268,15 +265,7 @@ def test_failed_send_is_retried_until_the_peer_answers(tmp_path):
 
     out = tmp_path / "out"
     peer_port = free_port()
-    process, info = start_serve(
-        out,
-        "--dicom-port",
-        "0",
-        "--stable-after",
-        STABLE,
-        "--send-to",
-        f"LATE@127.0.0.1:{peer_port}",
-    )
+    process, info = start_node(out, f"LATE@127.0.0.1:{peer_port}")
     try:
         study = generate_uid()
         image = mammogram_dataset(
