@@ -152,3 +152,23 @@ def test_batcher_answers_concurrent_requests_in_order(predictor, tmp_path):
         assert result.path == name
         assert result.probability == pytest.approx(expected[name], abs=1e-6)
     batcher.close()
+
+
+def test_port_in_use_is_an_error_not_a_traceback(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "mammo_edge.cli", "serve", "--http-port", str(port)]
+            + ["--out", str(tmp_path / "out")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert "cannot listen" in done.stderr and "Traceback" not in done.stderr

@@ -199,15 +199,30 @@ class Service:
         )
 
 
+#: Exit code when a port cannot be opened (in use, not permitted): a usage error.
+EXIT_CANNOT_LISTEN = 1
+
+
 def run(settings: ServeSettings) -> int:
-    """Run the service until SIGTERM or Ctrl-C; returns the exit code (0)."""
+    """Run the service until SIGTERM or Ctrl-C; returns the exit code.
+
+    0 after SIGTERM or Ctrl-C; 1 when a port cannot be opened (the message says which).
+    """
     service = Service(settings)
     previous = {
         signum: signal.signal(signum, service.request_stop)
         for signum in (signal.SIGTERM, signal.SIGINT)
     }
     try:
-        info = service.start()
+        try:
+            info = service.start()
+        except OSError as error:
+            logger.error(
+                "cannot listen on %s (%s): is another service using the port?",
+                settings.host,
+                error.strerror or error,
+            )
+            return EXIT_CANNOT_LISTEN
         parts = []
         if "dicom_port" in info:
             parts.append(f"DICOM {settings.ae_title}@{settings.host}:{info['dicom_port']}")
