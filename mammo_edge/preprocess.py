@@ -200,7 +200,7 @@ def breast_mask(image: np.ndarray) -> np.ndarray:
         NoBreastFoundError: when nothing breast-like is found.
     """
     _check_image(image)
-    top, bottom, left, right = _frame_thickness(image > _BREAST_LEVEL)
+    top, bottom, left, right = _frame_thickness(image)
     if top or bottom or left or right:
         height, width = image.shape
         mask = np.zeros(image.shape, dtype=bool)
@@ -249,7 +249,7 @@ def _segment(image: np.ndarray) -> np.ndarray:
     return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
 
 
-def _frame_thickness(candidate: np.ndarray) -> tuple[int, int, int, int]:
+def _frame_thickness(image: np.ndarray) -> tuple[int, int, int, int]:
     """Rows/columns of a bright frame around the image (top, bottom, left, right).
 
     A scanner's or exporter's border (uniform or textured) makes at least three of the
@@ -258,7 +258,12 @@ def _frame_thickness(candidate: np.ndarray) -> tuple[int, int, int, int]:
     least 95% bright from the edge, capped at the thinnest frame side's, so the breast
     that leans on one side of the frame keeps its own rows. No frame: zeros.
     """
-    rows, columns = candidate.mean(axis=1), candidate.mean(axis=0)
+    # The bright share of every row and column: OpenCV's integer sums over a 0/1 copy are
+    # the numbers numpy's mean of the boolean image gives, in a fraction of the time.
+    _, candidate = cv2.threshold(image, _BREAST_LEVEL, 1, cv2.THRESH_BINARY)
+    height, width = image.shape
+    rows = cv2.reduce(candidate, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / width
+    columns = cv2.reduce(candidate, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / height
     lines = (rows, rows[::-1], columns, columns[::-1])  # from the top, bottom, left, right
     runs = []
     for fractions in lines:

@@ -1,0 +1,167 @@
+"""How much of the model's own speed ``mammo-edge predict`` keeps end to end, same run.
+
+*Model alone*: a :class:`mammo_edge.Predictor` built as the CLI builds it (same model,
+threads and batch size), scoring images already decoded and preprocessed, in this
+process. *End to end*: ``python -m mammo_edge.cli predict FOLDER`` as a fresh child over
+real 1024x1024 MIAS PGMs, N and 2N images. The two are interleaved round by round, so a
+busy machine slows both alike; the ratio (end to end / model alone) is the figure, not
+the absolute rates.
+
+- ``with start-up``: 2N / wall of the 2N run (what a user waits for);
+- ``marginal``: N / (wall 2N - wall N), start-up cancelled out;
+- peak RSS of each child from ``/proc`` (VmHWM), as in :mod:`benchmarks.endtoend`.
+
+    python -m benchmarks.overlap --images 128 --rounds 3 --out reports/benchmarks/overlap
+    python -m benchmarks.overlap ... --model lite0-int8 --compare /tmp/old-checkout
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .endtoend import cli_command, prepare_pgm_folder, run_process
+from .sources import REPOSITORY
+
+
+def model_alone(model: str | None, folder: Path, extra: dict) -> tuple[float, dict]:
+    """Images/s of the CLI's Predictor scoring preprocessed images (2 warm-up batches)."""
+    from mammo_edge import Predictor
+    from mammo_edge.imageio import load_image
+    from mammo_edge.preprocess import prepare
+
+    predictor = Predictor(model, **extra)
+    config = predictor.metadata.preprocess
+    inputs = np.stack(
+        [prepare(load_image(path).pixels, config).model_input for path in sorted(folder.iterdir())]
+    )
+    batch = predictor.batch_size
+    for start in range(0, 2 * batch, batch):
+        predictor.score_batch(inputs[start : start + batch])
+    started = time.perf_counter()
+    for start in range(0, len(inputs), batch):
+        predictor.score_batch(inputs[start : start + batch])
+    elapsed = time.perf_counter() - started
+    settings = {"batch_size": batch, "threads": predictor.threads, "workers": predictor.workers}
+    return len(inputs) / elapsed, settings
+
+
+def cli_run(folder: Path, flags: list[str], repository: Path, work: Path) -> dict:
+    """One ``predict`` child over ``folder``: wall, peak RSS, records scored."""
+    output = work / "out.jsonl"
+    arguments = ["predict", str(folder), "--format", "jsonl", "--output", str(output), "--quiet"]
+    run = run_process(cli_command([*arguments, *flags]), work / "stdout.txt", cwd=repository)
+    if run.exit_code != 0:
+        raise SystemExit(f"predict failed ({run.exit_code}) in {repository}: {run.stderr_tail}")
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    return {
+        "wall_s": run.wall_s,
+        "peak_rss_mb": run.peak_rss_mb,
+        "scored": sum(record["status"] == "ok" for record in records),
+        "probabilities": {
+            record["path"].rsplit("/", 1)[-1]: record["probability"] for record in records
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.overlap", description=__doc__)
+    parser.add_argument("--images", type=int, default=128, help="N: runs of N and 2N images")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model", help="installed model name or path (default: the default)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        help="also time the CLI of another checkout (a git worktree of an older commit)",
+    )
+    parser.add_argument("flags", nargs="*", help="extra predict flags, after --")
+    arguments = parser.parse_args(argv)
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    flags = list(arguments.flags) + (["--model", arguments.model] if arguments.model else [])
+    repositories = [REPOSITORY, *arguments.compare]
+    with tempfile.TemporaryDirectory() as work_name:
+        work = Path(work_name)
+        small, large = work / "n", work / "2n"
+        origin = prepare_pgm_folder(large, 2 * arguments.images)
+        small.mkdir()
+        for path in sorted(large.iterdir())[: arguments.images]:
+            (small / path.name).symlink_to(path)
+        rounds = []
+        for index in range(arguments.rounds):
+            alone, settings = model_alone(arguments.model, large, {})
+            row = {"model_alone_images_per_s": alone, "settings": settings, "cli": {}}
+            for repository in repositories:
+                n_run = cli_run(small, flags, repository, work)
+                two_n_run = cli_run(large, flags, repository, work)
+                row["cli"][str(repository)] = {"n": n_run, "2n": two_n_run}
+            rounds.append(row)
+            print(f"round {index + 1}: model alone {alone:.1f} images/s", file=sys.stderr)
+    summary = {}
+    for repository in map(str, repositories):
+        with_startup, marginal, peaks, shares, marginal_shares = [], [], [], [], []
+        for row in rounds:
+            runs = row["cli"][repository]
+            rate = 2 * arguments.images / runs["2n"]["wall_s"]
+            extra = runs["2n"]["wall_s"] - runs["n"]["wall_s"]
+            steady = arguments.images / extra if extra > 0 else float("nan")
+            with_startup.append(rate)
+            marginal.append(steady)
+            shares.append(rate / row["model_alone_images_per_s"])
+            marginal_shares.append(steady / row["model_alone_images_per_s"])
+            peaks.append(max(runs["n"]["peak_rss_mb"], runs["2n"]["peak_rss_mb"]))
+        summary[repository] = {
+            "images_per_s_with_startup": statistics.median(with_startup),
+            "images_per_s_marginal": statistics.median(marginal),
+            "share_of_model_alone_with_startup": statistics.median(shares),
+            "share_of_model_alone_marginal": statistics.median(marginal_shares),
+            "peak_rss_mb": max(peaks),
+            "scored": min(row["cli"][repository]["2n"]["scored"] for row in rounds),
+        }
+    first = rounds[0]["cli"]
+    reference = first[str(REPOSITORY)]["2n"]["probabilities"]
+    for repository in map(str, arguments.compare):
+        other = first[repository]["2n"]["probabilities"]
+        summary[repository]["max_abs_probability_difference_vs_this_checkout"] = max(
+            abs(reference[name] - other[name]) for name in reference
+        )
+    for row in rounds:
+        for runs in row["cli"].values():
+            for run in runs.values():
+                run.pop("probabilities")
+    report = {
+        "images": [arguments.images, 2 * arguments.images],
+        "origin": origin,
+        "model": arguments.model or "(default)",
+        "flags": arguments.flags,
+        "model_alone_images_per_s": statistics.median(
+            row["model_alone_images_per_s"] for row in rounds
+        ),
+        "settings": rounds[0]["settings"],
+        "summary": summary,
+        "rounds": rounds,
+    }
+    (arguments.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"model alone: {report['model_alone_images_per_s']:.1f} images/s {report['settings']}")
+    for repository, row in summary.items():
+        print(
+            f"{repository}: {row['images_per_s_with_startup']:.1f} images/s with start-up "
+            f"({100 * row['share_of_model_alone_with_startup']:.0f}% of model alone), "
+            f"{row['images_per_s_marginal']:.1f} marginal "
+            f"({100 * row['share_of_model_alone_marginal']:.0f}%), peak RSS "
+            f"{row['peak_rss_mb']:.0f} MB, scored {row['scored']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
