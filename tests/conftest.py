@@ -149,6 +149,16 @@ def synthetic_mammogram(
     return np.clip(np.where(inside, tissue, background), 0, 255).astype(np.uint8)
 
 
+def write_study(folder: Path, count: int = 6) -> Path:
+    """A folder of ``count`` mammogram-shaped PNGs, ``img0.png`` ... (see above)."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        assert cv2.imwrite(str(folder / f"img{index}.png"), synthetic_mammogram(96, 80, index))
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _no_model_override(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests choose their model explicitly; a developer's MAMMO_EDGE_MODEL must not leak in."""

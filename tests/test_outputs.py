@@ -11,7 +11,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import REPO_ROOT, slowed_cli_script, synthetic_mammogram
+from conftest import REPO_ROOT, slowed_cli_script, synthetic_mammogram, write_study
 
 from mammo_edge.cli import main
 from mammo_edge.errors import OutputError
@@ -25,11 +25,7 @@ SLOW_CHILD = slowed_cli_script("mammo_edge.predictor:Predictor.iter_predict", 0.
 
 @pytest.fixture
 def study(tmp_path: Path) -> Path:
-    folder = tmp_path / "study"
-    folder.mkdir()
-    for index in range(6):
-        assert cv2.imwrite(str(folder / f"img{index}.pgm"), synthetic_mammogram(96, 80, index))
-    return folder
+    return write_study(tmp_path / "study")
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -58,18 +54,18 @@ def wait_for(condition, child: subprocess.Popen, seconds: float = 60) -> None:
 
 
 def test_output_naming_an_input_is_refused_before_it_is_touched(capsys, study, tiny_models_dir):
-    image = study / "img3.pgm"
+    image = study / "img3.png"
     before = image.read_bytes()
     code, out, err = run(capsys, "predict", study, "-o", image, "-m", tiny_models_dir)
     assert code == 1
     assert f"the output {image} is also an input" in err and "Traceback" not in err
     assert image.read_bytes() == before  # the mammogram is intact
-    assert sorted(path.name for path in study.iterdir()) == [f"img{i}.pgm" for i in range(6)]
+    assert sorted(path.name for path in study.iterdir()) == [f"img{i}.png" for i in range(6)]
 
 
 @pytest.mark.parametrize("link", ["symlink", "hardlink"])
 def test_output_resolving_to_an_input_is_refused(capsys, study, tiny_models_dir, tmp_path, link):
-    image = study / "img0.pgm"
+    image = study / "img0.png"
     before = image.read_bytes()
     alias = tmp_path / "results.csv"
     if link == "symlink":
@@ -140,7 +136,7 @@ def test_second_run_on_a_held_output_is_refused(study, tiny_models_dir, tmp_path
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     records = [json.loads(line) for line in output.read_text().splitlines()]
-    assert [Path(record["path"]).name for record in records] == [f"img{i}.pgm" for i in range(6)]
+    assert [Path(record["path"]).name for record in records] == [f"img{i}.png" for i in range(6)]
     assert not lock_path(output).exists()
 
 

@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import pytest
-from conftest import REPO_ROOT, slowed_cli_script, synthetic_mammogram
+from conftest import REPO_ROOT, slowed_cli_script, write_study
 
 from mammo_edge.cli import main
 from mammo_edge.predictor import RESULT_FIELDS
@@ -26,11 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def study(tmp_path: Path) -> Path:
-    folder = tmp_path / "study"
-    folder.mkdir()
-    for index in range(6):
-        assert cv2.imwrite(str(folder / f"img{index}.png"), synthetic_mammogram(96, 80, index))
-    return folder
+    return write_study(tmp_path / "study")
 
 
 def assert_valid(output: Path, fmt: str, count: int) -> None:
