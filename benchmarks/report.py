@@ -65,6 +65,21 @@ def render_markdown(results: dict) -> str:
     )
     lines += ["", "## Every model, side by side", ""]
     lines += _summary_lines(results["models"])
+    lines += ["", "## Model files measured (SHA-256)", ""]
+    lines += _table(
+        ["model (precision)", "file", "sha256"],
+        [
+            [f"{name} ({precision.upper()})", path, model["sha256"][precision]]
+            for model in results["models"]
+            for precision, name, path in (
+                ("fp32", model["name"], model["fp32"]),
+                ("int8", model.get("int8_name"), model.get("int8")),
+            )
+            if model.get("sha256", {}).get(precision)
+        ],
+    )
+    lines += ["", "## Same-run ratios", ""]
+    lines += _ratio_lines(results["models"])
     lines += ["", "## The machine's limit", ""]
     lines += _table(
         ["numpy GEMM", "threads", "best GFLOP/s", "BLAS kernel"],
@@ -94,6 +109,39 @@ def render_markdown(results: dict) -> str:
         lines += ["", f"## {_model_label(model)}", ""]
         lines += _model_lines(model, results)
     return "\n".join(lines) + "\n"
+
+
+def _ratio_lines(models: list[dict]) -> list[str]:
+    """INT8/FP32 speed and end to end/model alone, each from one run (a busy machine
+    slows both sides of a ratio alike; the absolute rates are only as good as its quiet)."""
+    rows = []
+    for model in models:
+        ratios = model.get("summary", {}).get("same_run_ratios", {})
+        for key, value in ratios.items():
+            if key.startswith("int8_vs_fp32"):
+                threads = key.rsplit("_", 1)[-1].removesuffix("t")
+                rows.append(
+                    [
+                        f"{model['int8_name']} / {model['name']} speed, batch 1, "
+                        f"{threads} thread(s)",
+                        f"{value:.2f}x",
+                    ]
+                )
+            else:
+                precision = key.rsplit("_", 1)[-1].upper()
+                rows.append(
+                    [
+                        f"{model['name']}: `mammo-edge predict` at the CLI defaults "
+                        f"({precision}) / model alone "
+                        f"(batch {value['batch']}, {value['threads']} threads, "
+                        f"{value['model_alone_images_per_s']:.1f} images/s)",
+                        f"{100 * value['with_startup']:.0f}% with start-up, "
+                        f"{100 * value['marginal']:.0f}% marginal",
+                    ]
+                )
+    if not rows:
+        return ["(none measured: no INT8 twin, or --batches without the CLI's batch size)"]
+    return _table(["ratio", "value"], rows)
 
 
 def _model_label(model: dict) -> str:

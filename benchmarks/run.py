@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from export.provenance import file_sha256
+from mammo_edge.metadata import MetadataError, ModelMetadata
+
 from .choice import best_row, choose
 from .endtoend import cli_throughput, cold_start, prepare_pgm_folder, stage_split, startup_parts
 from .errors import BenchmarkError
@@ -212,7 +215,14 @@ def _measure_family(family: ModelFamily, context: _Context) -> tuple[dict, list[
         "keras_absent_reason": family.keras_absent_reason,
         "random_weights": family.random_weights,
         "outputs": [],
+        "sha256": {
+            "fp32": file_sha256(family.fp32_path),
+            "int8": file_sha256(family.int8_path) if family.int8_path else None,
+        },
     }
+    for precision, digest in entry["sha256"].items():
+        if digest:
+            progress.say(f"[{family.name}] {precision} sha256 {digest}")
     progress.say(f"[{family.name}] counting FLOPs")
     fp32_model = onnx.load(str(family.fp32_path))
     dims = fp32_model.graph.input[0].type.tensor_type.shape.dim
@@ -240,6 +250,7 @@ def _measure_family(family: ModelFamily, context: _Context) -> tuple[dict, list[
         del int8_model
     entry["flops"] = flops
     flops_per_image = fp32_flops.dense_flops
+    entry["cli_default_batch"] = _cli_default_batch(family.fp32_path)
 
     rows: list[InferenceRow] = []
     engines = [(FP32, family.fp32_path)]
@@ -280,6 +291,20 @@ def _measure_family(family: ModelFamily, context: _Context) -> tuple[dict, list[
     )
     entry["summary"] = _summary(entry, rows, choices)
     return entry, rows
+
+
+def _cli_default_batch(path: Path) -> int | None:
+    """The batch size ``mammo-edge predict`` uses for this model when none is given
+    (``None`` for a file without mammo-edge metadata, which the CLI would refuse)."""
+    from mammo_edge.predictor import default_batch_size
+
+    model = onnx.load(str(path), load_external_data=False)
+    props = {prop.key: prop.value for prop in model.metadata_props}
+    try:
+        metadata = ModelMetadata.from_props(props, source=str(path))
+    except MetadataError:
+        return None
+    return default_batch_size(metadata.preprocess)
 
 
 def _keras_rows(family, entry, image_size, flops_per_image, context) -> list[InferenceRow]:
@@ -408,7 +433,52 @@ def _summary(entry: dict, rows: list[InferenceRow], choices: dict) -> dict:
             summary[f"{key}_cold_start_s"] = cold["predict_one_image_s"] if cold else None
     accuracy = entry.get("int8_accuracy")
     summary["int8_delta_auc"] = accuracy["delta_auc"] if accuracy else None
+    summary["same_run_ratios"] = same_run_ratios(entry, rows)
     return summary
+
+
+def same_run_ratios(entry: dict, rows: list[InferenceRow]) -> dict:
+    """Ratios of figures measured in this run, which a busy machine slows alike.
+
+    - ``int8_vs_fp32_batch1_<T>t``: FP32 / INT8 median latency at batch 1, T threads;
+    - ``e2e_vs_model_<precision>``: ``mammo-edge predict`` images/s at the CLI defaults
+      (with start-up, and marginal) / the model alone at the CLI's batch size and thread
+      count (all cores), when the run measured that batch size (``--batches``).
+    """
+    ratios: dict = {}
+    cpu_rows = [r for r in rows if r.provider == CPU and r.ok]
+    for threads in sorted({r.threads for r in cpu_rows if r.threads is not None}):
+        fp32 = next(
+            (r for r in cpu_rows if (r.engine, r.batch, r.threads) == (FP32, 1, threads)), None
+        )
+        int8 = next(
+            (r for r in cpu_rows if (r.engine, r.batch, r.threads) == (INT8, 1, threads)), None
+        )
+        if fp32 and int8:
+            ratios[f"int8_vs_fp32_batch1_{threads}t"] = (
+                fp32.latency.median_ms / int8.latency.median_ms
+            )
+    e2e = entry.get("end_to_end")
+    cores = os.cpu_count() or 1
+    batch = entry.get("cli_default_batch")
+    for precision, engine, model in (
+        ("fp32", FP32, entry["name"]),
+        ("int8", INT8, entry["int8_name"]),
+    ):
+        run = e2e and next((r for r in e2e["cli"] if r["label"] == f"{model} (CLI defaults)"), None)
+        alone = next(
+            (r for r in cpu_rows if (r.engine, r.batch, r.threads) == (engine, batch, cores)), None
+        )
+        if run and alone:
+            rate = alone.latency.images_per_s
+            ratios[f"e2e_vs_model_{precision}"] = {
+                "model_alone_images_per_s": rate,
+                "batch": batch,
+                "threads": cores,
+                "with_startup": run["images_per_s_with_startup"] / rate,
+                "marginal": run["images_per_s_marginal"] / rate,
+            }
+    return ratios
 
 
 def _family_targets(family: ModelFamily, entry: dict, rows: list[InferenceRow]) -> list:

@@ -5,6 +5,7 @@ No timing assertions: these tests check arithmetic and bookkeeping, never speed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -536,6 +537,16 @@ def test_run_measures_every_model_of_a_manifest(tmp_path):
         )
     text = render_markdown(results)
     assert text.count("| alpha | ") == 1 and "## beta" in text and "## gamma-int8" in text
+    # Every file measured is named with its SHA-256; INT8/FP32 is a same-run ratio.
+    digest = hashlib.sha256(Path(alpha["int8"]).read_bytes()).hexdigest()
+    assert alpha["sha256"]["int8"] == digest and digest in text
+    ratio = alpha["summary"]["same_run_ratios"]["int8_vs_fp32_batch1_1t"]
+    fp32, int8 = (
+        next(r for r in alpha["inference"] if (r["engine"], r["batch"]) == (engine, 1))
+        for engine in ("onnxruntime FP32", "onnxruntime INT8")
+    )
+    assert ratio == pytest.approx(fp32["median_ms"] / int8["median_ms"])
+    assert f"{ratio:.2f}x" in text.split("## Same-run ratios", 1)[1]
 
 
 def test_run_end_to_end_per_model_and_precision(tmp_path):
