@@ -173,6 +173,18 @@ def _vm_hwm_kib(pid: int) -> int:
     return 0
 
 
+def add_compare_option(parser) -> None:
+    """``--compare CHECKOUT`` (repeatable): also run another checkout's CLI, same rounds."""
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        help="also run the CLI of another checkout of the repository (e.g. a git worktree "
+        "of an older commit), interleaved with this one",
+    )
+
+
 def cli_command(arguments: list[str]) -> list[str]:
     """``mammo-edge`` run with this interpreter, so the same environment is measured."""
     return [sys.executable, "-m", "mammo_edge.cli", *arguments]

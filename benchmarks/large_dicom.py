@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .endtoend import cli_command, run_process
+from .endtoend import add_compare_option, cli_command, run_process
 from .sources import MIAS_ARCHIVE, REPOSITORY
 
 ROWS, COLUMNS = 4500, 2800
@@ -99,14 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument(
-        "--compare",
-        type=Path,
-        action="append",
-        default=[],
-        help="also run the CLI of another checkout of the repository (e.g. a git worktree "
-        "of an older commit), interleaved with this one",
-    )
+    add_compare_option(parser)
     parser.add_argument("flags", nargs="*", help="extra mammo-edge predict flags, after --")
     arguments = parser.parse_args(argv)
     arguments.out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .endtoend import cli_command, prepare_pgm_folder, run_process
+from .endtoend import add_compare_option, cli_command, prepare_pgm_folder, run_process
 from .sources import REPOSITORY
 
 
@@ -77,13 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", help="installed model name or path (default: the default)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument(
-        "--compare",
-        type=Path,
-        action="append",
-        default=[],
-        help="also time the CLI of another checkout (a git worktree of an older commit)",
-    )
+    add_compare_option(parser)
     parser.add_argument("flags", nargs="*", help="extra predict flags, after --")
     arguments = parser.parse_args(argv)
     arguments.out.mkdir(parents=True, exist_ok=True)

@@ -79,25 +79,15 @@ def test_a_large_16_bit_frame_decodes_without_float_copies(tmp_path):
 
 def test_a_large_dicom_is_read_and_preprocessed_in_bounded_memory(tmp_path):
     from conftest import synthetic_mammogram
+    from test_preprocess_breast import BREAST as lite0_contract
 
     from mammo_edge.pipeline import load_input
-    from mammo_edge.preprocess import PreprocessConfig
 
     breast = synthetic_mammogram(LARGE_ROWS, LARGE_COLUMNS, seed=1)
     path = write_dicom(
         tmp_path / "large.dcm", breast.astype(np.uint16) * 16, bits_stored=12, window=(2048, 4096)
     )
     del breast
-    lite0_contract = PreprocessConfig(
-        input_size=512,
-        input_height=512,
-        input_width=256,
-        interpolation="area",
-        pixel_scale=2 / 255,
-        pixel_offset=-1.0,
-        breast_crop=True,
-        orientation="chest_wall_left",
-    )
     tracemalloc.start()
     try:
         item = load_input(path, lite0_contract)
