@@ -74,6 +74,21 @@ def node(tmp_path, receiver):
         process.wait(20)
 
 
+def _summary_values(dataset) -> dict[str, float]:
+    """``{tracking identifier: probability}`` of the SR's per-breast and per-exam groups."""
+    import highdicom as hd
+
+    from mammo_edge.serve.structured_report import probability_concept
+
+    report = hd.sr.ComprehensiveSR.from_dataset(dataset)
+    return {
+        group.tracking_identifier: float(
+            group.get_measurements(name=probability_concept())[0].value
+        )
+        for group in report.content.get_image_measurement_groups()
+    }
+
+
 def bad_datasets(study_uid: str) -> dict[str, object]:
     """Objects that must each give an error row: what error code each must get."""
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -180,6 +195,16 @@ def test_round_trip_sr_overlays_and_revision(node, receiver, predict_probabiliti
         assert record["model_name"] and record["model_sha256"]
         assert (out / record["path"]).is_file()
     assert (out / study / "sr-r1.dcm").is_file()
+    # predict's exam fields, over the study: one image per breast, so breast = own
+    probabilities = [predict_probabilities[name] for name in ("mdb003", "mdb004")]
+    for record in records:
+        assert record["view_group"] == "exam"
+        assert record["breast_probability"] == pytest.approx(record["probability"])
+        assert record["exam_probability"] == pytest.approx(max(probabilities), abs=1e-6)
+    summaries = _summary_values(sr)
+    assert summaries["breast L (highest image)"] == pytest.approx(probabilities[0], abs=1e-6)
+    assert summaries["breast R (highest image)"] == pytest.approx(probabilities[1], abs=1e-6)
+    assert summaries["exam (highest image)"] == pytest.approx(max(probabilities), abs=1e-6)
 
     later = mammogram_dataset(read_pgm(EXAMPLES / "mdb005.pgm"), study_uid=study, laterality="L")
     assert send_datasets(info["dicom_port"], [later]) == [0]
@@ -190,6 +215,9 @@ def test_round_trip_sr_overlays_and_revision(node, receiver, predict_probabiliti
     assert found[later.SOPInstanceUID] == pytest.approx(predict_probabilities["mdb005"], abs=1e-6)
     records = read_results(out)
     assert [record["revision"] for record in records] == [1, 1, 2]
+    left = max(predict_probabilities["mdb003"], predict_probabilities["mdb005"])
+    assert records[2]["breast_probability"] == pytest.approx(left, abs=1e-6)
+    assert _summary_values(revised)["breast L (highest image)"] == pytest.approx(left, abs=1e-6)
     assert process.poll() is None
 
 
@@ -251,7 +279,7 @@ def test_results_are_the_predict_fields_then_dicom_ones():
         provider="CPUExecutionProvider",
         image_format="dicom",
     )
-    record = ServeRecord(prediction, "2", "1", "1.1", "P", "1.2.840", "L", "CC", 1, 3.0, 4.0, 0.5)
+    record = ServeRecord(prediction, "2", "1", "1.1", "P", "1.2.840", "CC", 1, 3.0, 4.0, 0.5)
     as_dict = record.as_dict()
     assert list(as_dict)[: len(RESULT_FIELDS)] == list(RESULT_FIELDS)
     assert set(SERVE_FIELDS) <= set(as_dict)

@@ -1,7 +1,8 @@
 """The ``results.jsonl`` record of ``mammo-edge serve``, its one writer and its one reader.
 
 Each line is the ``mammo-edge predict`` record (:class:`~mammo_edge.predictor.PredictionResult`,
-fields in schema order) followed by the instance's DICOM identity, the study revision that
+fields in schema order, its laterality and exam fields included) followed by the instance's
+DICOM identity, the study revision that
 first scored it and, when scored, where its heatmap peaks. The file is the service's
 memory: an instance whose ``sop_instance_uid`` is in it has been scored and is never scored
 again, across restarts. Lines are appended with one ``write`` per study and flushed to disk
@@ -31,7 +32,6 @@ class ServeRecord:
         sop_instance_uid, study_instance_uid, series_instance_uid, patient_id: from the
             dataset ((0008,0018), (0020,000D), (0020,000E), (0010,0020)); ``None`` when absent.
         sop_class_uid: (0008,0016), for the SR's image references.
-        laterality: ``L``/``R`` from (0020,0062) Image Laterality or (0020,0060) Laterality.
         view: (0054,0220) View Code Sequence's meaning (e.g. ``cranio-caudal``), else
             (0018,5101) View Position (``CC``, ``MLO``).
         revision: the study revision (1, 2, ...) whose scoring wrote this record.
@@ -46,7 +46,6 @@ class ServeRecord:
     series_instance_uid: str | None
     patient_id: str | None
     sop_class_uid: str | None
-    laterality: str | None
     view: str | None
     revision: int
     peak_x: float | None = None
@@ -69,8 +68,7 @@ class ServeRecord:
     def from_dict(cls, record: dict) -> ServeRecord:
         """The record a line of ``results.jsonl`` holds (the reader of :meth:`as_dict`)."""
         extra = {field.name: record.get(field.name) for field in fields(cls)[1:]}
-        # A name both records have (``laterality``) is written once, by this record.
-        prediction = {name: record.get(name) for name in RESULT_FIELDS if name not in extra}
+        prediction = {name: record.get(name) for name in RESULT_FIELDS}
         prediction["warnings"] = tuple(prediction.get("warnings") or ())
         return cls(prediction=PredictionResult(**prediction), **extra)
 

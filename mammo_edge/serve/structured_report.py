@@ -12,9 +12,10 @@ Content (docs/serve.md shows it in a viewer)::
        │    region: SCOORD POINT at the heatmap peak, referencing the image;
        │    NUM "Probability of abnormality" {probability} (0..1);
        │    qualitative "Assessment at model threshold": Abnormal / Normal (SCT)
-       ├─ per breast (L, R) with a scored image: an image-level group (TID 1501) whose NUM is
-       │    the highest probability among that breast's images, referencing them
-       └─ per exam: the highest probability among all scored images
+       ├─ per breast (L, R), when the study has more than one image: an image-level group
+       │    (TID 1501) whose NUM is the record's ``breast_probability`` (the highest among
+       │    that breast's images, :mod:`mammo_edge.grouping`), referencing them
+       └─ per exam, likewise: ``exam_probability``
 
 Each revision of a study is a new SR instance in one series; its UIDs are derived from the
 study UID and revision, so writing a revision again (after a crash) makes the same object.
@@ -91,15 +92,18 @@ def build_report(
     groups: list = []
     for record in scored:
         groups.append(_image_group(record, by_uid[record.sop_instance_uid], algorithm))
-    for side, meaning in (("L", codes.SCT.Left), ("R", codes.SCT.Right)):
-        side_records = [record for record in scored if record.laterality == side]
-        if side_records:
+    # Per-breast and per-exam values are the records' own (mammo_edge.grouping): the latest
+    # record of a breast or exam carries the value over every image before it.
+    for side in ("L", "R"):
+        side_records = [record for record in scored if record.prediction.laterality == side]
+        if side_records and side_records[-1].prediction.breast_probability is not None:
+            value = side_records[-1].prediction.breast_probability
             groups.append(
-                _summary_group(
-                    side_records, by_uid, algorithm, f"breast {side}", threshold, meaning
-                )
+                _summary_group(side_records, by_uid, algorithm, f"breast {side}", value, side)
             )
-    groups.append(_summary_group(scored, by_uid, algorithm, "exam", threshold, None))
+    if scored[-1].prediction.exam_probability is not None:
+        value = scored[-1].prediction.exam_probability
+        groups.append(_summary_group(scored, by_uid, algorithm, "exam", value, None))
 
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
@@ -145,28 +149,25 @@ def _image_group(record: ServeRecord, dataset, algorithm):
         referenced_region=region,
         finding_type=hd.sr.CodedConcept("404684003", "SCT", "Clinical finding"),
         algorithm_id=algorithm,
-        finding_sites=_finding_sites(record.laterality),
+        finding_sites=_finding_sites(record.prediction.laterality),
         measurements=[_probability(record.prediction.probability, algorithm)],
-        qualitative_evaluations=[_assessment(record.prediction.label, record.prediction)],
+        qualitative_evaluations=[_assessment(record.prediction.label)],
     )
 
 
-def _summary_group(records, by_uid, algorithm, name, threshold, laterality_code):
+def _summary_group(records, by_uid, algorithm, name, value, laterality):
     import highdicom as hd
 
-    top = max(records, key=lambda record: record.prediction.probability)
-    study_uid = top.study_instance_uid
-    sites = None
-    if laterality_code is not None:
-        sites = _finding_sites(top.laterality)
+    study_uid = records[0].study_instance_uid
+    top = max(records, key=lambda record: record.prediction.probability)  # holds ``value``
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=derived_uid(study_uid, "tracking", name), identifier=f"{name} (highest image)"
         ),
         algorithm_id=algorithm,
-        finding_sites=sites,
-        measurements=[_probability(top.prediction.probability, algorithm)],
-        qualitative_evaluations=[_assessment(top.prediction.label, top.prediction)],
+        finding_sites=_finding_sites(laterality) if laterality else None,
+        measurements=[_probability(value, algorithm)],
+        qualitative_evaluations=[_assessment(top.prediction.label)],
         source_images=[
             hd.sr.SourceImageForMeasurementGroup.from_source_image(by_uid[record.sop_instance_uid])
             for record in records
@@ -185,10 +186,11 @@ def _probability(value: float, algorithm):
     )
 
 
-def _assessment(label: str | None, prediction):
+def _assessment(label: str | None):
+    """SCT Abnormal when the value is at or above the threshold (``label`` not normal)."""
     import highdicom as hd
 
-    abnormal = label is not None and label != "normal" and prediction.probability is not None
+    abnormal = label is not None and label != "normal"
     value = (
         hd.sr.CodedConcept("263654008", "SCT", "Abnormal")
         if abnormal

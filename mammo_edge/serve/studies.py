@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..explain import Explainer
+from ..grouping import group_records
 from ..pipeline import LoadedImage, build_record
 from .instances import InstanceHeader, read_header
 from .metrics import Metrics
@@ -122,7 +123,9 @@ class StudyScorer:
         revision = self.results.revision(study_uid) + (1 if fresh else 0)
 
         explained = self._score(fresh + recovered, revision)
-        new_records = [record for record, _ in explained[: len(fresh)]]
+        new_records = self._with_exam_fields(
+            study_uid, [record for record, _ in explained[: len(fresh)]]
+        )
         self.results.append(new_records)
         failed = sum(not record.ok for record in new_records)
         self.metrics.instance("scored", len(new_records) - failed)
@@ -137,6 +140,22 @@ class StudyScorer:
         self.studies_scored += 1
         self._log(study_uid or study_key, revision, new_records, written, started)
         return new_records
+
+    def _with_exam_fields(
+        self, study_uid: str | None, records: list[ServeRecord]
+    ) -> list[ServeRecord]:
+        """The records with ``predict``'s per-breast and per-exam values, over the whole study.
+
+        :func:`mammo_edge.grouping.group_records` sees the study's earlier records too, so a
+        revision's values cover every image of the study so far.
+        """
+        earlier = [record.prediction for record in self.results.study_records(study_uid)]
+        predictions = [*earlier, *(record.prediction for record in records)]
+        grouped = list(group_records(predictions, window=len(predictions)))[len(earlier) :]
+        return [
+            replace(record, prediction=prediction)
+            for record, prediction in zip(records, grouped, strict=True)
+        ]
 
     def _score(
         self, entries: list[tuple[SpooledInstance, InstanceHeader]], revision: int
@@ -164,7 +183,8 @@ class StudyScorer:
                     error_code=code.value,
                     error_message=message,
                 )
-                prediction = build_record(item, context)
+                # Not decoded, so the reader did not fill it: the header says which breast.
+                prediction = replace(build_record(item, context), laterality=header.laterality)
             else:
                 prediction = replace(explanation.record, path=label)
             peak = explanation.peak if explanation is not None and prediction.ok else None
@@ -175,7 +195,6 @@ class StudyScorer:
                 series_instance_uid=header.series_instance_uid,
                 patient_id=header.patient_id,
                 sop_class_uid=header.sop_class_uid,
-                laterality=header.laterality,
                 view=header.view,
                 revision=revision,
                 peak_x=round(peak.x, 1) if peak else None,
