@@ -133,11 +133,14 @@ def measure_latency(study_sizes=(1, 2, 4), repeats: int = 5, stable_after: float
     }
 
 
-def measure_http(requests: int = 96, clients: int = 16, repeats: int = 5) -> dict:
+def measure_http(
+    requests: int = 96, clients: int = 16, repeats: int = 5, engine: tuple[str, ...] = ()
+) -> dict:
     """Images/s of ``POST /v1/predict`` (16 clients) against ``Predictor.iter_predict``.
 
     The two are run in turns (library, HTTP, library, HTTP...) with the server up all along,
     so a change in the machine's other load hits both alike; the ratio is taken per turn.
+    ``engine``: extra ``serve`` arguments (``--engine ray --replicas 2``).
     """
     import httpx
 
@@ -148,7 +151,7 @@ def measure_http(requests: int = 96, clients: int = 16, repeats: int = 5) -> dic
     local = threading.local()
     library, served = [], []
     with TemporaryDirectory() as root:
-        process, info = start_serve(Path(root) / "out", "--http-port", "0")
+        process, info = start_serve(Path(root) / "out", "--http-port", "0", *engine, timeout=300)
         url = f"http://127.0.0.1:{info['http_port']}/v1/predict"
 
         def post(path: Path) -> int:
@@ -184,6 +187,7 @@ def measure_http(requests: int = 96, clients: int = 16, repeats: int = 5) -> dic
         "ratios": [round(value, 3) for value in ratios],
         "ratio": round(statistics.median(ratios), 3),
         "target_ratio": 0.8,
+        "serve_arguments": list(engine),
         "cpu": cpu,
     }
 
@@ -326,6 +330,7 @@ def measure_sigkill(associations: int = 50, per_association: int = 10) -> dict:
 MEASUREMENTS = {
     "latency": measure_latency,
     "http": measure_http,
+    "http-ray": lambda: measure_http(engine=("--engine", "ray", "--replicas", "2")),
     "memory": measure_memory,
     "sigkill": measure_sigkill,
 }
@@ -365,10 +370,14 @@ def render_markdown(results: dict) -> str:
                 f"{row['median_per_image_s']} | {row['max_per_image_s']} |"
             )
         lines.append("")
-    if "http" in results:
-        section = results["http"]
+    for key in ("http", "http-ray"):
+        if key not in results:
+            continue
+        section = results[key]
+        engine = " ".join(section.get("serve_arguments") or ["--engine", "local"])
         lines += [
-            "## HTTP /v1/predict under concurrent clients (target >= 80% of predict)",
+            f"## HTTP /v1/predict under concurrent clients, `serve {engine}` "
+            "(target >= 80% of predict)",
             "",
             f"`{section['command']}`: {section['requests']} images (examples/*.pgm), "
             f"{section['clients']} client threads in the benchmark process, "
@@ -428,6 +437,8 @@ def render_markdown(results: dict) -> str:
             f"{section['cpu']['foreign_share']}.",
             "",
         ]
+    if results.get("notes"):
+        lines += ["## Notes", "", *(f"- {note}" for note in results["notes"]), ""]
     return "\n".join(lines)
 
 
@@ -436,11 +447,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve", description=__doc__)
     parser.add_argument("measurements", nargs="+", choices=sorted(MEASUREMENTS))
     parser.add_argument("--out", type=Path, default=Path("reports/serve"))
+    parser.add_argument(
+        "--note", action="append", default=[], help="a line for the report's Notes (repeatable)"
+    )
     arguments = parser.parse_args(argv)
     arguments.out.mkdir(parents=True, exist_ok=True)
     path = arguments.out / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     results["machine"] = machine_info()
+    results["notes"] = [*results.get("notes", []), *arguments.note]
     for name in arguments.measurements:
         section = MEASUREMENTS[name]()
         section["command"] = shlex.join(["python", "-m", "benchmarks.serve", name])
