@@ -24,28 +24,17 @@ from ..pipeline import LoadedImage, build_record, load_input, score_loaded
 GATHER_SECONDS = 0.002
 
 
-class Batcher:
-    """Decode in a pool, score in batches, answer through futures.
+class Admission:
+    """At most ``max_queue`` requests admitted at once; the HTTP layer answers 503 beyond.
 
-    Args:
-        predictor: a :class:`~mammo_edge.predictor.Predictor` (its session, preprocessing,
-            batch size, workers and threshold are used).
-        max_queue: requests admitted at once.
+    The base of both scorers the app can use (:class:`Batcher`, and
+    :class:`~mammo_edge.serve.ray_scorer.RayBatcher`).
     """
 
-    def __init__(self, predictor, max_queue: int) -> None:
-        self.predictor = predictor
+    def __init__(self, max_queue: int) -> None:
         self.max_queue = max_queue
         self._admitted = 0
         self._lock = threading.Lock()
-        self._loaded: queue.Queue[tuple[LoadedImage, Future] | None] = queue.Queue()
-        self._pool = ThreadPoolExecutor(
-            max_workers=predictor.workers, thread_name_prefix="mammo-http-decode"
-        )
-        self._thread = threading.Thread(
-            target=self._score_loop, name="mammo-http-score", daemon=True
-        )
-        self._thread.start()
 
     @property
     def depth(self) -> int:
@@ -65,6 +54,28 @@ class Batcher:
         """Give back a place taken by :meth:`try_admit`."""
         with self._lock:
             self._admitted -= 1
+
+
+class Batcher(Admission):
+    """Decode in a pool, score in batches, answer through futures.
+
+    Args:
+        predictor: a :class:`~mammo_edge.predictor.Predictor` (its session, preprocessing,
+            batch size, workers and threshold are used).
+        max_queue: requests admitted at once.
+    """
+
+    def __init__(self, predictor, max_queue: int) -> None:
+        super().__init__(max_queue)
+        self.predictor = predictor
+        self._loaded: queue.Queue[tuple[LoadedImage, Future] | None] = queue.Queue()
+        self._pool = ThreadPoolExecutor(
+            max_workers=predictor.workers, thread_name_prefix="mammo-http-decode"
+        )
+        self._thread = threading.Thread(
+            target=self._score_loop, name="mammo-http-score", daemon=True
+        )
+        self._thread.start()
 
     def submit(self, path: Path, label: str) -> Future:
         """Score the image file at ``path`` (its record's ``path`` is ``label``).

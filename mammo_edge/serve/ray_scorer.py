@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..pipeline import build_record, load_input, score_loaded
+from .batcher import Admission
 
 #: Longest wait of a replica for more requests to fill a batch, in seconds.
 BATCH_WAIT_SECONDS = 0.005
@@ -65,8 +66,8 @@ def _deployment(max_batch_size: int):
     return ModelReplica
 
 
-class RayBatcher:
-    """The :class:`~mammo_edge.serve.batcher.Batcher` interface over Ray Serve replicas.
+class RayBatcher(Admission):
+    """What :class:`~mammo_edge.serve.batcher.Batcher` does, over Ray Serve replicas.
 
     Args:
         predictor: the service's verified model (its bytes are shipped, its preprocessing
@@ -82,10 +83,8 @@ class RayBatcher:
         ray = require_ray()
         from ray import serve
 
+        super().__init__(max_queue)
         self.predictor = predictor
-        self.max_queue = max_queue
-        self._admitted = 0
-        self._lock = threading.Lock()
         _start_quiet(ray, num_cpus)
         model_ref = ray.put(predictor.read_model_bytes())
         deployment = _deployment(predictor.batch_size).options(
@@ -100,22 +99,6 @@ class RayBatcher:
         serve.start(proxy_location="Disabled")  # the service's own uvicorn answers HTTP
         self._handle = serve.run(application, name=DEPLOYMENT_NAME, route_prefix=None)
         self._pool = ThreadPoolExecutor(max_workers=max_queue or 1, thread_name_prefix="mammo-ray")
-
-    @property
-    def depth(self) -> int:
-        with self._lock:
-            return self._admitted
-
-    def try_admit(self) -> bool:
-        with self._lock:
-            if self._admitted >= self.max_queue:
-                return False
-            self._admitted += 1
-            return True
-
-    def release(self) -> None:
-        with self._lock:
-            self._admitted -= 1
 
     def submit(self, path: Path, label: str) -> Future:
         """Decode here, score on a replica; a future of the ``PredictionResult``."""
