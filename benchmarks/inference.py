@@ -71,15 +71,13 @@ def random_batch(batch: int, size: int | tuple[int, int], seed: int = 0) -> np.n
 def onnx_session(
     model_path: Path, threads: int | None, provider: str = CPU
 ) -> ort.InferenceSession:
-    """A session as the runtime builds it: all graph optimisations, one inter-op thread."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    providers = [provider, CPU] if provider != CPU else [CPU]
-    return ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+    """The session the runtime builds (:func:`mammo_edge.providers.create_session`)."""
+    from mammo_edge.providers import create_session
+
+    device = "cpu" if provider == CPU else "cuda"
+    return create_session(
+        Path(model_path).read_bytes(), device=device, threads=threads, source=str(model_path)
+    )
 
 
 def cuda_absent_reason() -> str | None:
