@@ -27,6 +27,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import PurePath
 
+from .stacking import logit
+
 #: Inputs a record may wait for the rest of its exam (sorted folders keep exams together).
 GROUP_WINDOW = 64
 GROUP_BY_CHOICES = ("auto", "none")
@@ -68,13 +70,24 @@ def dicom_view(
     return View(f"{patient_id}/{study_uid}", side)
 
 
-def group_records(records: Iterable, window: int = GROUP_WINDOW) -> Iterator:
+def group_records(
+    records: Iterable,
+    window: int = GROUP_WINDOW,
+    pair_head=None,
+    class_names: tuple[str, str] = ("normal", "abnormal"),
+) -> Iterator:
     """Add the exam fields to records (see module notes), keeping their order.
 
     Args:
         records: :class:`~mammo_edge.predictor.PredictionResult` items whose ``exam`` and
             ``laterality`` were filled from the input (``None`` when unknown).
         window: how many later records an exam may wait for its next image.
+        pair_head: a stacking head reading ``cnn_logit_minus_other``
+            (:mod:`mammo_edge.stacking`): an image whose other breast was scored in the
+            run gets the head's probability with the difference of its network logit to
+            the other breast's (the highest over that breast's views), and its label at
+            its threshold anew; alone, the difference is 0 (how the scoring set it).
+        class_names: ``(negative, positive)`` labels, for relabelling.
 
     Yields:
         The same records, in the same order, with ``view_group``, ``partner``,
@@ -83,15 +96,19 @@ def group_records(records: Iterable, window: int = GROUP_WINDOW) -> Iterator:
     waiting: deque = deque()
     exams: dict[str, list] = {}
     last_seen: dict[str, int] = {}
+
+    def release(record):
+        return _with_exam_fields(record, exams, pair_head, class_names)
+
     for position, record in enumerate(records):
         if record.ok and record.exam:
             exams.setdefault(record.exam, []).append(record)
             last_seen[record.exam] = position
         waiting.append(record)
         while waiting and _ready(waiting[0], exams, position - window, last_seen):
-            yield _with_exam_fields(waiting.popleft(), exams)
+            yield release(waiting.popleft())
     while waiting:
-        yield _with_exam_fields(waiting.popleft(), exams)
+        yield release(waiting.popleft())
 
 
 def _ready(record, exams: dict, horizon: int, last_seen: dict) -> bool:
@@ -104,18 +121,40 @@ def _ready(record, exams: dict, horizon: int, last_seen: dict) -> bool:
     return last_seen[record.exam] <= horizon
 
 
-def _with_exam_fields(record, exams: dict):
+def _with_exam_fields(record, exams: dict, pair_head, class_names):
     if not record.ok:
         return record
     group = exams.get(record.exam, []) if record.exam else []
     others = [member for member in group if member is not record]
     if not others:
         return replace(record, view_group=SINGLE_VIEW)
-    same_breast = [member.probability for member in group if member.laterality == record.laterality]
+    probability = {id(member): _paired(member, group, pair_head) for member in group}
+    own = probability[id(record)]
+    same_breast = [probability[id(m)] for m in group if m.laterality == record.laterality]
+    negative, positive = class_names
     return replace(
         record,
+        probability=own,
+        label=positive if own >= record.threshold else negative,
         view_group=EXAM,
         partner=";".join(member.path for member in others),
         breast_probability=max(same_breast),
-        exam_probability=max(member.probability for member in group),
+        exam_probability=max(probability.values()),
+    )
+
+
+def _paired(member, group: list, pair_head) -> float:
+    """``member``'s probability given the other breast's images (unchanged without a head)."""
+    if pair_head is None or member.network_probability is None or member.laterality is None:
+        return member.probability
+    other = [
+        m.network_probability
+        for m in group
+        if m.laterality not in (None, member.laterality) and m.network_probability is not None
+    ]
+    if not other:
+        return member.probability
+    own = logit(member.network_probability)
+    return pair_head.probability(
+        {"cnn_logit": own, "cnn_logit_minus_other": own - logit(max(other))}
     )

@@ -35,7 +35,7 @@ from .grouping import View, dicom_view, mias_view
 from .guard import check_mammogram
 from .imageio import MAX_FILE_BYTES, MAX_PIXELS, decode_image_bytes, image_from_array, load_image
 from .preprocess import Geometry, NoBreastFoundError, PreprocessConfig, prepare
-from .stacking import Head, logit
+from .stacking import PAIR_FEATURE, Head, logit
 
 #: ``scheme://...`` with a scheme of two or more letters (``C:\\`` is a Windows drive).
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
@@ -233,7 +233,11 @@ def score_loaded(
         return scored
     for index, probability in zip(scorable, probabilities, strict=True):
         if np.isfinite(probability) and head is not None:
-            values = {"cnn_logit": logit(float(probability)), **dict(items[index].evidence)}
+            values = {
+                "cnn_logit": logit(float(probability)),
+                PAIR_FEATURE: 0.0,  # alone; grouping adds the other breast's
+                **dict(items[index].evidence),
+            }
             scored[index] = replace(
                 items[index],
                 probability=head.probability(values),

@@ -435,7 +435,12 @@ class Predictor:
         records = self._iter_records(inputs)
         if self.group_by == "none":
             return records
-        return _closing(group_records(records), records)
+        return _closing(self.group(records), records)
+
+    def group(self, records: Iterable[PredictionResult]) -> Iterator[PredictionResult]:
+        """:func:`~mammo_edge.grouping.group_records` with this model's pair head (if any)."""
+        pair = self.head if self.head is not None and self.head.reads_other_breast else None
+        return group_records(records, pair_head=pair, class_names=self.metadata.class_names)
 
     def _iter_records(self, inputs: Iterable[ImageInput]) -> Iterator[PredictionResult]:
         """Score inputs lazily, one ungrouped result per input, in input order.

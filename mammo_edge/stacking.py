@@ -10,10 +10,15 @@ over named features: ``cnn_logit`` (the logit of the network's own probability) 
 cluster features of :mod:`mammo_edge.calcifications`. The network's own probability stays
 in the record as ``network_probability`` so the two can be compared.
 
-Metadata form::
+Metadata form (one of the two heads)::
 
     {"single": {"features": [...], "mean": [...], "scale": [...],
                 "coefficients": [...], "intercept": 0.1}}
+    {"pair": {"features": ["cnn_logit", "cnn_logit_minus_other"], ...}}
+
+A ``pair`` head also reads the difference of the image's network logit to the other
+breast's: :mod:`mammo_edge.grouping` applies it once the exam's images are in; an image
+scored alone gets the difference 0, as the head was fitted for patients with one image.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from dataclasses import dataclass
 
 from .calcifications import FEATURE_NAMES
 
-#: Features a head may use, and who computes them.
-KNOWN_FEATURES = ("cnn_logit", *FEATURE_NAMES)
+#: Features a head may use: the network's logit, the full-resolution evidence, and the
+#: difference of the logit to the other breast's (:mod:`mammo_edge.grouping`; 0 alone).
+PAIR_FEATURE = "cnn_logit_minus_other"
+KNOWN_FEATURES = ("cnn_logit", *FEATURE_NAMES, PAIR_FEATURE)
 
 
 class HeadError(ValueError):
@@ -76,6 +83,10 @@ class Head:
         }
 
     @property
+    def reads_other_breast(self) -> bool:
+        return PAIR_FEATURE in self.features
+
+    @property
     def needs_calcifications(self) -> bool:
         return any(name in FEATURE_NAMES for name in self.features)
 
@@ -90,8 +101,19 @@ class Head:
 
 
 def single_head(metadata_head: Mapping) -> Head | None:
-    """The one-image head of a model's metadata ``head`` map, or ``None``."""
-    values = metadata_head.get("single") if metadata_head else None
+    """The head that scores one image, or ``None``: the metadata's ``pair`` head when
+    there is one (scored alone with a zero difference; :mod:`mammo_edge.grouping` scores
+    it again with the other breast), else its ``single`` head."""
+    if not metadata_head:
+        return None
+    pair = metadata_head.get("pair")
+    if pair:
+        head = Head.from_dict(pair)
+        if head.needs_calcifications:
+            # The other breast's evidence is not in its record; only its network logit is.
+            raise HeadError("a pair head reading calcification features is not supported")
+        return head
+    values = metadata_head.get("single")
     return Head.from_dict(values) if values else None
 
 

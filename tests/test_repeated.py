@@ -73,10 +73,11 @@ def test_evidence_that_carries_the_label_is_kept_and_shipped():
     assert names["+ calcifications"].kept
     assert names["+ calcifications"].difference["difference"] > 0.05
     described = [describe(c, recs, reps) for c in chain]
-    try:
-        shipped = shipped_head(chain, described, reps, recs, calcifications)
-    except NotImplementedError:
-        pytest.skip("the synthetic pair head won; covered by the single-head case")
+    if names["+ other breast"].kept:
+        with pytest.raises(NotImplementedError, match="calcification"):
+            shipped_head(chain, described, reps, recs, calcifications)
+        return
+    shipped = shipped_head(chain, described, reps, recs, calcifications)
     assert shipped["head"]["single"]["features"][0] == "cnn_logit"
     points = shipped["operating_points"]["points"]
     assert set(points) == {"triage", "balanced"}
@@ -105,3 +106,27 @@ def test_a_fold_head_never_sees_its_own_fold():
     again = cross_fitted_head(values, changed, folds)
     assert np.allclose(stacked[folds == 2], again[folds == 2])
     assert not np.allclose(stacked[folds != 2], again[folds != 2])
+
+
+def test_a_kept_other_breast_step_ships_a_pair_head():
+    recs = records(seed=2)
+    labels = np.array([r.label for r in recs])
+    reps = repeats_for(recs, strength=1.0, seed=2)
+    # The other breast's score carries the label: a strong left/right signal.
+    partner = np.arange(len(recs)) ^ 1
+    for repeat in reps:
+        for name in repeat.variants:
+            repeat.variants[name] = np.clip(
+                repeat.variants[name] - 0.4 * (1 - labels) * repeat.variants[name][partner],
+                0.01,
+                0.99,
+            )
+    noise = np.random.default_rng(7).normal(0, 1, (len(recs), 3))
+    chain = build_candidates(reps, recs, noise)
+    names = {c.name: c for c in chain}
+    if not names["+ other breast"].kept or names["+ calcifications"].kept:
+        pytest.skip("the synthetic left/right signal did not decide as designed")
+    described = [describe(c, recs, reps) for c in chain]
+    shipped = shipped_head(chain, described, reps, recs, noise)
+    assert shipped["head"]["pair"]["features"] == ["cnn_logit", "cnn_logit_minus_other"]
+    assert shipped["final_candidate"] == "+ other breast"

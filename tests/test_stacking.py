@@ -94,3 +94,44 @@ def test_the_runtime_applies_the_head_to_the_network_and_the_evidence(tmp_path):
     assert result.probability == pytest.approx(expected, abs=1e-5)
     plain = Predictor(build_tiny_model(tmp_path / "plain.onnx"), threads=1).predict(image)
     assert plain.network_probability is None
+
+
+PAIR = {
+    "features": ["cnn_logit", "cnn_logit_minus_other"],
+    "mean": [0.0, 0.0],
+    "scale": [1.0, 1.0],
+    "coefficients": [1.0, 0.7],
+    "intercept": 0.1,
+}
+
+
+def test_a_pair_head_reads_the_other_breast_once_it_is_in(tmp_path):
+    from mammo_edge import Predictor
+
+    model = build_tiny_model(tmp_path / "pair.onnx", tiny_metadata(head={"pair": PAIR}))
+    left, right = synthetic_mammogram(level=170), synthetic_mammogram(level=110, seed=1)
+    for name, image in (("mdb001.png", left), ("mdb002.png", right), ("mdb005.png", left)):
+        assert cv2.imwrite(str(tmp_path / name), image)
+    predictor = Predictor(model, threads=1)
+    results = {r.path.rsplit("/", 1)[-1]: r for r in predictor.iter_predict_paths([str(tmp_path)])}
+    head = Head.from_dict(PAIR)
+    own, other = (logit(tiny_probability(image)) for image in (left, right))
+    paired = head.probability({"cnn_logit": own, "cnn_logit_minus_other": own - other})
+    alone = head.probability({"cnn_logit": own, "cnn_logit_minus_other": 0.0})
+    assert results["mdb001.png"].probability == pytest.approx(paired, abs=1e-5)
+    assert results["mdb001.png"].label == ("abnormal" if paired >= 0.5 else "normal")
+    assert results["mdb005.png"].probability == pytest.approx(alone, abs=1e-5)
+    assert results["mdb001.png"].exam_probability == pytest.approx(
+        max(results["mdb001.png"].probability, results["mdb002.png"].probability)
+    )
+    ungrouped = Predictor(model, threads=1, group_by="none").predict(tmp_path / "mdb001.png")
+    assert ungrouped.probability == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_pair_head_reading_calcifications_is_refused(tmp_path):
+    from mammo_edge import Predictor
+
+    head = {**PAIR, "features": ["cnn_logit", "calc_cluster"]}
+    model = build_tiny_model(tmp_path / "bad.onnx", tiny_metadata(head={"pair": head}))
+    with pytest.raises(ModelError, match="not supported"):
+        Predictor(model)

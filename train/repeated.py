@@ -48,7 +48,7 @@ import numpy as np
 
 from mammo_edge import metrics
 from mammo_edge.calcifications import FEATURE_NAMES, calcification_features
-from mammo_edge.stacking import Head
+from mammo_edge.stacking import PAIR_FEATURE, Head
 from mammo_edge.stacking import logit as runtime_logit
 
 from .ablation import CLASSES, TISSUES, image_classes
@@ -436,8 +436,18 @@ def shipped_head(chain, described, repeats, records, calcifications) -> dict:
     final_index = max(i for i, candidate in enumerate(chain) if candidate.kept)
     final = chain[final_index]
     if final.name == "+ other breast":
-        # The runtime applies one-image heads; a pair head would need its own runtime path.
-        raise NotImplementedError("the other-breast head was kept: ship it with the runtime")
+        partner = partner_index(records)
+        pooled_partner = np.concatenate(
+            [partner + (partner >= 0) * i * len(labels) for i in range(len(repeats))]
+        )
+        if names["+ calcifications"].kept:
+            # The runtime's pair head reads the other breast's network logit only.
+            raise NotImplementedError("a pair head with calcification features")
+        heads = {
+            "pair": fit_head(
+                _pair_only(cnn, pooled_partner), all_labels, ["cnn_logit", PAIR_FEATURE]
+            ).as_dict()
+        }
     pooled = final.scores.reshape(-1)
     out_of_sample = described[final_index]["operating_points_out_of_sample"]
     rules = {

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
-from ..grouping import View, group_records
+from ..grouping import View
 from ..pipeline import LoadedImage, build_record, load_input, score_loaded
 from ..predictor import PredictionResult, Predictor
 from ..preprocess import PreprocessConfig
@@ -199,7 +199,7 @@ class RayEngine:
         try:
             records = self._run(ray, paths, model_bytes)
             if self.predictor.group_by == "auto":
-                records = group_records(records)
+                records = self.predictor.group(records)
             yield from records
         finally:
             if owns:
