@@ -252,7 +252,13 @@ def run_export(options: ExportOptions) -> ExportResult:
         "op_counts": conversion.op_counts,
         "parity": asdict(parity),
         "heatmap_parity": _heatmap_parity(keras_model, fp32_model, data.batch),
-        "threshold": None if threshold is None else asdict(threshold),
+        "threshold": (
+            {"threshold": metadata.threshold, "method": metadata.threshold_method}
+            if options.head_path is not None
+            else None
+            if threshold is None
+            else asdict(threshold)
+        ),
         "warnings": _threshold_warnings(threshold, metrics),
     }
 

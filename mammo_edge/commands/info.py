@@ -230,7 +230,7 @@ def _points_text(operating_points: dict, indent: str) -> list[str]:
         marker = " (default)" if name == default else ""
         label = f"point {name}{marker}:"
         lines.append(
-            f"{indent}{label:<18}{_threshold_text(point['threshold'])} "
+            f"{indent}{label:<18} {_threshold_text(point['threshold'])} "
             f"({point.get('rule', '')}){figures}"
         )
     return lines
