@@ -141,6 +141,14 @@ def render_model_card(
             "It answers per image (normal vs any abnormality) and does not localise findings "
             "(`mammo-edge explain` falls back to occlusion sensitivity)."
         )
+    threshold_limit = (
+        "Its operating points' sensitivity and specificity are out of sample: each fold was "
+        "judged at the threshold chosen on the other folds (cross-fitted); the shipped "
+        "thresholds are those rules on all out-of-fold scores."
+        if metadata.operating_points
+        else "A threshold chosen on the same predictions the metrics come from makes any "
+        "metric at that threshold optimistic; AUC does not depend on it."
+    )
     return f"""# Model card: {metadata.model_name} {metadata.model_version}
 
 A `{arch}` network ({parameter_count:,} parameters) that gives the probability that a
@@ -184,8 +192,7 @@ INT8: {int8_summary}
   it to fail on full-field digital mammography (FFDM), tomosynthesis, other vendors,
   other populations, and on CC views.
 - {localisation_limit} With ~260 images the confidence intervals are wide.
-- A threshold chosen on the same predictions the metrics come from makes any metric at
-  that threshold optimistic; AUC does not depend on it.
+- {threshold_limit}
 
 ## Provenance
 - Architecture: `{arch}`
