@@ -122,15 +122,18 @@ def test_an_exam_is_released_as_soon_as_both_mias_breasts_are_in():
     assert [next(stream).path, next(stream).path] == ["mdb003.pgm", "mdb004.pgm"]
 
 
-def test_predictor_groups_the_bundled_examples(examples_dir=None):
+def test_predictor_groups_the_bundled_examples():
     from pathlib import Path
 
     from mammo_edge import Predictor
 
     folder = Path(__file__).resolve().parent.parent / "examples"
-    grouped = {r.path: r for r in Predictor(threads=1).iter_predict_paths([str(folder)])}
+    # lite0 has no pair head: grouping adds fields and changes no probability.
+    model = "lite0"
+    grouped = {r.path: r for r in Predictor(model, threads=1).iter_predict_paths([str(folder)])}
     alone = {
-        r.path: r for r in Predictor(threads=1, group_by="none").iter_predict_paths([str(folder)])
+        r.path: r
+        for r in Predictor(model, threads=1, group_by="none").iter_predict_paths([str(folder)])
     }
     pair = [grouped[str(folder / name)] for name in ("mdb005.pgm", "mdb006.pgm")]
     assert pair[0].partner == str(folder / "mdb006.pgm")
@@ -139,3 +142,24 @@ def test_predictor_groups_the_bundled_examples(examples_dir=None):
     for path, result in alone.items():
         assert result.view_group is None and result.exam_probability is None
         assert np.isclose(result.probability, grouped[path].probability)
+
+
+def test_the_default_model_weighs_each_breast_against_the_other():
+    from pathlib import Path
+
+    from mammo_edge import Predictor
+
+    folder = Path(__file__).resolve().parent.parent / "examples"
+    predictor = Predictor(threads=1)
+    if not (predictor.head is not None and predictor.head.reads_other_breast):
+        pytest.skip("the default model has no pair head")
+    grouped = {r.path: r for r in predictor.iter_predict_paths([str(folder)])}
+    left, right = (grouped[str(folder / name)] for name in ("mdb005.pgm", "mdb006.pgm"))
+    # mdb005 (abnormal) against a normal twin scores higher than alone, and mdb006 lower.
+    alone = {
+        path: Predictor(threads=1, group_by="none").predict(path)
+        for path in (str(folder / "mdb005.pgm"), str(folder / "mdb006.pgm"))
+    }
+    assert left.probability > alone[left.path].probability
+    assert right.probability < alone[right.path].probability
+    assert left.network_probability == pytest.approx(alone[left.path].network_probability)

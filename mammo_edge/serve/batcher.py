@@ -18,7 +18,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..pipeline import LoadedImage, build_record, load_input, score_loaded
+from ..pipeline import LoadedImage, build_record, score_loaded
 
 #: How long the scoring thread waits for more loaded images to fill a batch, in seconds.
 GATHER_SECONDS = 0.002
@@ -88,12 +88,7 @@ class Batcher(Admission):
 
         def load() -> None:
             try:
-                item = load_input(
-                    path,
-                    self.predictor.metadata.preprocess,
-                    label=label,
-                    max_pixels=self.predictor.max_pixels,
-                )
+                item = self.predictor.load(path, label)
             except BaseException as error:  # load_input never raises for bad input
                 answer.set_exception(error)
                 return
@@ -129,7 +124,9 @@ class Batcher(Admission):
                     break
                 batch.append(entry)
             try:
-                scored = score_loaded([item for item, _ in batch], self.predictor.score_batch)
+                scored = score_loaded(
+                    [item for item, _ in batch], self.predictor.score_batch, self.predictor.head
+                )
                 for item, (_, answer) in zip(scored, batch, strict=True):
                     answer.set_result(build_record(item, context))
             except BaseException as error:  # never leave a request waiting forever

@@ -24,7 +24,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..pipeline import build_record, load_input, score_loaded
+from ..pipeline import build_record, score_loaded
 from .batcher import Admission
 
 #: Longest wait of a replica for more requests to fill a batch, in seconds.
@@ -57,7 +57,7 @@ def _deployment(max_batch_size: int):
 
         @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=BATCH_WAIT_SECONDS)
         async def score(self, items: list) -> list:
-            scored = score_loaded(items, self.predictor.score_batch)
+            scored = score_loaded(items, self.predictor.score_batch, self.predictor.head)
             return [build_record(item, self.context) for item in scored]
 
         async def __call__(self, item):
@@ -104,12 +104,7 @@ class RayBatcher(Admission):
         """Decode here, score on a replica; a future of the ``PredictionResult``."""
 
         def run():
-            item = load_input(
-                path,
-                self.predictor.metadata.preprocess,
-                label=label,
-                max_pixels=self.predictor.max_pixels,
-            )
+            item = self.predictor.load(path, label)
             if not item.ok:
                 return build_record(item, self.predictor.record_context)
             return self._handle.remote(item).result()
