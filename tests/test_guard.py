@@ -177,20 +177,23 @@ def test_fully_transparent_image_is_refused_and_partial_alpha_is_noted(tiny_pred
     assert part.ok and any("alpha channel ignored" in warning for warning in part.warnings)
 
 
+#: Root without the capabilities that override file permissions: it stays the owner of the
+#: checkout (a fresh clone in a 0700 temporary folder still imports), but a mode-000 file
+#: or folder stops it as it would stop any user.
+WITHOUT_READ_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
 def _setpriv_works() -> bool:
     if shutil.which("setpriv") is None or os.name != "posix" or os.geteuid() != 0:
         return False
-    probe = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "true"],
-        capture_output=True,
-    )
+    probe = subprocess.run([*WITHOUT_READ_OVERRIDE, "true"], capture_output=True)
     return probe.returncode == 0
 
 
 @pytest.mark.skipif(
     not _setpriv_works(),
-    reason="needs root and setpriv to run the CLI as an unprivileged user (as root, "
-    "permissions do not stop reading, so a plain chmod proves nothing)",
+    reason="needs root and setpriv to run the CLI without root's read override (as plain "
+    "root, permissions do not stop reading, so a chmod alone proves nothing)",
 )
 def test_unreadable_subfolder_is_an_error_record_not_a_silent_skip():
     import tempfile
@@ -208,7 +211,7 @@ def test_unreadable_subfolder_is_an_error_record_not_a_silent_skip():
         (study / "c.pgm").chmod(0o000)  # a file that cannot be opened
         (study / "locked").chmod(0o000)
         completed = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            WITHOUT_READ_OVERRIDE
             + [sys.executable, "-m", "mammo_edge.cli", "predict", str(study)]
             + ["-m", "seed", "-f", "jsonl", "-q"],
             cwd=REPO_ROOT,
