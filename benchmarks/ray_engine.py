@@ -100,7 +100,7 @@ def run_ray_benchmark(
     """Measure both engines; returns a JSON-able dict (see :func:`write_ray_reports`)."""
     import ray
 
-    from mammo_edge.engines.ray_engine import RayEngine, _start_ray, plan_actors
+    from mammo_edge.engines.ray_engine import RayEngine, plan_actors, start_ray
     from mammo_edge.inputs import expand_inputs
     from mammo_edge.predictor import Predictor
 
@@ -120,7 +120,7 @@ def run_ray_benchmark(
             if ray.is_initialized():
                 ray.shutdown()
             start = time.perf_counter()
-            _start_ray(ray, None, cpus)
+            start_ray(ray, None, cpus)
             ray_init_s = time.perf_counter() - start
             engine = RayEngine(local)
             plan = plan_actors(cpus)

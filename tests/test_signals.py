@@ -126,7 +126,7 @@ def test_a_closed_pipe_ends_quietly_with_141(study, tiny_models_dir, tmp_path):
 
 
 def test_starting_ray_keeps_the_sigterm_handler_in_force():
-    from mammo_edge.engines.ray_engine import _start_ray
+    from mammo_edge.engines.ray_engine import start_ray
 
     class RayThatTakesSigterm:
         """What ray.init does to the driver: installs a SIGTERM handler calling sys.exit."""
@@ -139,7 +139,7 @@ def test_starting_ray_keeps_the_sigterm_handler_in_force():
 
     previous = signal.signal(signal.SIGTERM, ours)
     try:
-        _start_ray(RayThatTakesSigterm(), None, 2)
+        start_ray(RayThatTakesSigterm(), None, 2)
         assert signal.getsignal(signal.SIGTERM) is ours
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -164,7 +164,7 @@ class RayEngine:
         if self.address is not None:
             _check_reachable(self.address)
         try:
-            _start_ray(ray, self.address, self.num_cpus)
+            start_ray(ray, self.address, self.num_cpus)
         except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError...
             where = f"join the Ray cluster at {self.address}" if self.address else "start Ray"
             raise RayEngineError(f"could not {where}: {error}") from None
@@ -382,7 +382,7 @@ def record_from_json(text: str) -> PredictionResult:
     return PredictionResult(**values)
 
 
-def _start_ray(ray, address: str | None, num_cpus: int | None) -> None:
+def start_ray(ray, address: str | None, num_cpus: int | None) -> None:
     """Join ``address``, or start a quiet local instance of ``num_cpus`` CPUs.
 
     ``ray.init`` replaces the process's SIGTERM handler with one that calls ``sys.exit``;
@@ -390,7 +390,7 @@ def _start_ray(ray, address: str | None, num_cpus: int | None) -> None:
     the output) is put back.
     """
     # Ray's notices (start-up, progress, execution plans) would drown the results on stderr.
-    for name in ("ray", "ray.data"):
+    for name in ("ray", "ray.data", "ray.serve"):
         logging.getLogger(name).setLevel(logging.ERROR)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None

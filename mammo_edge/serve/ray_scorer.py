@@ -18,9 +18,6 @@ scores with the local engine either way.
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -78,14 +75,15 @@ class RayBatcher(Admission):
     """
 
     def __init__(self, predictor, max_queue: int, replicas: int, num_cpus: int | None) -> None:
-        from ..engines.ray_engine import require_ray
+        from ..engines.ray_engine import require_ray, start_ray
 
         ray = require_ray()
         from ray import serve
 
         super().__init__(max_queue)
         self.predictor = predictor
-        _start_quiet(ray, num_cpus)
+        if not ray.is_initialized():
+            start_ray(ray, None, num_cpus)
         model_ref = ray.put(predictor.read_model_bytes())
         deployment = _deployment(predictor.batch_size).options(
             num_replicas=replicas, ray_actor_options={"num_cpus": 1}
@@ -118,25 +116,3 @@ class RayBatcher(Admission):
         self._pool.shutdown(wait=True)
         serve.shutdown()
         ray.shutdown()
-
-
-def _start_quiet(ray, num_cpus: int | None) -> None:
-    """Start a local Ray instance without its dashboard and notices.
-
-    ``ray.init`` installs its own SIGTERM handler; the service's (clean shutdown) is put back.
-    """
-    for name in ("ray", "ray.serve"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None
-    try:
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-            ignore_reinit_error=True,
-        )
-    finally:
-        if in_main_thread and previous is not None:
-            signal.signal(signal.SIGTERM, previous)
