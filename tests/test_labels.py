@@ -99,6 +99,9 @@ def test_mias_info_is_recognised_by_content_whatever_its_name(tmp_path):
         ("mdb007 Q NORM", r"line 6: unknown background tissue 'Q'"),
         ("mdb7 F NORM", r"line 6: bad reference 'mdb7'"),
         ("mdb007 F", r"line 6: expected 'mdbNNN TISSUE CLASS"),
+        # One Info.txt parser for training and evaluate: its checks hold for both.
+        ("mdb007 F CIRC Q 1 2 3", r"line 6: unknown severity 'Q'"),
+        ("mdb007 F CIRC B 10 2000 3", r"line 6: coordinates out of range"),
     ],
 )
 def test_malformed_mias_row_names_its_line(tmp_path, row, message):

@@ -3,14 +3,12 @@
 Accepts the distribution as a folder (``Info.txt`` + ``mdbNNN.pgm``) or as the
 ``all-mias.tar.gz`` archive itself, read in place without extracting.
 
-Info.txt quirks handled here (database README notes 1-4):
-- one row per abnormality, so an image can have several rows (mdb005);
-- normal rows are ``mdbNNN T NORM`` with no severity or coordinates;
-- some rows have no coordinates (``*NOTE 3*`` for widely distributed calcifications,
-  or simply missing, as mdb059);
-- x, y have their origin at the bottom-left corner (we keep them as written and expose
-  ``row_from_top`` for image-array indexing);
-- patients are left/right pairs: mdb001 + mdb002 is patient 1.
+Info.txt rows are parsed by the runtime's labels reader (``mammo_edge.labels``, the one
+owner of the row format and its quirks), so training and ``mammo-edge evaluate`` cannot
+disagree on what a MIAS image's label, patient or lesion circle is. Here the rows become
+one :class:`ImageRecord` per image; x, y keep their bottom-left origin as written, and
+``row_from_top`` gives the image-array row. Patients are left/right pairs: mdb001 + mdb002
+is patient 1.
 """
 
 from __future__ import annotations
@@ -24,42 +22,26 @@ import numpy as np
 
 from mammo_edge.labels import (
     MIAS_CLASS_CODES,
-    MIAS_REFERENCE,
+    MIAS_IMAGE_SIZE,
+    MIAS_SEVERITY_CODES,
     MIAS_TISSUE_CODES,
+    LabelsError,
+    MiasRow,
+    group_mias_rows,
     mias_patient_of,
+    parse_mias_info,
 )
 
-IMAGE_SIZE = 1024
-# The codes and the patient rule are shared with the runtime's labels reader, so training
-# and `mammo-edge evaluate` cannot disagree on what a MIAS image's label or patient is.
+IMAGE_SIZE = MIAS_IMAGE_SIZE
 TISSUE_CODES = MIAS_TISSUE_CODES
 CLASS_CODES = MIAS_CLASS_CODES
-SEVERITY_CODES = {"B": "benign", "M": "malignant"}
-_REFERENCE = MIAS_REFERENCE
-_NO_COORDINATES = "*NOTE 3*"
+SEVERITY_CODES = MIAS_SEVERITY_CODES
+#: One row of Info.txt (coordinates in pixels, origin bottom-left, or None).
+AbnormalityRow = MiasRow
 
 
 class MiasError(Exception):
     """The MIAS data is missing, malformed or truncated; the message names file and line."""
-
-
-@dataclass(frozen=True)
-class AbnormalityRow:
-    """One row of Info.txt. Coordinates are in pixels, origin bottom-left, or None."""
-
-    reference: str
-    tissue: str
-    abnormality_class: str
-    severity: str | None
-    x: int | None
-    y: int | None
-    radius: int | None
-    line_number: int
-
-    @property
-    def row_from_top(self) -> int | None:
-        """The y coordinate converted to an array row index (origin top-left)."""
-        return None if self.y is None else IMAGE_SIZE - 1 - self.y
 
 
 @dataclass(frozen=True)
@@ -83,77 +65,31 @@ def patient_of(reference: str) -> int:
 
 
 def parse_info(text: str, source: str = "Info.txt") -> list[AbnormalityRow]:
-    """Parse the rows of Info.txt (lines starting with ``mdb``; the header is skipped).
+    """Parse the rows of Info.txt with the runtime's parser (``mammo_edge.labels``).
 
     Raises:
         MiasError: a row is malformed or uses an unknown code, naming source and line.
     """
-    rows = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped.startswith("mdb"):
-            continue
-        rows.append(_parse_row(stripped, source, line_number))
-    if not rows:
-        raise MiasError(f"{source}: no image rows (lines starting with 'mdb') found")
-    return rows
-
-
-def _parse_row(line: str, source: str, line_number: int) -> AbnormalityRow:
-    where = f"{source} line {line_number}"
-    coordinates_omitted = _NO_COORDINATES in line
-    fields = line.replace(_NO_COORDINATES, "").split()
-    if len(fields) < 3:
-        raise MiasError(f"{where}: expected at least 3 columns, got {line!r}")
-    reference, tissue, abnormality_class = fields[:3]
-    if not _REFERENCE.match(reference):
-        raise MiasError(f"{where}: bad reference {reference!r} (expected mdbNNN)")
-    if tissue not in TISSUE_CODES:
-        raise MiasError(f"{where}: unknown background tissue {tissue!r} (expected F, G or D)")
-    if abnormality_class not in CLASS_CODES:
-        raise MiasError(
-            f"{where}: unknown abnormality class {abnormality_class!r} "
-            f"(expected one of {', '.join(CLASS_CODES)})"
-        )
-    rest = fields[3:]
-    if abnormality_class == "NORM":
-        if rest:
-            raise MiasError(f"{where}: a NORM row has extra columns {rest}")
-        return AbnormalityRow(reference, tissue, "NORM", None, None, None, None, line_number)
-    if not rest:
-        raise MiasError(f"{where}: abnormal row lacks severity (B or M)")
-    severity, coordinates = rest[0], rest[1:]
-    if severity not in SEVERITY_CODES:
-        raise MiasError(f"{where}: unknown severity {severity!r} (expected B or M)")
-    if coordinates_omitted and coordinates:
-        raise MiasError(f"{where}: '*NOTE 3*' row should have no coordinates, got {coordinates}")
-    if len(coordinates) not in (0, 3):
-        raise MiasError(f"{where}: expected x y radius or nothing, got {coordinates}")
-    if not coordinates:
-        return AbnormalityRow(
-            reference, tissue, abnormality_class, severity, None, None, None, line_number
-        )
     try:
-        x, y, radius = (int(value) for value in coordinates)
-    except ValueError:
-        raise MiasError(f"{where}: coordinates must be integers, got {coordinates}") from None
-    if not (0 <= x < IMAGE_SIZE and 0 <= y < IMAGE_SIZE and radius > 0):
-        raise MiasError(f"{where}: coordinates out of range: x={x} y={y} radius={radius}")
-    return AbnormalityRow(reference, tissue, abnormality_class, severity, x, y, radius, line_number)
+        return parse_mias_info(text, source)
+    except LabelsError as error:
+        raise MiasError(str(error)) from None
 
 
-def group_by_image(rows: list[AbnormalityRow]) -> list[ImageRecord]:
-    """One record per image, in reference order; abnormal if any row is not NORM."""
-    by_reference: dict[str, list[AbnormalityRow]] = {}
-    for row in rows:
-        by_reference.setdefault(row.reference, []).append(row)
+def group_by_image(rows: list[AbnormalityRow], source: str = "Info.txt") -> list[ImageRecord]:
+    """One record per image, in reference order; abnormal if any row is not NORM.
+
+    Raises:
+        MiasError: an image is listed both NORM and abnormal.
+    """
+    try:
+        by_reference = group_mias_rows(rows, source)
+    except LabelsError as error:
+        raise MiasError(str(error)) from None
     records = []
     for reference in sorted(by_reference):
         image_rows = by_reference[reference]
         classes = {row.abnormality_class for row in image_rows}
-        if "NORM" in classes and len(image_rows) > 1:
-            line = image_rows[1].line_number
-            raise MiasError(f"Info.txt line {line}: {reference} is listed both NORM and abnormal")
         records.append(
             ImageRecord(
                 reference=reference,
@@ -205,7 +141,7 @@ class MiasDataset:
     def __init__(self, source: Path, info_text: str) -> None:
         self.source = source
         self.rows = parse_info(info_text, source=f"{source.name}/Info.txt")
-        self.records = group_by_image(self.rows)
+        self.records = group_by_image(self.rows, source=f"{source.name}/Info.txt")
         self._members: dict[str, tarfile.TarInfo] | None = None
         self._archive: tarfile.TarFile | None = None
 
