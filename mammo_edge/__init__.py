@@ -34,7 +34,7 @@ __all__ = [
 
 _LAZY = {
     "Predictor": "predictor",
-    "PredictionResult": "predictor",
+    "PredictionResult": "records",
     "load_image": "imageio",
     "DecodedImage": "imageio",
     "ErrorCode": "errors",
@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from .imageio import DecodedImage, load_image
     from .inputs import expand_inputs, iter_inputs
     from .pipeline import load_input
-    from .predictor import PredictionResult, Predictor
+    from .predictor import Predictor
+    from .records import PredictionResult
 
 
 def __getattr__(name: str):

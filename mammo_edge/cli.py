@@ -20,12 +20,15 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 from . import __version__
 from .commands import evaluate, explain, info, predict, report, serve
+from .commands.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,  # noqa: F401  (the exit-code table, re-exported)
+    EXIT_TERMINATED,
+    EXIT_USAGE_OR_MODEL,
+    Terminated,
+)
 from .errors import ModelError, OutputError
-
-EXIT_OK = 0
-EXIT_USAGE_OR_MODEL = 1
-EXIT_SOME_FAILED = 2
-EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="mammo-edge",
@@ -87,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("mammo-edge: interrupted", err=True)
         return EXIT_INTERRUPTED
-    except predict.Terminated:  # SIGTERM before a verb had anything to keep
+    except Terminated:  # SIGTERM before a verb had anything to keep
         typer.echo("mammo-edge: terminated (SIGTERM)", err=True)
-        return predict.EXIT_TERMINATED
+        return EXIT_TERMINATED
     return outcome if isinstance(outcome, int) else EXIT_OK
 
 

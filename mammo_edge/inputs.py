@@ -32,16 +32,23 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .imageio import EXTENSION_FORMATS
-from .pipeline import is_uri
 
 #: Marks an argument as a list file: ``@paths.txt``.
 LIST_PREFIX = "@"
 _GLOB_CHARACTERS = set("*?[")
 _DICOM_SNIFF_BYTES = 132
+#: ``scheme://...`` with a scheme of two or more letters (``C:\\`` is a Windows drive).
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def is_uri(source: str) -> bool:
+    """True for ``scheme://...`` inputs read through a pyarrow filesystem."""
+    return bool(_URI.match(source))
 
 
 def expand_inputs(arguments: Iterable[str | os.PathLike]) -> list[str]:

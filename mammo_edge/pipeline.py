@@ -1,15 +1,16 @@
 """The per-image steps every engine runs: load, score, build the record.
 
-Three pure functions, shared by the local engine (:class:`~mammo_edge.predictor.Predictor`)
-and the Ray engine (:mod:`mammo_edge.engines.ray_engine`), so both give the same records:
+Three pure functions, shared by the local engine (:mod:`mammo_edge.engines.local`), the Ray
+engine (:mod:`mammo_edge.engines.ray_engine`) and ``serve``, so all give the same records:
 
 1. :func:`load_input`: read -> decode -> preprocess one input into a :class:`LoadedImage`.
    It never raises for a bad input: the failure is carried in the item (``error_code``,
    ``error_message``), so a damaged file becomes an error record, never a failed batch.
 2. :func:`score_loaded`: run a scoring function (onnxruntime) on the scorable items of a
    batch; a batch that onnxruntime rejects marks its items ``INFERENCE_FAILED``.
-3. :func:`build_record`: one :class:`~mammo_edge.predictor.PredictionResult` from a scored
-   item and the model's :class:`RecordContext`.
+3. :func:`~mammo_edge.records.build_record`: one
+   :class:`~mammo_edge.records.PredictionResult` from a scored item and the model's
+   :class:`~mammo_edge.records.RecordContext` (the record's own module).
 
 Everything crossing a process boundary here (``LoadedImage``, ``RecordContext``) holds
 plain values (numpy arrays, strings, tuples), so it pickles for Ray tasks and actors.
@@ -22,7 +23,6 @@ the ``ray`` extra).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,11 +34,9 @@ from .errors import ErrorCode, InputError
 from .grouping import View, dicom_view, mias_view
 from .guard import check_mammogram
 from .imageio import MAX_FILE_BYTES, MAX_PIXELS, decode_image_bytes, image_from_array, load_image
+from .inputs import is_uri
 from .preprocess import Geometry, NoBreastFoundError, PreprocessConfig, prepare
 from .stacking import PAIR_FEATURE, Head, logit
-
-#: ``scheme://...`` with a scheme of two or more letters (``C:\\`` is a Windows drive).
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 @dataclass(frozen=True)
@@ -92,31 +90,6 @@ class LoadedImage:
             probability=None,
             pixels=None,
         )
-
-
-@dataclass(frozen=True)
-class RecordContext:
-    """What every record of one model run carries besides the per-image result.
-
-    Attributes:
-        threshold: decision threshold; ``probability >= threshold`` is the positive class.
-        class_names: ``(negative, positive)`` from the model's metadata.
-        model_name, model_version: from the model's metadata.
-        model_sha256: SHA-256 of the model bytes that scored.
-        provider: the onnxruntime execution provider that ran the model.
-    """
-
-    threshold: float
-    class_names: tuple[str, str]
-    model_name: str
-    model_version: str
-    model_sha256: str
-    provider: str
-
-
-def is_uri(source: str) -> bool:
-    """True for ``scheme://...`` inputs read through a pyarrow filesystem."""
-    return bool(_URI.match(source))
 
 
 def input_label(source: str | os.PathLike | np.ndarray, index: int) -> str:
@@ -250,41 +223,6 @@ def score_loaded(
                 ErrorCode.INFERENCE_FAILED, f"the model returned {probability}"
             )
     return scored
-
-
-def build_record(item: LoadedImage, context: RecordContext):
-    """The :class:`~mammo_edge.predictor.PredictionResult` of one scored (or failed) item."""
-    from .predictor import STATUS_ERROR, STATUS_OK, PredictionResult
-
-    common = {
-        "path": item.path,
-        "threshold": context.threshold,
-        "model_name": context.model_name,
-        "model_version": context.model_version,
-        "model_sha256": context.model_sha256,
-        "provider": context.provider,
-        "image_format": item.image_format,
-        "warnings": tuple(item.warnings),
-        "exam": item.view.exam if item.view else None,
-        "laterality": item.view.laterality if item.view else None,
-        "network_probability": item.network_probability,
-    }
-    if item.ok and item.probability is not None:
-        negative, positive = context.class_names
-        label = positive if item.probability >= context.threshold else negative
-        return PredictionResult(
-            status=STATUS_OK, probability=item.probability, label=label, **common
-        )
-    code = item.error_code or ErrorCode.INFERENCE_FAILED.value
-    message = item.error_message or "the input was not scored"
-    return PredictionResult(
-        status=STATUS_ERROR,
-        probability=None,
-        label=None,
-        error_code=code,
-        error_message=message,
-        **common,
-    )
 
 
 def _view_of(label: str, decoded) -> View | None:

@@ -12,7 +12,6 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -21,92 +20,21 @@ from .errors import ModelError
 from .grouping import GROUP_BY_CHOICES, group_records
 from .imageio import MAX_PIXELS
 from .metadata import MetadataError, ModelMetadata
-from .pipeline import (
-    LoadedImage,
+from .pipeline import LoadedImage, input_label, load_input, score_loaded
+from .providers import create_session
+from .records import (  # noqa: F401  (PredictionResult and its fields were defined here)
+    RESULT_FIELDS,
+    STATUS_ERROR,
+    STATUS_OK,
+    PredictionResult,
     RecordContext,
     build_record,
-    input_label,
-    load_input,
-    score_loaded,
 )
-from .providers import create_session
 from .registry import ModelFile, read_verified, resolve_model
 from .stacking import HeadError, single_head
 
 #: One thing to score: a file path or an image array (see ``image_from_array``).
 ImageInput = str | os.PathLike | np.ndarray
-
-STATUS_OK = "ok"
-STATUS_ERROR = "error"
-
-
-@dataclass(frozen=True)
-class PredictionResult:
-    """The one record every input yields. Field meanings: docs/runtime.md.
-
-    Attributes:
-        path: the input path, or ``<array N>`` for the N-th array given.
-        status: ``ok`` or ``error``.
-        probability: probability of the positive class (``abnormal``); ``None`` on error.
-        label: ``normal`` or ``abnormal`` (``probability >= threshold``); ``None`` on error.
-        threshold: the decision threshold used.
-        model_name, model_version: from the model's metadata.
-        model_sha256: SHA-256 of the model file that scored it.
-        provider: the onnxruntime execution provider that ran the model.
-        image_format: the format found in the content; ``None`` when not decoded.
-        warnings: notes such as colour converted to gray or a misleading file extension.
-        error_code: a stable :class:`~mammo_edge.errors.ErrorCode` value on error.
-        error_message: what failed and what to do, on error.
-        exam: the exam the image belongs to (DICOM Patient ID/Study Instance UID, or
-            ``mias patient N``); ``None`` when unknown (:mod:`mammo_edge.grouping`).
-        laterality: ``L`` or ``R`` when known.
-        view_group: ``exam`` when other images of the exam were scored in the same run,
-            ``single_view`` when the image stands alone; ``None`` on error or with
-            ``group_by="none"``.
-        partner: the paths of the exam's other images, ``;``-separated.
-        breast_probability: the highest probability among the views of this breast.
-        exam_probability: the highest probability among the exam's images.
-        network_probability: for a model with a stacking head, the network's own
-            probability before the head combined it with the image's full-resolution
-            evidence (:mod:`mammo_edge.stacking`); else ``None``.
-    """
-
-    path: str
-    status: str
-    probability: float | None
-    label: str | None
-    threshold: float
-    model_name: str
-    model_version: str
-    model_sha256: str
-    provider: str
-    image_format: str | None = None
-    warnings: tuple[str, ...] = ()
-    error_code: str | None = None
-    error_message: str | None = None
-    exam: str | None = None
-    laterality: str | None = None
-    view_group: str | None = None
-    partner: str | None = None
-    breast_probability: float | None = None
-    exam_probability: float | None = None
-    network_probability: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the input was scored."""
-        return self.status == STATUS_OK
-
-    def as_dict(self) -> dict:
-        """The record as plain JSON-ready values, fields in schema order."""
-        record = asdict(self)
-        record["warnings"] = list(self.warnings)
-        return record
-
-
-#: Result fields in the order every output format writes them.
-RESULT_FIELDS = tuple(field.name for field in fields(PredictionResult))
-
 
 #: The default batch holds about this many input pixels: 16 images of the seed's 128x128,
 #: 2 of lite0's 512x256 (measured end to end on 2 cores: lite0 at batch 16 was slower and

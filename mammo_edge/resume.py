@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MammoEdgeError
-from .predictor import RESULT_FIELDS, STATUS_OK
-from .writers import APPENDABLE_FORMATS, csv_cell_text
+from .records import RESULT_FIELDS, STATUS_OK, csv_cell_text
+from .writers import APPENDABLE_FORMATS
 
 
 class ResumeError(MammoEdgeError):

@@ -3,7 +3,7 @@
 Every writer emits each record as soon as it gets it and flushes, so an interrupted run
 keeps every result finished before the interruption. JSON is written as a list whose
 closing bracket comes at :meth:`ResultWriter.close`; use ``jsonl`` or ``csv`` when a run
-may be killed. The fields and their order are :data:`~mammo_edge.predictor.RESULT_FIELDS`.
+may be killed. The fields and their order are :data:`~mammo_edge.records.RESULT_FIELDS`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ import csv
 import json
 from typing import TextIO
 
-from .predictor import RESULT_FIELDS, PredictionResult
+from .records import RESULT_FIELDS, PredictionResult, csv_cell
 
 FORMATS = ("table", "json", "jsonl", "csv")
-
-# Spreadsheets run cells that start with these as formulas; a crafted file name must not.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ResultWriter:
@@ -77,7 +74,7 @@ class CsvWriter(ResultWriter):
 
     def write(self, result: PredictionResult) -> None:
         record = result.as_dict()
-        self.csv.writerow([_csv_cell(record[name]) for name in RESULT_FIELDS])
+        self.csv.writerow([csv_cell(record[name]) for name in RESULT_FIELDS])
         self.stream.flush()
 
 
@@ -133,23 +130,3 @@ def open_writer(
     if output_format == "csv":
         return CsvWriter(stream, header=not append)
     raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {output_format!r}")
-
-
-def csv_cell_text(cell: str) -> str:
-    """Undo the formula guard of :func:`_csv_cell` on a cell read back (``'=x`` -> ``=x``)."""
-    if cell.startswith("'") and cell[1:].startswith(_FORMULA_PREFIXES):
-        return cell[1:]
-    return cell
-
-
-def _csv_cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        value = "; ".join(value)
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    if text.startswith(_FORMULA_PREFIXES):
-        return "'" + text
-    return text

@@ -13,14 +13,9 @@ from conftest import synthetic_mammogram, tiny_probability
 
 from mammo_edge.errors import ErrorCode
 from mammo_edge.inputs import expand_inputs, iter_inputs
-from mammo_edge.pipeline import (
-    LoadedImage,
-    RecordContext,
-    build_record,
-    load_input,
-    score_loaded,
-)
+from mammo_edge.pipeline import LoadedImage, load_input, score_loaded
 from mammo_edge.preprocess import Geometry, PreprocessConfig
+from mammo_edge.records import RecordContext, build_record
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from conftest import EXAMPLES_DIR, synthetic_mammogram
 
 from mammo_edge import __version__
 from mammo_edge.cli import main
-from mammo_edge.predictor import RESULT_FIELDS
+from mammo_edge.records import RESULT_FIELDS
 
 
 @pytest.fixture

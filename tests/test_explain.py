@@ -30,8 +30,9 @@ from mammo_edge.explain import (
     occlusion_grid,
     render_overlay,
 )
-from mammo_edge.predictor import RESULT_FIELDS, Predictor
+from mammo_edge.predictor import Predictor
 from mammo_edge.preprocess import PreprocessConfig, prepare
+from mammo_edge.records import RESULT_FIELDS
 
 #: A square breast-crop contract for the mean-intensity tiny model (square inputs only).
 SQUARE_CROP = PreprocessConfig(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mammo_edge.grouping import EXAM, SINGLE_VIEW, dicom_view, group_records, mias_view
-from mammo_edge.predictor import STATUS_ERROR, STATUS_OK, PredictionResult
+from mammo_edge.records import STATUS_ERROR, STATUS_OK, PredictionResult
 
 
 def record(path, probability=0.5, exam=None, laterality=None, ok=True):

@@ -21,7 +21,8 @@ from conftest import (
 )
 
 from mammo_edge.errors import ErrorCode, ModelError, ProviderError
-from mammo_edge.predictor import RESULT_FIELDS, PredictionResult, Predictor
+from mammo_edge.predictor import Predictor
+from mammo_edge.records import RESULT_FIELDS, PredictionResult
 from mammo_edge.registry import MODELS_DIR, read_manifest
 
 IMAGES = [synthetic_mammogram(96, 80, seed) for seed in range(5)]

@@ -13,7 +13,7 @@ import pytest
 from conftest import synthetic_mammogram
 
 from mammo_edge.cli import main
-from mammo_edge.predictor import RESULT_FIELDS
+from mammo_edge.records import RESULT_FIELDS
 from mammo_edge.resume import ResumeError, prepare_resume
 
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO_ROOT, slowed_cli_script, write_study
 
 from mammo_edge.cli import main
-from mammo_edge.predictor import RESULT_FIELDS
+from mammo_edge.records import RESULT_FIELDS
 
 pytestmark = pytest.mark.skipif(
     not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals"

@@ -43,7 +43,7 @@ from .options import (
 if TYPE_CHECKING:
     from ..labels import LabelMatch, Labels
     from ..metrics import AucEstimate, ConfusionMetrics, GroupMetrics, OperatingPoint, RocCurve
-    from ..predictor import PredictionResult
+    from ..records import PredictionResult
 
 #: Specificity at which sensitivity is reported (a common screening operating point).
 REFERENCE_SPECIFICITY = 0.9
@@ -181,9 +181,9 @@ def _score(
     """Score ``paths`` with the Predictor ``predict`` uses; return records and model facts."""
     from ..inputs import expand_inputs
     from ..predictor import Predictor
-    from .predict import _silence_opencv_warnings
+    from .common import silence_opencv_warnings
 
-    _silence_opencv_warnings()
+    silence_opencv_warnings()
     inputs = expand_inputs(paths)
     if not inputs:
         raise typer.BadParameter(f"no image files found in {', '.join(paths)}", param_hint="PATHS")
@@ -223,79 +223,18 @@ def _score(
 
 
 def read_prediction_records(path: Path) -> list[PredictionResult]:
-    """Read the records of ``mammo-edge predict --format jsonl|json|csv`` back.
+    """The records of ``mammo-edge predict --format jsonl|json|csv`` (``--predictions``).
 
     Raises:
-        typer.BadParameter: the file is missing, of another format (e.g. the table), or a
-            record lacks ``path``/``status``/``probability`` (the line is named).
+        typer.BadParameter: the file cannot be read as records
+            (:func:`~mammo_edge.records.read_records` says why).
     """
-    from ..predictor import RESULT_FIELDS, STATUS_OK, PredictionResult
+    from ..records import RecordsError, read_records
 
-    hint = "--predictions"
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise typer.BadParameter(f"{path}: no such file", param_hint=hint) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise typer.BadParameter(f"{path}: cannot read: {error}", param_hint=hint) from None
-    stripped = text.lstrip()
-    rows: list[tuple[int, dict]] = []
-    try:
-        if stripped.startswith("["):
-            rows = list(enumerate(json.loads(text), start=1))
-        elif stripped.startswith("{"):
-            for number, line in enumerate(text.splitlines(), start=1):
-                if line.strip():
-                    rows.append((number, json.loads(line)))
-        else:
-            reader = csv.DictReader(text.splitlines())
-            if not {"path", "status"} <= set(reader.fieldnames or ()):
-                raise typer.BadParameter(
-                    f"{path}: not a predict output; write one with "
-                    f"'mammo-edge predict ... --format jsonl -o FILE' (or csv)",
-                    param_hint=hint,
-                )
-            for row in reader:
-                rows.append((reader.line_num, {k: _csv_value(v) for k, v in row.items()}))
-    except json.JSONDecodeError as error:
-        raise typer.BadParameter(
-            f"{path} line {error.lineno}: not valid JSON ({error.msg})", param_hint=hint
-        ) from None
-    results = []
-    for number, record in rows:
-        where = f"{path} line {number}"
-        if not isinstance(record, dict) or "path" not in record or "status" not in record:
-            raise typer.BadParameter(f"{where}: a record needs path and status", param_hint=hint)
-        values = {name: record.get(name) for name in RESULT_FIELDS}
-        try:
-            for name in ("probability", "threshold"):
-                if values[name] not in (None, ""):
-                    values[name] = float(values[name])
-                else:
-                    values[name] = None
-        except (TypeError, ValueError):
-            raise typer.BadParameter(
-                f"{where}: probability and threshold must be numbers", param_hint=hint
-            ) from None
-        if values["status"] == STATUS_OK and (
-            values["probability"] is None or not math.isfinite(values["probability"])
-        ):
-            raise typer.BadParameter(f"{where}: an ok record has no probability", param_hint=hint)
-        warnings = values["warnings"] or ()
-        values["warnings"] = tuple(warnings.split("; ") if isinstance(warnings, str) else warnings)
-        for name in ("path", "status", "model_name", "model_version", "model_sha256", "provider"):
-            values[name] = "" if values[name] is None else str(values[name])
-        results.append(PredictionResult(**values))
-    if not results:
-        raise typer.BadParameter(f"{path}: no records", param_hint=hint)
-    return results
-
-
-def _csv_value(cell: str | None) -> str | None:
-    """Undo the CSV writer: empty is None, a ``'`` guarding a formula-like cell goes."""
-    from ..writers import csv_cell_text
-
-    return None if cell is None or cell == "" else csv_cell_text(cell)
+        return read_records(path)
+    except RecordsError as error:
+        raise typer.BadParameter(str(error), param_hint="--predictions") from None
 
 
 def _model_of_records(results: list, source: Path) -> dict:
@@ -523,7 +462,7 @@ def write_joined_predictions(
     ``predicted`` is the call at ``threshold`` (the evaluation's, which may differ from the
     one a ``--predictions`` file was written with).
     """
-    from ..writers import _csv_cell
+    from ..records import csv_cell
 
     label_of = dict(match.matched)
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
@@ -553,12 +492,12 @@ def write_joined_predictions(
                 result.error_code,
                 result.error_message,
             ]
-            writer.writerow([_csv_cell(value) for value in row])
+            writer.writerow([csv_cell(value) for value in row])
         for record in match.labels_without_input:
             row = [None, "no input", None, None, "abnormal" if record.label else "normal", None]
             row += [record.patient, record.group, record.finding, record.image, record.line]
             row += [None, None]
-            writer.writerow([_csv_cell(value) for value in row])
+            writer.writerow([csv_cell(value) for value in row])
 
 
 def write_roc_svg(path: Path, evaluation: Evaluation, model_name: str) -> None:

@@ -17,6 +17,16 @@ from typing import Annotated
 
 import typer
 
+from .common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE_OR_MODEL,
+    Terminated,
+    make_folder,
+    progress_bar,
+    sigterm_as_exception,
+    stop_reason,
+)
 from .options import (
     BatchSizeOption,
     Device,
@@ -26,15 +36,6 @@ from .options import (
     ThreadsOption,
     ThresholdOption,
     input_arguments,
-)
-from .predict import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    EXIT_TERMINATED,
-    Terminated,
-    _sigterm_as_exception,
-    progress_bar,
 )
 
 OVERLAY_FOLDER = "overlays"
@@ -98,7 +99,7 @@ def explain_command(
     from ..outputs import exclusive_output
 
     records_path = out / RECORDS_NAME
-    with _sigterm_as_exception():
+    with sigterm_as_exception():
         explainer, inputs = open_explainer(
             input_arguments(paths, from_list),
             model,
@@ -149,7 +150,7 @@ def explain_command(
                 raise typer.Exit(code) from None
             except OSError as error:
                 typer.echo(f"mammo-edge: error: cannot write to {out}: {error}", err=True)
-                raise typer.Exit(1) from None
+                raise typer.Exit(EXIT_USAGE_OR_MODEL) from None
     if not quiet:
         summary = f"explained {written - failed} of {written} input(s); wrote {records_path}"
         if failed:
@@ -185,9 +186,9 @@ def open_explainer(
     from ..inputs import expand_inputs
     from ..outputs import refuse_input_overlap
     from ..predictor import Predictor
-    from .predict import _silence_opencv_warnings
+    from .common import silence_opencv_warnings
 
-    _silence_opencv_warnings()
+    silence_opencv_warnings()
     inputs = expand_inputs(paths)
     if not inputs:
         raise typer.BadParameter(f"no image files found in {', '.join(paths)}", param_hint="PATHS")
@@ -196,22 +197,6 @@ def open_explainer(
         model, device=device, threads=threads, threshold=threshold, batch_size=batch_size
     )
     return Explainer(predictor, method=method), inputs
-
-
-def stop_reason(stop: BaseException) -> tuple[str, int]:
-    """What to tell people, and the exit code, after Ctrl-C or SIGTERM."""
-    if isinstance(stop, KeyboardInterrupt):
-        return "interrupted", EXIT_INTERRUPTED
-    return "terminated (SIGTERM)", EXIT_TERMINATED
-
-
-def make_folder(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise typer.BadParameter(
-            f"cannot create {out}: {error.strerror}", param_hint="--out"
-        ) from None
 
 
 def announce(explainer, count: int) -> None:

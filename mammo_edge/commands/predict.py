@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import sys
-import threading
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated
 
 import typer
 
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PIPE_CLOSED,
+    EXIT_SOME_FAILED,
+    EXIT_TERMINATED,
+    Terminated,
+    discard_stdout,
+    progress_bar,
+    sigterm_as_exception,
+    silence_opencv_warnings,
+)
 from .options import (
     BatchSizeOption,
     Device,
@@ -31,14 +40,6 @@ from .options import (
 class Engine(str, Enum):
     local = "local"
     ray = "ray"
-
-
-#: Exit codes of ``predict`` (the README's table): shells report 128 + signal number.
-EXIT_OK = 0
-EXIT_SOME_FAILED = 2
-EXIT_INTERRUPTED = 130
-EXIT_PIPE_CLOSED = 141
-EXIT_TERMINATED = 143
 
 
 class OutputFormat(str, Enum):
@@ -139,7 +140,7 @@ def predict_command(
     from ..outputs import exclusive_output
 
     locked = exclusive_output(output) if output is not None else contextlib.nullcontext()
-    with _sigterm_as_exception(), locked:
+    with sigterm_as_exception(), locked:
         try:
             return _predict(
                 paths=input_arguments(paths, from_list),
@@ -164,7 +165,7 @@ def predict_command(
             typer.echo("mammo-edge: terminated (SIGTERM) before scoring began", err=True)
             raise typer.Exit(EXIT_TERMINATED) from None
         except BrokenPipeError:
-            _discard_stdout()
+            discard_stdout()
             raise typer.Exit(EXIT_PIPE_CLOSED) from None
 
 
@@ -191,7 +192,7 @@ def _predict(
     from ..inputs import expand_inputs
     from ..predictor import Predictor
 
-    _silence_opencv_warnings()
+    silence_opencv_warnings()
     if engine != Engine.ray.value and (address is not None or num_cpus is not None):
         raise typer.BadParameter(
             "--address and --num-cpus need --engine ray", param_hint="--engine"
@@ -382,79 +383,6 @@ def _resume_state(output: Path, output_format: str, predictor, force: bool):
         )
     except ResumeError as error:
         raise typer.BadParameter(str(error), param_hint="--resume") from None
-
-
-class Terminated(BaseException):
-    """Raised in the main thread by SIGTERM, so a stop unwinds like Ctrl-C and loses nothing.
-
-    A BaseException (as KeyboardInterrupt is), so that no ``except Exception`` guarding one
-    bad file swallows it.
-    """
-
-
-@contextlib.contextmanager
-def _sigterm_as_exception():
-    """Turn SIGTERM into :class:`Terminated` while the command runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_terminated(signum, frame):
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _discard_stdout() -> None:
-    """The reader of standard output is gone (``| head``): send what is left nowhere.
-
-    Python flushes standard output at exit; with the pipe closed that flush would print
-    "Exception ignored ... BrokenPipeError", so the descriptor is pointed at /dev/null.
-    """
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
-def _silence_opencv_warnings() -> None:
-    """OpenCV logs decoder warnings to stderr; the result records already say what failed."""
-    import cv2
-
-    logging_module = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging_module is not None:
-        logging_module.setLogLevel(logging_module.LOG_LEVEL_ERROR)
-
-
-def progress_bar(length: int, label: str, *, quiet: bool, results: TextIO | None = None):
-    """A progress bar on standard error, or a context yielding ``None`` where none belongs.
-
-    Shown when standard error is a terminal, there is more than one input, ``--quiet`` is
-    not given and the results (``results``) are not themselves going to that terminal.
-    Every long verb (predict, explain, report) shows progress by this one rule.
-    """
-    show = (
-        not quiet
-        and length > 1
-        and _is_terminal(sys.stderr)
-        and (results is None or not _is_terminal(results))
-    )
-    if not show:
-        return contextlib.nullcontext()
-    return typer.progressbar(length=length, label=label, file=sys.stderr)
-
-
-def _is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 #: Formats written to the ``--output`` file as they come (each line whole; ``--resume``

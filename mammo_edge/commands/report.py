@@ -24,15 +24,23 @@ from typing import Annotated
 
 import typer
 
+from .common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE_OR_MODEL,
+    Terminated,
+    make_folder,
+    progress_bar,
+    sigterm_as_exception,
+    stop_reason,
+)
 from .explain import (
     RECORDS_NAME,
     Method,
     MethodOption,
     PathsArgument,
     announce,
-    make_folder,
     open_explainer,
-    stop_reason,
 )
 from .options import (
     BatchSizeOption,
@@ -44,7 +52,6 @@ from .options import (
     ThresholdOption,
     input_arguments,
 )
-from .predict import EXIT_OK, EXIT_SOME_FAILED, Terminated, _sigterm_as_exception, progress_bar
 
 IMAGES_FOLDER = "images"
 THUMBNAIL_SIDE = 240
@@ -97,7 +104,7 @@ def report_command(
     rows), 1 for usage, labels or model errors, 130 after Ctrl-C and 143 after SIGTERM
     (both write the page for the images scored so far and say where).
     """
-    with _sigterm_as_exception():
+    with sigterm_as_exception():
         return _report(
             input_arguments(paths, from_list),
             out=out,
@@ -231,7 +238,7 @@ def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
         stopped = stop  # the page below shows what was scored; a second signal stops that
     except OSError as error:
         typer.echo(f"mammo-edge: error: cannot write to {out}: {error}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(EXIT_USAGE_OR_MODEL) from None
 
     predictor = explainer.predictor
     evaluation_view = None

@@ -41,9 +41,10 @@ import numpy as np
 
 from ..errors import ModelError
 from ..grouping import View
-from ..pipeline import LoadedImage, build_record, load_input, score_loaded
-from ..predictor import PredictionResult, Predictor
+from ..pipeline import LoadedImage, load_input, score_loaded
+from ..predictor import Predictor
 from ..preprocess import PreprocessConfig
+from ..records import PredictionResult, build_record, record_from_json
 
 # A run of fewer batches than actors leaves some of the pool idle, which Ray warns about on
 # stderr; for a small run that is expected, not a problem to report.
@@ -373,13 +374,6 @@ class ScoringActor:
 def _view_from_json(text: str) -> View | None:
     values = json.loads(text)
     return View(*values) if values else None
-
-
-def record_from_json(text: str) -> PredictionResult:
-    """A :class:`PredictionResult` back from the JSON an actor sent."""
-    values = json.loads(text)
-    values["warnings"] = tuple(values["warnings"])
-    return PredictionResult(**values)
 
 
 def start_ray(ray, address: str | None, num_cpus: int | None) -> None:

@@ -18,7 +18,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..pipeline import LoadedImage, build_record, score_loaded
+from ..pipeline import LoadedImage, score_loaded
+from ..records import build_record
 
 #: How long the scoring thread waits for more loaded images to fill a batch, in seconds.
 GATHER_SECONDS = 0.002

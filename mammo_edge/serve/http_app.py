@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ..errors import ErrorCode
-from ..predictor import PredictionResult
+from ..records import PredictionResult
 from .batcher import Batcher
 from .metrics import Metrics
 

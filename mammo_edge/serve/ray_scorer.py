@@ -21,7 +21,8 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..pipeline import build_record, score_loaded
+from ..pipeline import score_loaded
+from ..records import build_record
 from .batcher import Admission
 
 #: Longest wait of a replica for more requests to fill a batch, in seconds.

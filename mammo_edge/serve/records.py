@@ -1,6 +1,6 @@
 """The ``results.jsonl`` record of ``mammo-edge serve``, its one writer and its one reader.
 
-Each line is the ``mammo-edge predict`` record (:class:`~mammo_edge.predictor.PredictionResult`,
+Each line is the ``mammo-edge predict`` record (:class:`~mammo_edge.records.PredictionResult`,
 fields in schema order, its laterality and exam fields included) followed by the instance's
 DICOM identity, the study revision that
 first scored it and, when scored, where its heatmap peaks. The file is the service's
@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..predictor import RESULT_FIELDS, PredictionResult
+from ..records import PredictionResult, record_from_dict
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,7 @@ class ServeRecord:
     def from_dict(cls, record: dict) -> ServeRecord:
         """The record a line of ``results.jsonl`` holds (the reader of :meth:`as_dict`)."""
         extra = {field.name: record.get(field.name) for field in fields(cls)[1:]}
-        prediction = {name: record.get(name) for name in RESULT_FIELDS}
-        prediction["warnings"] = tuple(prediction.get("warnings") or ())
-        return cls(prediction=PredictionResult(**prediction), **extra)
+        return cls(prediction=record_from_dict(record, "results.jsonl record"), **extra)
 
 
 #: Fields a serve record adds to the ``predict`` record, in order.

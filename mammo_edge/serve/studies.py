@@ -29,7 +29,8 @@ from pathlib import Path
 
 from ..explain import Explainer
 from ..grouping import group_records
-from ..pipeline import LoadedImage, build_record
+from ..pipeline import LoadedImage
+from ..records import build_record
 from .instances import InstanceHeader, read_header
 from .metrics import Metrics
 from .outbox import Outbox
