@@ -342,13 +342,12 @@ def calibration_batch(
         input_shape: the model's ``(H, W)``, for the noise fallback without the archive.
     """
     if MIAS_ARCHIVE.is_file():
-        from mammo_edge.preprocess import to_model_batch
+        from train.images import mias_batch
         from train.mias import open_mias
 
         dataset = open_mias(MIAS_ARCHIVE)
-        records = dataset.records[:count]
-        images = [dataset.read_image(record.reference) for record in records]
-        return to_model_batch(images, preprocess), f"{len(images)} MIAS images"
+        references = [record.reference for record in dataset.records[:count]]
+        return mias_batch(dataset, references, preprocess), f"{len(references)} MIAS images"
     from .inference import random_batch
 
     noise = random_batch(count, input_shape)

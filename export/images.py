@@ -1,4 +1,7 @@
-"""Real MIAS images, preprocessed for the model, for parity checks and INT8 calibration."""
+"""Real MIAS images with their labels, for parity checks and INT8 calibration.
+
+The batch itself is made by :func:`train.images.mias_batch`, the one MIAS-to-batch helper.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge.preprocess import PreprocessConfig, to_model_batch
+from mammo_edge.preprocess import PreprocessConfig
+from train.images import mias_batch
 from train.mias import MiasError, open_mias
 
 from .errors import ExportError
@@ -58,14 +62,15 @@ def load_mias_batch(path: Path, config: PreprocessConfig) -> LabelledBatch:
     """
     try:
         dataset = open_mias(path)
-        images = [dataset.read_image(record.reference) for record in dataset.records]
+        references = tuple(record.reference for record in dataset.records)
+        batch = mias_batch(dataset, references, config)
         fingerprint = dataset.sha256()
     except MiasError as error:
         raise ExportError(f"cannot read MIAS data: {error}") from None
     return LabelledBatch(
-        references=tuple(record.reference for record in dataset.records),
+        references=references,
         labels=np.asarray([record.label for record in dataset.records]),
-        batch=to_model_batch(images, config),
+        batch=batch,
         source=str(path),
         dataset_sha256=fingerprint,
     )

@@ -1,5 +1,6 @@
 """The MIAS reader: Info.txt quirks, folder and archive input, errors naming file and line."""
 
+import numpy as np
 import pytest
 from mias_fixtures import (
     INFO_HEADER,
@@ -113,3 +114,28 @@ def test_real_archive_counts():
     assert sum(record.label for record in dataset.records) == 93
     image = dataset.read_image(dataset.records[0].reference)
     assert image.shape == (1024, 1024) and image.dtype.name == "uint8"
+
+
+def test_one_batch_helper_feeds_training_export_and_benchmarks_the_runtime_pixels(tmp_path):
+    from export.images import load_mias_batch
+    from mammo_edge.imageio import load_image
+    from mammo_edge.preprocess import PreprocessConfig, to_model_input
+    from train.images import load_model_inputs, mias_batch
+
+    folder = write_mias_folder(tmp_path / "mias", info_rows(3))
+    config = PreprocessConfig(input_size=32)
+    dataset = open_mias(folder)
+    references = ["mdb004", "mdb001", "mdb004"]
+    batch = mias_batch(dataset, references, config)
+    # What `mammo-edge predict` would feed the model for the same files.
+    expected = np.stack(
+        [to_model_input(load_image(folder / f"{r}.pgm").pixels, config) for r in references]
+    )
+    assert batch.shape == (3, 32, 32, 1) and batch.dtype == np.float32
+    np.testing.assert_array_equal(batch, expected)
+    by_reference = load_model_inputs(dataset, references, config)
+    assert list(by_reference) == ["mdb004", "mdb001"]
+    np.testing.assert_array_equal(by_reference["mdb001"], expected[1])
+    labelled = load_mias_batch(folder, config)
+    assert labelled.references == tuple(record.reference for record in dataset.records)
+    np.testing.assert_array_equal(labelled.subset(("mdb004", "mdb001")).batch, expected[:2])

@@ -1,6 +1,14 @@
-"""MIAS images as model inputs, through the runtime's own preprocessing contract."""
+"""MIAS images as a model batch: the one place training, export and benchmarks make one.
+
+Pixels come from the runtime's own decoder (``MiasDataset.read_image`` reads through
+``mammo_edge.imageio``) and go through the runtime's own preprocessing contract
+(``mammo_edge.preprocess.to_model_input``), so a batch made here is what
+``mammo-edge predict`` would feed the model for the same files.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -9,18 +17,45 @@ from mammo_edge.preprocess import PreprocessConfig, to_model_input
 from .mias import MiasDataset
 
 
+def mias_batch(
+    dataset: MiasDataset,
+    references: Sequence[str],
+    config: PreprocessConfig,
+    log: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """Read and preprocess the images named by ``references``, in that order.
+
+    Args:
+        references: MIAS references (``mdbNNN``); a repeated one is read again.
+        config: the model's preprocessing.
+        log: called with a progress line every 50 images and at the end.
+
+    Returns:
+        ``(N, height, width, 1)`` float32, N = ``len(references)``.
+
+    Raises:
+        MiasError: an image is missing or unreadable (the file named).
+    """
+    batch = np.empty((len(references), config.height, config.width, 1), dtype=np.float32)
+    for index, reference in enumerate(references):
+        batch[index] = to_model_input(dataset.read_image(reference), config)
+        count = index + 1
+        if log is not None and (count % 50 == 0 or count == len(references)):
+            log(f"  read {count}/{len(references)} images")
+    return batch
+
+
 def load_model_inputs(
-    dataset: MiasDataset, references: list[str], config: PreprocessConfig, log=None
+    dataset: MiasDataset,
+    references: Sequence[str],
+    config: PreprocessConfig,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Read and preprocess each distinct image once.
 
     Returns:
-        reference -> ``(size, size, 1)`` float32 model input.
+        reference -> ``(height, width, 1)`` float32 model input.
     """
-    inputs: dict[str, np.ndarray] = {}
     distinct = list(dict.fromkeys(references))
-    for count, reference in enumerate(distinct, start=1):
-        inputs[reference] = to_model_input(dataset.read_image(reference), config)
-        if log is not None and (count % 50 == 0 or count == len(distinct)):
-            log(f"  read {count}/{len(distinct)} images")
-    return inputs
+    batch = mias_batch(dataset, distinct, config, log)
+    return dict(zip(distinct, batch, strict=True))

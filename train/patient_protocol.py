@@ -18,7 +18,7 @@ import numpy as np
 from . import architectures
 from .contract import ModelContract, save_model, write_contract
 from .fit import AugmentedBatches, best_epoch, callbacks, new_model, predict
-from .images import load_model_inputs
+from .images import mias_batch
 from .metrics import evaluate, youden_threshold
 from .mias import MiasDataset
 from .plots import plot_roc, plot_training_curves
@@ -72,8 +72,7 @@ def run_patient_protocol(
         f"Patient protocol: {len(records)} images of {len({r.patient_id for r in records})} "
         f"patients, {settings.folds}-fold CV grouped by patient"
     )
-    by_reference = load_model_inputs(dataset, [r.reference for r in records], config, log)
-    inputs = np.stack([by_reference[r.reference] for r in records])
+    inputs = mias_batch(dataset, [record.reference for record in records], config, log)
     labels = np.array([r.label for r in records])
     patients = np.array([r.patient_id for r in records])
 
