@@ -320,13 +320,13 @@ def load_keras_source(source: KerasSource):
         BenchmarkError: no contract, or the file cannot be loaded.
     """
     from export.errors import ExportError
-    from export.pipeline import _exported_model, _load_keras
+    from export.keras_source import exported_model, load_keras
     from train.contract import ContractError, read_contract
 
     try:
         contract = read_contract(source.contract_location())
-        model, _ = _load_keras(source.path, contract)
-        return _exported_model(model, contract)
+        model, _ = load_keras(source.path, contract)
+        return exported_model(model, contract)
     except (ContractError, ExportError) as error:
         raise BenchmarkError(f"Keras source {source.path}: {error}") from None
 

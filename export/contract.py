@@ -10,3 +10,5 @@ MINIMUM_OPSET = 13
 INPUT_NAME = "image"
 #: float32 [N, 1], sigmoid probability of "abnormal".
 OUTPUT_NAME = "probability"
+#: Output roles that are tensors of the graph, in the order the ONNX model lists them.
+TENSOR_OUTPUT_ROLES = ("probability", "heatmap")

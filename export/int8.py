@@ -128,7 +128,7 @@ def quantize_exported(
     from mammo_edge.metadata import MetadataError, ModelMetadata
 
     from .images import load_mias_batch
-    from .pipeline import _save_atomically
+    from .pipeline import save_atomically
     from .provenance import file_sha256, read_metadata_props
     from .quantize import RECIPES, compare_int8, quantize_with_recipe, recipe_for
     from .ship import int8_name
@@ -175,7 +175,7 @@ def quantize_exported(
     }
     if not agreement.accepted:
         return report
-    _save_atomically(int8_model, int8_path)
+    save_atomically(int8_model, int8_path)
     report.update(file=str(int8_path), sha256=file_sha256(int8_path))
     if ship:
         _ship_twin(onnx_path.parent, name, int8_path, int8_metadata, report, card_notes_path)
@@ -191,7 +191,7 @@ def _ship_twin(
     card_notes_path: Path | None,
 ) -> None:
     """Add the twin to the manifest, record it in ``NAME.export.json``, refresh the card."""
-    from .pipeline import refresh_model_card
+    from .card import refresh_model_card
     from .ship import manifest_entry, merge_manifest, model_card_name, verify_shipped
 
     entry = manifest_entry(

@@ -24,17 +24,18 @@ from mammo_edge.metadata import ModelMetadata
 from mammo_edge.preprocess import PreprocessConfig
 from train.contract import ContractError, ModelContract, contract_path, read_contract
 
-from .contract import DEFAULT_OPSET, OUTPUT_NAME
+from .card import card_text
+from .contract import DEFAULT_OPSET, OUTPUT_NAME, TENSOR_OUTPUT_ROLES
 from .convert import Conversion, keras_to_onnx, model_input_shape
 from .errors import ExportError
 from .images import LabelledBatch, load_mias_batch
+from .keras_source import exported_model, load_keras
 from .parity import ParityReport, check_parity
 from .provenance import (
     attach_metadata,
     code_revision,
     created_utc,
     file_sha256,
-    read_metadata_props,
 )
 from .quantize import Int8Agreement, compare_int8, quantize_int8, recipe_for
 from .ship import (
@@ -44,7 +45,6 @@ from .ship import (
     manifest_entry,
     merge_manifest,
     model_card_name,
-    render_model_card,
     verify_shipped,
 )
 from .threshold import (
@@ -199,8 +199,8 @@ def run_export(options: ExportOptions) -> ExportResult:
     contract = _read_contract(options)
     model_name = options.model_name or contract.arch
     _check_name(options, model_name)
-    keras_model, loaded_with = _load_keras(options.model_path, contract)
-    keras_model = _exported_model(keras_model, contract)
+    keras_model, loaded_with = load_keras(options.model_path, contract)
+    keras_model = exported_model(keras_model, contract)
     metrics = read_metrics(options.metrics_path) if options.metrics_path else {}
     preprocess = contract.preprocess
     data = load_mias_batch(options.data_path, preprocess)
@@ -231,7 +231,7 @@ def run_export(options: ExportOptions) -> ExportResult:
         f"{data.source} (all {len(data.batch)} images)",
         options.opset,
     )
-    _save_atomically(fp32_model, options.out_path)
+    save_atomically(fp32_model, options.out_path)
 
     report: dict = {
         "model": str(options.model_path),
@@ -327,35 +327,6 @@ def _read_contract(options: ExportOptions) -> ModelContract:
         raise ExportError(f"{options.model_path}: {error}") from None
 
 
-def _load_keras(path: Path, contract: ModelContract) -> tuple[keras.Model, str]:
-    """The Keras model at ``path`` and how it was loaded.
-
-    A Keras 2 HDF5 file that Keras 3 cannot rebuild from its stored config is rebuilt from
-    the contract's architecture and given the file's weights, layer by layer in order.
-    """
-    if not Path(path).is_file():
-        raise ExportError(f"{path}: no such file; pass the model.keras of a training run")
-    try:
-        return keras.models.load_model(path, compile=False), "keras.models.load_model"
-    except (ValueError, OSError, TypeError, KeyError) as error:
-        if Path(path).suffix == ".keras":
-            raise ExportError(f"{path}: not a loadable Keras model ({error})") from None
-        load_error = error
-    from train import architectures
-
-    try:
-        model = architectures.get(contract.arch).build(contract.preprocess, None)
-        model.load_weights(path)
-    except (ValueError, OSError, TypeError, KeyError) as error:
-        raise ExportError(
-            f"{path}: not loadable as a Keras model ({load_error}) nor as weights of the "
-            f"{contract.arch!r} architecture ({error})"
-        ) from None
-    return model, f"{contract.arch} architecture + load_weights (load_model failed: {load_error})"
-
-
-#: Output roles that are tensors of the graph, in the order the ONNX model lists them.
-TENSOR_OUTPUT_ROLES = ("probability", "heatmap")
 #: Heatmap cells may differ between Keras and onnxruntime by at most this much.
 HEATMAP_PARITY_TOLERANCE = 1e-4
 
@@ -378,30 +349,6 @@ def _metadata_outputs(contract: ModelContract) -> dict:
             {key: value for key, value in contract.outputs.items() if key.startswith("heatmap_")}
         )
     return outputs
-
-
-def _exported_model(model: keras.Model, contract: ModelContract) -> keras.Model:
-    # A model may have several outputs; the exported graph carries the probability the
-    # contract points at, then the heatmap when the contract names one.
-    outputs = list(model.outputs)
-    roles = [role for role in TENSOR_OUTPUT_ROLES if role in contract.outputs]
-    if len(outputs) == 1 and roles == ["probability"]:
-        return model
-    chosen = [_output_index(model, contract.outputs[role]) for role in roles]
-    picked = [outputs[index] for index in chosen]
-    return keras.Model(model.inputs, picked if len(picked) > 1 else picked[0], name=model.name)
-
-
-def _output_index(model: keras.Model, chosen) -> int:
-    outputs = list(model.outputs)
-    if isinstance(chosen, str):
-        names = list(model.output_names)
-        if chosen not in names:
-            raise ExportError(f"contract output {chosen!r} is not among the model's {names}")
-        chosen = names.index(chosen)
-    if not isinstance(chosen, int) or not 0 <= chosen < len(outputs):
-        raise ExportError(f"contract output index {chosen!r} out of range ({len(outputs)})")
-    return chosen
 
 
 def _heatmap_parity(keras_model: keras.Model, onnx_model, batch: np.ndarray) -> dict | None:
@@ -472,7 +419,7 @@ def _export_int8(
     if not agreement.accepted:
         int8_path.unlink(missing_ok=True)
         return agreement, None
-    _save_atomically(int8_model, int8_path)
+    save_atomically(int8_model, int8_path)
     return agreement, int8_path
 
 
@@ -527,87 +474,6 @@ def _ship(
     report["model_card"] = str(folder / card)
 
 
-def card_text(metadata: ModelMetadata, arch: str, report: dict, notes: str) -> str:
-    """The model card of an export, from its metadata and its export report."""
-    int8 = report.get("int8")
-    twin = f"{metadata.model_name}-int8"
-    if int8 is not None and int8.get("file"):
-        int8_summary = (
-            f"shipped as `{twin}`. On {int8['image_source']}: max |Δp| "
-            f"{int8['max_abs_difference']:.3g}, mean |Δp| {int8['mean_abs_difference']:.3g}, "
-            f"labels agree on {100 * int8['label_agreement']:.1f}% at the threshold, "
-            f"ΔAUC {int8['delta_auc']:+.4f} (limit ±{int8['auc_tolerance']}). "
-            "Both are the same trained model, so only the difference of the AUCs matters."
-            + _recipe_summary(int8)
-        )
-    else:
-        int8_summary = "not shipped: " + (
-            "not requested."
-            if int8 is None
-            else f"ΔAUC {int8['delta_auc']:+.4f} exceeds ±{int8['auc_tolerance']}."
-        )
-    parity = report["parity"]
-    parity_summary = (
-        f"Keras and onnxruntime agree to max |Δp| {parity['max_abs_difference']:.2g} "
-        f"(limit {parity['tolerance']:g}) on {parity['image_source']}."
-    )
-    return render_model_card(
-        metadata,
-        arch=arch,
-        parameter_count=report["parameters"],
-        int8_summary=int8_summary,
-        parity_summary=parity_summary,
-        dataset_images=report["card"]["dataset_images"],
-        export_command=report["card"]["export_command"],
-        notes=notes,
-    )
-
-
-_ACTIVATIONS = {"QInt8": "signed int8", "QUInt8": "unsigned int8"}
-
-
-def _recipe_summary(int8: dict) -> str:
-    """What the INT8 recipe calibrated on and kept in FP32, for the card ('' for none)."""
-    recipe = int8.get("recipe")
-    if not recipe:
-        return ""
-    images = recipe.get("calibration_images") or "all"
-    activations = _ACTIVATIONS.get(recipe.get("activation_type"), "int8")
-    text = (
-        f" Recipe `{recipe['name']}`: QDQ, {activations} activations, "
-        f"{recipe['calibration']} ranges calibrated on {images} preprocessed MIAS images; "
-        "signed int8 per-channel symmetric weights."
-    )
-    parts = recipe.get("keep_fp32") or []
-    if parts:
-        text += (
-            f" Kept in FP32: {' and '.join(part.replace('_', ' ') for part in parts)} "
-            f"({len(int8.get('fp32_nodes', []))} nodes), because {recipe['why_fp32']}."
-        )
-    if int8.get("command"):
-        text += f" Made by `{int8['command']}`."
-    return text
-
-
-def refresh_model_card(folder: Path, name: str, notes_path: Path | None) -> Path:
-    """Re-render ``MODEL_CARD.<name>.md`` from the shipped file's metadata and export report.
-
-    The ONNX file (and so its SHA-256) is untouched: only the card's notes change.
-    """
-    import onnx
-
-    report_path = folder / f"{name}.export.json"
-    report = json.loads(report_path.read_text())
-    if "card" not in report:
-        raise ExportError(f"{report_path} predates card refreshing; export the model again")
-    model = onnx.load(str(folder / f"{name}.onnx"), load_external_data=False)
-    metadata = ModelMetadata.from_props(read_metadata_props(model), source=f"{name}.onnx")
-    notes = notes_path.read_text() if notes_path else ""
-    card = folder / model_card_name(name)
-    card.write_text(card_text(metadata, report["contract"]["arch"], report, notes))
-    return card
-
-
 def _recorded_threshold(metrics: dict) -> ThresholdChoice | None:
     """Without out-of-fold predictions: the fixed threshold the evaluation itself used.
 
@@ -642,7 +508,8 @@ def _threshold_warnings(threshold: ThresholdChoice | None, metrics: dict) -> lis
     ]
 
 
-def _save_atomically(model: onnx.ModelProto, path: Path) -> None:
+def save_atomically(model: onnx.ModelProto, path: Path) -> None:
+    """Write ``model`` to ``path`` through ``PATH.partial``, creating the folder."""
     # Written under a temporary name first so a failed export never leaves a half file
     # where the runtime looks for a model.
     path.parent.mkdir(parents=True, exist_ok=True)

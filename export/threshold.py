@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge.metrics import specificity_at_sensitivity as _at_sensitivity
-from mammo_edge.metrics import youden_threshold as _youden
+from mammo_edge import metrics as runtime_metrics
 
 from .errors import ExportError
 
@@ -100,7 +99,7 @@ def youden_threshold(predictions: OutOfFoldPredictions) -> ThresholdChoice:
     the highest such cut), the same rule as ``sklearn.metrics.roc_curve``; the maths is
     :func:`mammo_edge.metrics.youden_threshold`.
     """
-    point = _youden(predictions.labels, predictions.probabilities)
+    point = runtime_metrics.youden_threshold(predictions.labels, predictions.probabilities)
     return _choice(point, predictions, "Youden J maximiser")
 
 
@@ -133,7 +132,9 @@ def read_metrics(path: Path) -> dict:
 
 def sensitivity_threshold(predictions: OutOfFoldPredictions, target: float) -> ThresholdChoice:
     """The highest threshold whose out-of-fold sensitivity is at least ``target`` (triage)."""
-    point = _at_sensitivity(predictions.labels, predictions.probabilities, target)
+    point = runtime_metrics.specificity_at_sensitivity(
+        predictions.labels, predictions.probabilities, target
+    )
     rule = f"triage operating point: highest threshold with sensitivity >= {target:.2f}"
     return _choice(point, predictions, rule)
 

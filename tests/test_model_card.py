@@ -13,7 +13,7 @@ pytest.importorskip("onnx")
 def test_refresh_card_keeps_the_model_and_takes_the_new_notes(tmp_path):
     if "lite0" not in installed_model_names():
         pytest.skip("lite0 is not shipped in this install")
-    from export.pipeline import refresh_model_card
+    from export.card import refresh_model_card
 
     for name in ("lite0.onnx", "lite0.export.json", "manifest.json"):
         shutil.copy(MODELS_DIR / name, tmp_path / name)
