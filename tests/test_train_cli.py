@@ -54,9 +54,101 @@ def test_bad_options_are_refused(tmp_path):
 
 def test_arch_names_the_architecture_and_unknown_ones_are_refused(tmp_path):
     from train import architectures
-    from train.cli import build_parser
+    from train.fit_command import build_parser
 
     arguments = build_parser().parse_args(["--data", "d", "--out", "o"])
     assert arguments.arch == architectures.DEFAULT_ARCHITECTURE and arguments.image_size is None
     result = run_train("--data", str(tmp_path), "--out", "x", "--arch", "no-such-net")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_fit_is_the_default_command(tmp_path):
+    folder = write_mias_folder(tmp_path / "mias", info_rows(3))
+    (folder / "mdb003.pgm").unlink()
+    result = run_train("fit", "--data", str(folder), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "mdb003.pgm: listed in Info.txt but missing" in result.stderr
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Every (command, argv) ``python -m train`` dispatches, instead of running it."""
+    from train import cli
+
+    calls = []
+
+    def fake_command_main(command):
+        def run(argv):
+            calls.append((command, list(argv)))
+            return 0
+
+        return run
+
+    monkeypatch.setattr(cli, "command_main", fake_command_main)
+    return calls
+
+
+def test_the_first_argument_names_the_command_else_fit_gets_them_all(recorded):
+    from train.cli import main
+
+    main(["repeated", "--data", "d", "--run", "r", "--out", "o"])
+    main(["--arch", "lite0", "--data", "d", "--out", "o"])
+    main(["reproduce-published", "--data", "d"])
+    assert recorded == [
+        ("repeated", ["--data", "d", "--run", "r", "--out", "o"]),
+        ("fit", ["--arch", "lite0", "--data", "d", "--out", "o"]),
+        ("reproduce-published", ["--data", "d"]),
+    ]
+
+
+def test_every_command_runs_its_modules_main():
+    import importlib
+
+    from train.cli import COMMANDS, command_main
+
+    for command in COMMANDS:
+        module = "fit_command" if command == "fit" else command.replace("-", "_")
+        assert command_main(command) is importlib.import_module(f"train.{module}").main
+    with pytest.raises(KeyError, match="no command 'train'"):
+        command_main("train")
+
+
+# runpy warns that the module was imported before (by this test process); it is meant.
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("train.lesion_protocol", ["fit", "--arch", "lite0", "--protocol", "lesion"]),
+        ("train.repeated", ["repeated"]),
+        ("train.ablation", ["ablation"]),
+        ("train.compare", ["compare"]),
+        ("train.localisation", ["localisation"]),
+        ("train.reproduce_published", ["reproduce-published"]),
+    ],
+)
+def test_old_module_entries_forward_to_their_command(
+    recorded, monkeypatch, capsys, module, expected
+):
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [module, "--data", "d"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module(module, run_name="__main__")
+    assert exit_.value.code == 0
+    assert recorded == [(expected[0], [*expected[1:], "--data", "d"])]
+    assert f"`python -m {module}` is now `python -m train {' '.join(expected)}`" in (
+        capsys.readouterr().err
+    )
+
+
+def test_an_old_entry_still_runs_as_a_program(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "train.compare", str(tmp_path), str(tmp_path), "--out", "x.png"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "is now `python -m train compare`" in result.stderr
+    assert "error: cannot read the runs" in result.stderr

@@ -1,3 +1,5 @@
+"""Entry point: ``python -m train [COMMAND]`` (see :mod:`train.cli`)."""
+
 import sys
 
 from .cli import main

@@ -7,7 +7,7 @@ paired patient-bootstrap difference of its AUC against a baseline (the seed CNN)
 left-right pair feature is added here as one more row per run (``+ pair``), stacked inside
 the training folds (:func:`pair_scores`).
 
-    python -m train.ablation --data ../shared/mias/all-mias.tar.gz \\
+    python -m train ablation --data ../shared/mias/all-mias.tar.gz \\
         --run "full recipe=runs/lesion/full/predictions.csv" ... \\
         --baseline "seed CNN=reports/patient/predictions.csv" --out reports/lesion
 """
@@ -194,7 +194,7 @@ def _short(entry: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.ablation", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m train ablation", description=__doc__)
     parser.add_argument("--data", required=True, help="MIAS folder or all-mias.tar.gz")
     parser.add_argument("--run", action="append", default=[], help="NAME=predictions.csv")
     parser.add_argument("--baseline", required=True, help="NAME=predictions.csv (seed CNN)")
@@ -261,4 +261,6 @@ def _plot(records, curves: dict[str, np.ndarray], path: Path) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import forward_deprecated
+
+    raise SystemExit(forward_deprecated("train.ablation", "ablation"))

@@ -1,4 +1,4 @@
-"""``python -m train.compare SEED_RUN PATIENT_RUN --out PNG``: the leak in one picture.
+"""``python -m train compare SEED_RUN PATIENT_RUN --out PNG``: the leak in one picture.
 
 Draws, from two finished runs' ``predictions.csv`` and ``metrics.json``, the ROC of the
 seed protocol's leaky test split beside the patient protocol's out-of-fold ROC, and the
@@ -29,7 +29,7 @@ def _read_predictions(run: Path, split: str | None = None) -> tuple[np.ndarray, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.compare", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m train compare", description=__doc__)
     parser.add_argument("seed_run", type=Path, help="output folder of --protocol seed")
     parser.add_argument("patient_run", type=Path, help="output folder of --protocol patient")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
@@ -73,4 +73,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import forward_deprecated
+
+    raise SystemExit(forward_deprecated("train.compare", "compare"))

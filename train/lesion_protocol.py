@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -485,25 +484,11 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     partial.replace(path)
 
 
-def settings_from_arguments(args) -> LesionSettings:
-    """LesionSettings from ``python -m train`` arguments (the ablation switches)."""
-    return LesionSettings(
-        folds=args.folds,
-        seed=args.seed,
-        pretrained=not args.no_pretrained,
-        lesions=not args.no_lesions,
-        breast_crop=not args.no_breast_crop,
-        half_resolution=args.half_resolution,
-        train_final_model=not args.no_final_model,
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m train.lesion_protocol ARGS`` = ``python -m train --arch lite0 ARGS``."""
-    from .cli import main as train_main
-
-    return train_main(["--arch", "lite0", "--protocol", "lesion", *(argv or sys.argv[1:])])
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import forward_deprecated
+
+    raise SystemExit(
+        forward_deprecated(
+            "train.lesion_protocol", "fit", "--arch", "lite0", "--protocol", "lesion"
+        )
+    )

@@ -21,7 +21,7 @@ Peaks come from either source, several at once (``NAME=...``):
 
 Writes ``OUT/localisation.json``, ``OUT/table.md`` and ``OUT/peaks_NAME.csv``.
 
-    python -m train.localisation --data ../shared/mias/all-mias.tar.gz \\
+    python -m train localisation --data ../shared/mias/all-mias.tar.gz \\
         --predictions lite0=runs/lesion/full/predictions.csv --model seed=seed \\
         --note "seed=in-sample" --out reports/localisation
 """
@@ -287,7 +287,7 @@ def markdown_table(sources: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m train.localisation", description=__doc__.split("\n\n")[0]
+        prog="python -m train localisation", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--data", required=True, help="MIAS folder or all-mias.tar.gz")
     parser.add_argument(
@@ -395,4 +395,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import forward_deprecated
+
+    raise SystemExit(forward_deprecated("train.localisation", "localisation"))

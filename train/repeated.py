@@ -1,6 +1,6 @@
 """Repeated cross-validation of the lite0 recipe and what each inference-time step buys.
 
-``python -m train.repeated --data MIAS --run runs/repeated/seed_0 --run ... --out DIR``
+``python -m train repeated --data MIAS --run runs/repeated/seed_0 --run ... --out DIR``
 
 Input: three or more runs of ``python -m train --arch lite0 --seed S`` (each a
 patient-grouped 5-fold split of its own, fold weights kept in ``folds/``). Nothing is
@@ -594,7 +594,7 @@ def markdown_table(described: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m train.repeated", description=__doc__.split("\n")[0]
+        prog="python -m train repeated", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--run", action="append", required=True, type=Path)
@@ -687,4 +687,6 @@ def _plot(labels, chain, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import forward_deprecated
+
+    raise SystemExit(forward_deprecated("train.repeated", "repeated"))

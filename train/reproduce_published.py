@@ -1,6 +1,6 @@
 """Reproduce the seed study's table with its own published weights, then evaluate honestly.
 
-``python -m train.reproduce_published --data ../shared/mias/all-mias.tar.gz \\
+``python -m train reproduce-published --data ../shared/mias/all-mias.tar.gz \\
     --split ../shared/seed/seed_split.csv --out reports/published``
 
 The study (Cruz Diaz, 2021) reports 97.21% accuracy on the samples it fitted, 96.13% on
@@ -349,7 +349,7 @@ def _plain(value: object) -> object:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m train.reproduce_published",
+        prog="python -m train reproduce-published",
         description="Reproduce the seed study's accuracy table with its published weights, "
         "then evaluate the same weights on every image once.",
     )
@@ -387,4 +387,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import forward_deprecated
+
+    raise SystemExit(forward_deprecated("train.reproduce_published", "reproduce-published"))
