@@ -8,7 +8,7 @@ import time
 import numpy as np
 from conftest import synthetic_mammogram
 
-from mammo_edge import predictor as predictor_module
+from mammo_edge import model as model_module
 from mammo_edge.predictor import Predictor
 
 BLANK = np.zeros((96, 80), np.uint8)
@@ -26,7 +26,7 @@ def test_records_keep_input_order_with_slow_loading_and_scoring(
     tiny_models_dir, tmp_path, monkeypatch
 ):
     inputs = _inputs(tmp_path)
-    real_load = predictor_module.load_input
+    real_load = model_module.load_input
     started = []
     lock = threading.Lock()
 
@@ -38,7 +38,7 @@ def test_records_keep_input_order_with_slow_loading_and_scoring(
         time.sleep(0.004 * (len(inputs) - position))
         return real_load(item, *args, label=label, **kwargs)
 
-    monkeypatch.setattr(predictor_module, "load_input", slow_load)
+    monkeypatch.setattr(model_module, "load_input", slow_load)
     predictor = Predictor(tiny_models_dir, device="cpu", batch_size=3, workers=3)
     real_score = predictor.score_batch
 
@@ -63,14 +63,14 @@ def test_records_keep_input_order_with_slow_loading_and_scoring(
 def test_loading_stays_a_bounded_distance_ahead_of_the_consumer(
     tiny_models_dir, tmp_path, monkeypatch
 ):
-    real_load = predictor_module.load_input
+    real_load = model_module.load_input
     started = []
 
     def counting_load(item, *args, label=None, **kwargs):
         started.append(label)
         return real_load(item, *args, label=label, **kwargs)
 
-    monkeypatch.setattr(predictor_module, "load_input", counting_load)
+    monkeypatch.setattr(model_module, "load_input", counting_load)
     predictor = Predictor(tiny_models_dir, device="cpu", batch_size=2, workers=2)
     images = [synthetic_mammogram(96, 80, seed % 5) for seed in range(40)]
     records = predictor.iter_predict(images)

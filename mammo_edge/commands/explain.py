@@ -10,7 +10,6 @@ one, else occlusion sensitivity (:mod:`mammo_edge.explain`).
 from __future__ import annotations
 
 import json
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -22,17 +21,25 @@ from .common import (
     EXIT_SOME_FAILED,
     EXIT_USAGE_OR_MODEL,
     Terminated,
+    expand_or_fail,
     make_folder,
     progress_bar,
     sigterm_as_exception,
     stop_reason,
+)
+from .common import (
+    announce as common_announce,
 )
 from .options import (
     BatchSizeOption,
     Device,
     DeviceOption,
     FromListOption,
+    GroupBy,
+    GroupByOption,
     ModelOption,
+    OperatingPointOption,
+    QuietOption,
     ThreadsOption,
     ThresholdOption,
     input_arguments,
@@ -84,10 +91,10 @@ def explain_command(
     batch_size: BatchSizeOption = None,
     threads: ThreadsOption = None,
     device: DeviceOption = Device.auto,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No header, progress bar or summary.")
-    ] = False,
+    quiet: QuietOption = False,
     from_list: FromListOption = None,
+    operating_point: OperatingPointOption = None,
+    group_by: GroupByOption = GroupBy.auto,
 ) -> int:
     """Show where the model looked: heatmap overlays and peak coordinates per image.
 
@@ -95,7 +102,6 @@ def explain_command(
     written for them), 1 for usage or model errors, 130 after Ctrl-C, 143 after SIGTERM
     (the records finished so far are kept).
     """
-    from ..explain import explain_result, image_file_stem, render_overlay, write_png
     from ..outputs import exclusive_output
 
     records_path = out / RECORDS_NAME
@@ -110,53 +116,77 @@ def explain_command(
             device.value,
             writes=[records_path],
             writes_into=[out / OVERLAY_FOLDER],
+            operating_point=operating_point,
+            group_by=group_by.value,
         )
         make_folder(out)
         with exclusive_output(records_path):
             if not quiet:
                 announce(explainer, len(inputs))
-            failed = written = 0
-            try:
-                with (
-                    records_path.open("w", encoding="utf-8") as records,
-                    progress_bar(len(inputs), "explaining", quiet=quiet) as bar,
-                ):
-                    for explained in explainer.iter_explain(inputs):
-                        overlay = None
-                        if explained.peak is not None and explained.item.pixels is not None:
-                            stem = image_file_stem(explained.index, explained.record.path)
-                            overlay = f"{OVERLAY_FOLDER}/{stem}.png"
-                            image = render_overlay(
-                                explained.item.pixels,
-                                explained.grid,
-                                explained.item.geometry,
-                                explained.peak,
-                                max_side=overlay_size,
-                            )
-                            write_png(out / overlay, image)
-                        result = explain_result(explained, overlay)
-                        records.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
-                        records.flush()
-                        written += 1
-                        failed += not result.ok
-                        if bar is not None:
-                            bar.update(1)
-            except (KeyboardInterrupt, Terminated) as stop:
-                how, code = stop_reason(stop)
-                typer.echo(
-                    f"mammo-edge: {how}; {written} of {len(inputs)} record(s) in {records_path}",
-                    err=True,
-                )
-                raise typer.Exit(code) from None
-            except OSError as error:
-                typer.echo(f"mammo-edge: error: cannot write to {out}: {error}", err=True)
-                raise typer.Exit(EXIT_USAGE_OR_MODEL) from None
+            written, failed = _write_explanations(explainer, inputs, out, overlay_size, quiet)
     if not quiet:
         summary = f"explained {written - failed} of {written} input(s); wrote {records_path}"
         if failed:
             summary += f"; {failed} failed (see error_code and error_message)"
         typer.echo(summary, err=True)
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def _write_explanations(
+    explainer, inputs: list[str], out: Path, overlay_size: int, quiet: bool
+) -> tuple[int, int]:
+    """Draw each overlay and write each record as it comes: ``(written, failed)``."""
+    from ..explain import explain_result, with_exam_fields
+
+    records_path = out / RECORDS_NAME
+    written = failed = 0
+
+    def explained_with_overlays():
+        for explained in explainer.iter_explain(inputs):
+            yield explain_result(explained, _draw_overlay(explained, out, overlay_size))
+
+    try:
+        with (
+            records_path.open("w", encoding="utf-8") as records,
+            progress_bar(len(inputs), "explaining", quiet=quiet) as bar,
+        ):
+            for result in with_exam_fields(explained_with_overlays(), explainer.predictor):
+                records.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+                records.flush()
+                written += 1
+                failed += not result.ok
+                if bar is not None:
+                    bar.update(1)
+    except (KeyboardInterrupt, Terminated) as stop:
+        how, code = stop_reason(stop)
+        typer.echo(
+            f"mammo-edge: {how}; {written} of {len(inputs)} record(s) in {records_path}",
+            err=True,
+        )
+        raise typer.Exit(code) from None
+    except OSError as error:
+        typer.echo(f"mammo-edge: error: cannot write to {out}: {error}", err=True)
+        raise typer.Exit(EXIT_USAGE_OR_MODEL) from None
+    return written, failed
+
+
+def _draw_overlay(explained, out: Path, overlay_size: int) -> str | None:
+    """Write the overlay PNG of one explained image; its path relative to ``out``."""
+    from ..explain import image_file_stem, render_overlay, write_png
+
+    if explained.peak is None or explained.item.pixels is None:
+        return None
+    stem = image_file_stem(explained.index, explained.record.path)
+    overlay = f"{OVERLAY_FOLDER}/{stem}.png"
+    image = render_overlay(
+        explained.item.pixels,
+        explained.grid,
+        explained.item.geometry,
+        explained.peak,
+        max_side=overlay_size,
+    )
+    write_png(out / overlay, image)
+    return overlay
 
 
 def open_explainer(
@@ -170,6 +200,8 @@ def open_explainer(
     *,
     writes: list[Path] = (),
     writes_into: list[Path] = (),
+    operating_point: str | None = None,
+    group_by: str = "auto",
 ):
     """Expand the inputs and load the model: ``(Explainer, input paths)``.
 
@@ -183,29 +215,23 @@ def open_explainer(
         ModelError: the model cannot be used (the CLI exits 1).
     """
     from ..explain import Explainer
-    from ..inputs import expand_inputs
     from ..outputs import refuse_input_overlap
     from ..predictor import Predictor
-    from .common import silence_opencv_warnings
 
-    silence_opencv_warnings()
-    inputs = expand_inputs(paths)
-    if not inputs:
-        raise typer.BadParameter(f"no image files found in {', '.join(paths)}", param_hint="PATHS")
+    inputs = expand_or_fail(paths)
     refuse_input_overlap(writes, inputs, folders=writes_into)
     predictor = Predictor(
-        model, device=device, threads=threads, threshold=threshold, batch_size=batch_size
+        model,
+        device=device,
+        threads=threads,
+        threshold=threshold,
+        batch_size=batch_size,
+        operating_point=operating_point,
+        group_by=group_by,
     )
     return Explainer(predictor, method=method), inputs
 
 
 def announce(explainer, count: int) -> None:
-    predictor = explainer.predictor
-    typer.echo(
-        f"model {predictor.model_name} {predictor.model_version} "
-        f"(sha256 {predictor.model_sha256[:12]}, "
-        f"{'verified' if predictor.sha256_verified else 'unverified'}) on {predictor.provider}, "
-        f"threshold {predictor.threshold:g}; heatmap by {explainer.method}; {count} input(s)",
-        err=True,
-    )
-    sys.stderr.flush()
+    """The model banner, with how the heatmap is made."""
+    common_announce(explainer.predictor, f"heatmap by {explainer.method}; {count} input(s)")

@@ -24,8 +24,8 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Installed model name (lite0, the default; seed, seed-int8, seed-published; see "
-        "`mammo-edge info`), model folder, or .onnx file. "
+        help="Installed model name (see `mammo-edge info` for the list and the default), "
+        "model folder, or .onnx file. "
         "Default: $MAMMO_EDGE_MODEL, else the shipped default.",
     ),
 ]
@@ -69,13 +69,16 @@ BatchSizeOption = Annotated[
     typer.Option(
         min=1,
         help="Images per inference call (default: sized from the model's input: "
-        "16 for the seed, 2 for lite0).",
+        "16 for the seed's 128x128, 2 for lite0's 512x256).",
         show_default=False,
     ),
 ]
 ThreadsOption = Annotated[
     int | None,
     typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No header, progress bar or summary.")
 ]
 DeviceOption = Annotated[Device, typer.Option(help="auto takes CUDA when onnxruntime offers it.")]
 FromListOption = Annotated[

@@ -42,9 +42,9 @@ import numpy as np
 from ..errors import ModelError
 from ..grouping import View
 from ..pipeline import LoadedImage, load_input, score_loaded
-from ..predictor import Predictor
 from ..preprocess import PreprocessConfig
 from ..records import PredictionResult, build_record, record_from_json
+from . import EngineBase
 
 # A run of fewer batches than actors leaves some of the pool idle, which Ray warns about on
 # stderr; for a small run that is expected, not a problem to report.
@@ -109,7 +109,7 @@ def plan_actors(total_cpus: float, cpus_per_actor: int = 1) -> ActorPlan:
     return ActorPlan(actors=actors, actor_cpus=actor_cpus, threads=cpus_per_actor)
 
 
-class RayEngine:
+class RayEngine(EngineBase):
     """Score paths with Ray Data, giving the records the local engine gives.
 
     Args:
@@ -122,14 +122,17 @@ class RayEngine:
 
     Example::
 
-        predictor = Predictor()  # the shipped default (lite0); any name or path works
+        predictor = Predictor()  # the shipped default; any name or path works
         for result in RayEngine(predictor, num_cpus=4).iter_predict(expand_inputs(["scans/"])):
             print(result.path, result.probability)
     """
 
+    name = "ray"
+    options = ("address", "num_cpus", "cpus_per_actor")
+
     def __init__(
         self,
-        predictor: Predictor,
+        predictor,
         *,
         address: str | None = None,
         num_cpus: int | None = None,
@@ -139,7 +142,7 @@ class RayEngine:
             raise ValueError("num_cpus sizes a local Ray instance; a cluster has its own")
         if cpus_per_actor < 1:
             raise ValueError(f"cpus_per_actor must be at least 1, got {cpus_per_actor}")
-        self.predictor = predictor
+        super().__init__(predictor)
         self.address = address
         self.num_cpus = num_cpus
         self.cpus_per_actor = cpus_per_actor
@@ -179,8 +182,8 @@ class RayEngine:
             ray.shutdown()
             self._started_here = False
 
-    def iter_predict(self, paths: Iterable[str]) -> Iterator[PredictionResult]:
-        """Score file paths or URIs; one record per input, in input order, streamed.
+    def iter_records(self, inputs: Iterable[str]) -> Iterator[PredictionResult]:
+        """Score file paths or URIs; one ungrouped record per input, in input order, streamed.
 
         Starts (and at the end stops) Ray when nothing has started it yet.
 
@@ -188,7 +191,7 @@ class RayEngine:
             RayEngineError: Ray cannot be started or joined.
             ModelError: the model bytes were changed since load, or an actor refused them.
         """
-        paths = [str(path) for path in paths]
+        paths = [str(path) for path in inputs]
         if not paths:
             return
         model_bytes = self.predictor.read_model_bytes()
@@ -198,13 +201,14 @@ class RayEngine:
         import ray
 
         try:
-            records = self._run(ray, paths, model_bytes)
-            if self.predictor.group_by == "auto":
-                records = self.predictor.group(records)
-            yield from records
+            yield from self._run(ray, paths, model_bytes)
         finally:
             if owns:
                 self.stop()
+
+    def iter_predict(self, paths: Iterable[str]) -> Iterator[PredictionResult]:
+        """The records of ``paths`` with their exam fields (:meth:`iter_score`)."""
+        return self.iter_score(paths)
 
     def _run(self, ray, paths: list[str], model_bytes: bytes) -> Iterator[PredictionResult]:
         import ray.data
@@ -333,6 +337,8 @@ class ScoringActor:
     ) -> None:
         import ray
 
+        from ..predictor import Predictor
+
         model_bytes = ray.get(model_refs[0])
         self.predictor = Predictor.from_model_bytes(
             model_bytes,
@@ -429,3 +435,6 @@ def _no_restarts() -> dict:
 def _is_model_refusal(error: BaseException) -> bool:
     text = str(error)
     return "failed their integrity check" in text or "ModelError" in text
+
+
+ENGINE = RayEngine

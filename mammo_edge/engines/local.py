@@ -1,0 +1,114 @@
+"""The local engine: decode ahead in a thread pool, score in batches, in this process.
+
+:func:`iter_loaded_batches` is the one batching loop of mammo-edge: ``predict``,
+``evaluate``, ``explain`` and ``report`` all read their inputs through it. Decoding and
+resizing run in a thread pool (OpenCV, numpy and file reads release the GIL) that stays a
+bounded number of images ahead of inference, so a folder of large PGMs keeps every core
+busy while results come back in input order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from ..pipeline import LoadedImage, input_label, score_loaded
+from ..records import PredictionResult, build_record
+from . import EngineBase
+
+if TYPE_CHECKING:
+    from ..predictor import ImageInput
+
+#: ``(position in the input, loaded item)``: what the batching loop hands on.
+Numbered = tuple[int, LoadedImage]
+
+
+def iter_loaded_batches(
+    inputs: Iterable[ImageInput],
+    load: Callable[[ImageInput, str], LoadedImage],
+    *,
+    batch_size: int,
+    workers: int,
+) -> Iterator[list[Numbered]]:
+    """Load inputs ahead in ``workers`` threads; hand them on in input order, in batches.
+
+    Args:
+        inputs: paths, URIs or image arrays, consumed lazily.
+        load: turns one input and its record label into a :class:`LoadedImage` (never
+            raises for a bad input), e.g. :meth:`~mammo_edge.model.Model.load`.
+        batch_size: loaded items per batch.
+        workers: decoding threads; at most ``2 * batch_size + workers`` inputs are held.
+
+    Yields:
+        Lists of ``(index, item)`` in input order. Each holds at most ``batch_size`` items
+        that loaded, with the failed ones between them; a failed item with nothing waiting
+        before it comes alone at once, so its error record need not wait for a batch.
+    """
+    labelled = ((index, input_label(item, index), item) for index, item in enumerate(inputs))
+    read_ahead = 2 * batch_size + workers
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mammo-decode")
+    pending: deque[tuple[int, Future[LoadedImage]]] = deque()
+
+    def refill() -> None:
+        while len(pending) < read_ahead:
+            next_item = next(labelled, None)
+            if next_item is None:
+                return
+            index, label, item = next_item
+            pending.append((index, pool.submit(load, item, label)))
+
+    chunk: list[Numbered] = []
+    scorable = 0
+    try:
+        refill()
+        while pending:
+            index, future = pending.popleft()
+            loaded = future.result()
+            refill()
+            if not loaded.ok and scorable == 0:
+                yield [(index, loaded)]  # nothing waits before it: its record goes out now
+                continue
+            chunk.append((index, loaded))
+            scorable += loaded.ok
+            if scorable == batch_size:
+                yield chunk
+                chunk, scorable = [], 0
+        if chunk:
+            yield chunk
+    finally:
+        for _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class LocalEngine(EngineBase):
+    """Score in this process: :func:`iter_loaded_batches`, then one onnxruntime call a batch.
+
+    Example::
+
+        predictor = Predictor()
+        with LocalEngine(predictor) as engine:
+            for record in engine.iter_score(["a.dcm", "b.dcm"]):
+                print(record.path, record.probability)
+    """
+
+    name = "local"
+
+    def iter_records(self, inputs: Iterable[ImageInput]) -> Iterator[PredictionResult]:
+        predictor = self.predictor
+        context = predictor.record_context
+        batches = iter_loaded_batches(
+            inputs, predictor.load, batch_size=predictor.batch_size, workers=predictor.workers
+        )
+        try:
+            for batch in batches:
+                items = [item for _, item in batch]
+                for scored in score_loaded(items, predictor.score_batch, predictor.head):
+                    yield build_record(scored, context)
+        finally:
+            batches.close()
+
+
+ENGINE = LocalEngine
