@@ -7,11 +7,11 @@ import pytest
 
 pytest.importorskip("sklearn")
 
+from train.heads import cross_fitted_head  # noqa: E402
 from train.mias import AbnormalityRow, ImageRecord  # noqa: E402
 from train.repeated import (  # noqa: E402
     Repeat,
     build_candidates,
-    cross_fitted_head,
     describe,
     shipped_head,
 )

@@ -47,179 +47,25 @@ from pathlib import Path
 import numpy as np
 
 from mammo_edge import metrics
-from mammo_edge.calcifications import FEATURE_NAMES, calcification_features
-from mammo_edge.stacking import PAIR_FEATURE, Head
-from mammo_edge.stacking import logit as runtime_logit
+from mammo_edge.stacking import PAIR_FEATURE
 
 from .ablation import CLASSES, TISSUES, image_classes
-from .mias import ImageRecord, MiasDataset, open_mias
+from .heads import (
+    cross_fitted_head,
+    fit_head,
+    head_feature_names,
+    head_features,
+    logit,
+    partner_index,
+)
+from .mias import ImageRecord, open_mias
+from .variants import VARIANTS, calcification_table, score_variants
 
-VARIANTS = ("plain", "breast_windows", "flip", "breast_windows_flip")
 #: Ship rule: paired difference above 0 and its 95% interval's lower end above this.
 KEEP_LOWER_BOUND = -0.01
 #: Patient-bootstrap replicates behind every interval (tests lower it).
 REPLICATES = metrics.BOOTSTRAP_REPLICATES
 OPERATING_POINTS = ("triage", "balanced")
-
-
-# --- scoring the fold models --------------------------------------------------------
-
-
-def score_variants(dataset: MiasDataset, run: Path, log=print) -> Path:
-    """``RUN/variants.csv``: each image scored by its fold model in every variant.
-
-    Resumable: an existing file is kept.
-    """
-    target = run / "variants.csv"
-    if target.is_file():
-        log(f"{run}: variants scored earlier, kept")
-        return target
-    import keras
-
-    from .architectures import lite0
-    from .lesion_protocol import LesionSettings, prepare_dataset, score
-
-    settings = LesionSettings(**json.loads((run / "settings.json").read_text()))
-    config = settings.preprocess()
-    data = prepare_dataset(dataset, config)
-    folds = _fold_of(run)
-    rows = []
-    for fold in sorted(set(folds.values())):
-        started = time.time()
-        networks = lite0.Networks(pretrained=False)
-        base = networks.image_model(config)
-        base.load_weights(run / "folds" / f"fold_{fold}.weights.h5")
-        models = {
-            "plain": base,
-            "breast_windows": networks.image_model(config, breast_windows_only=True),
-            "flip": networks.image_model(config, flip_average=True),
-            "breast_windows_flip": networks.image_model(
-                config, breast_windows_only=True, flip_average=True
-            ),
-        }
-        test = [
-            index
-            for index, record in enumerate(dataset.records)
-            if folds.get(record.reference) == fold
-        ]
-        scores = {name: score(model, data.inputs[test])[0] for name, model in models.items()}
-        for slot, index in enumerate(test):
-            record = dataset.records[index]
-            rows.append(
-                {
-                    "image": record.reference,
-                    "fold": fold,
-                    "label": record.label,
-                    **{name: f"{scores[name][slot]:.6f}" for name in VARIANTS},
-                }
-            )
-        log(f"{run}: fold {fold} scored in {time.time() - started:.0f} s")
-        keras.backend.clear_session()
-    partial = target.with_name(target.name + ".partial")
-    with partial.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["image", "fold", "label", *VARIANTS])
-        writer.writeheader()
-        writer.writerows(rows)
-    partial.replace(target)
-    return target
-
-
-def _fold_of(run: Path) -> dict[str, int]:
-    folds = {}
-    for path in sorted((run / "folds").glob("fold_*.csv")):
-        with path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                folds[row["image"]] = int(row["fold"])
-    return folds
-
-
-def calcification_table(dataset: MiasDataset, out: Path, log=print) -> np.ndarray:
-    """``(N, 3)`` cluster features in record order, cached in ``OUT/calcification_features.csv``."""
-    path = out / "calcification_features.csv"
-    if path.is_file():
-        with path.open(newline="") as handle:
-            rows = {row["image"]: row for row in csv.DictReader(handle)}
-        return np.array(
-            [[float(rows[r.reference][name]) for name in FEATURE_NAMES] for r in dataset.records]
-        )
-    started = time.time()
-    values = np.array(
-        [
-            calcification_features(dataset.read_image(r.reference)).as_array()
-            for r in dataset.records
-        ]
-    )
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", *FEATURE_NAMES])
-        for record, row in zip(dataset.records, values, strict=True):
-            writer.writerow([record.reference, *(f"{value:.6f}" for value in row)])
-    log(f"calcification features of {len(values)} images in {time.time() - started:.0f} s")
-    return values
-
-
-# --- stacking -----------------------------------------------------------------------
-
-
-def logit(probabilities: np.ndarray) -> np.ndarray:
-    """:func:`mammo_edge.stacking.logit` of every value (the same clipping)."""
-    return np.array([runtime_logit(float(value)) for value in np.ravel(probabilities)])
-
-
-def partner_index(records: list[ImageRecord]) -> np.ndarray:
-    """Index of the other breast of the same patient (-1 when absent)."""
-    from .ablation import partner_index as by_patient
-
-    return by_patient(records)
-
-
-def head_features(
-    cnn_probability: np.ndarray,
-    calcifications: np.ndarray,
-    partner: np.ndarray | None,
-) -> np.ndarray:
-    """The stacking head's inputs: CNN logit, cluster features [, the differences to the
-    other breast]. Column names: :func:`head_feature_names`."""
-    own = np.column_stack([logit(cnn_probability), calcifications])
-    if partner is None:
-        return own
-    other = np.where(partner[:, None] >= 0, own[np.maximum(partner, 0)], own)
-    return np.column_stack([own, own[:, 0] - other[:, 0], own[:, 1] - other[:, 1]])
-
-
-def head_feature_names(pair: bool) -> list[str]:
-    names = ["cnn_logit", *FEATURE_NAMES]
-    return names + ["cnn_logit_minus_other", "calc_cluster_minus_other"] if pair else names
-
-
-def fit_head(values: np.ndarray, labels: np.ndarray, names: list[str]) -> Head:
-    """Logistic regression (L2, C=1) on standardised features: the runtime's head."""
-    from sklearn.linear_model import LogisticRegression
-
-    mean = values.mean(axis=0)
-    scale = values.std(axis=0)
-    scale[scale == 0] = 1.0
-    model = LogisticRegression(C=1.0, max_iter=1000).fit((values - mean) / scale, labels)
-    return Head(
-        tuple(names),
-        tuple(float(v) for v in mean),
-        tuple(float(v) for v in scale),
-        tuple(float(v) for v in model.coef_[0]),
-        float(model.intercept_[0]),
-    )
-
-
-def cross_fitted_head(values: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Out-of-fold stacked probabilities: fold k's head is fitted on the other folds."""
-    stacked = np.empty(len(labels))
-    names = [f"f{i}" for i in range(values.shape[1])]
-    for fold in np.unique(folds):
-        test = folds == fold
-        head = fit_head(values[~test], labels[~test], names)
-        stacked[test] = [
-            head.probability(dict(zip(names, row, strict=True))) for row in values[test]
-        ]
-    return stacked
 
 
 # --- the analysis -------------------------------------------------------------------
