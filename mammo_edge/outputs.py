@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -178,3 +179,40 @@ def atomic_file(
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+#: Formats written to the ``--output`` file as they come (each line whole; ``--resume``
+#: repairs a half-written last one). The others are whole files: written beside the target
+#: and renamed over it at the end, so a crash never leaves a torn file.
+STREAMED_FORMATS = ("jsonl",)
+
+
+@contextlib.contextmanager
+def open_results(output: Path | None, output_format: str, append: bool = False):
+    """Standard output, or the file named by ``--output`` (UTF-8, BOM for CSV).
+
+    ``append`` continues the file (``--resume``); the CSV byte-order mark is written only
+    at the start of a file, never in the middle. A new json, csv or table file goes to a
+    temporary file renamed over ``output`` when the block ends (:func:`atomic_file`).
+
+    Raises:
+        OutputError: the file cannot be opened for writing.
+    """
+
+    if output is None:
+        yield sys.stdout
+        return
+    encoding = "utf-8-sig" if output_format == "csv" else "utf-8"
+    newline = "" if output_format == "csv" else None
+    stack = contextlib.ExitStack()
+    try:
+        if append or output_format in STREAMED_FORMATS:
+            handle = stack.enter_context(
+                output.open("a" if append else "w", encoding=encoding, newline=newline)
+            )
+        else:
+            handle = stack.enter_context(atomic_file(output, encoding=encoding, newline=newline))
+    except OSError as error:
+        raise OutputError(f"cannot write results to {output}: {error.strerror}") from error
+    with stack:
+        yield handle

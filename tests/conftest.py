@@ -247,7 +247,7 @@ def slowed_cli_script(target: str, seconds: float) -> str:
 
     Args:
         target: ``module:Class.method``, a generator method whose items are delayed
-            (``mammo_edge.predictor:Predictor.iter_predict``).
+            (``mammo_edge.engines.local:LocalEngine.iter_score``).
         seconds: the pause after each item, so a test can act mid-run (signal, second run).
 
     Run it as ``[sys.executable, "-c", script, *cli_arguments]``.

@@ -135,9 +135,9 @@ def test_env_var_model_is_used(capsys, study, tiny_models_dir, monkeypatch):
 def test_interrupted_run_keeps_finished_results(
     capsys, study, tiny_models_dir, tmp_path, monkeypatch
 ):
-    from mammo_edge.predictor import Predictor
+    from mammo_edge.engines.local import LocalEngine
 
-    real = Predictor.iter_predict
+    real = LocalEngine.iter_score
 
     def interrupted(self, inputs):
         for index, result in enumerate(real(self, inputs)):
@@ -145,7 +145,7 @@ def test_interrupted_run_keeps_finished_results(
                 raise KeyboardInterrupt
             yield result
 
-    monkeypatch.setattr(Predictor, "iter_predict", interrupted)
+    monkeypatch.setattr(LocalEngine, "iter_score", interrupted)
     target = tmp_path / "partial.jsonl"
     code, _, err = run(capsys, "predict", study, "-m", tiny_models_dir, "-f", "jsonl", "-o", target)
     assert code == 130 and "interrupted; 2 of 3 result(s) written" in err

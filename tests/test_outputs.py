@@ -20,7 +20,7 @@ from mammo_edge.outputs import atomic_file, exclusive_output, lock_path, refuse_
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and flock")
 
 #: Runs the CLI with scoring slowed down (0.3 s per record), so a test can act mid-run.
-SLOW_CHILD = slowed_cli_script("mammo_edge.predictor:Predictor.iter_predict", 0.3)
+SLOW_CHILD = slowed_cli_script("mammo_edge.engines.local:LocalEngine.iter_score", 0.3)
 
 
 @pytest.fixture

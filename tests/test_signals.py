@@ -48,9 +48,9 @@ def assert_valid(output: Path, fmt: str, count: int) -> None:
 def test_sigterm_mid_run_keeps_results_and_closes_the_file(
     capsys, study, tiny_models_dir, tmp_path, monkeypatch, fmt
 ):
-    from mammo_edge.predictor import Predictor
+    from mammo_edge.engines.local import LocalEngine
 
-    real = Predictor.iter_predict
+    real = LocalEngine.iter_score
 
     def terminated_after_two(self, inputs):
         for index, result in enumerate(real(self, inputs)):
@@ -61,7 +61,7 @@ def test_sigterm_mid_run_keeps_results_and_closes_the_file(
     def outside(signum, frame):
         raise AssertionError("SIGTERM reached the handler outside the predict command")
 
-    monkeypatch.setattr(Predictor, "iter_predict", terminated_after_two)
+    monkeypatch.setattr(LocalEngine, "iter_score", terminated_after_two)
     output = tmp_path / f"partial.{fmt}"
     previous = signal.signal(signal.SIGTERM, outside)
     try:
@@ -77,7 +77,7 @@ def test_sigterm_mid_run_keeps_results_and_closes_the_file(
     assert_valid(output, fmt, 2)
 
 
-CHILD = slowed_cli_script("mammo_edge.predictor:Predictor.iter_predict", 0.2)
+CHILD = slowed_cli_script("mammo_edge.engines.local:LocalEngine.iter_score", 0.2)
 
 
 def test_a_real_sigterm_exits_143_with_a_closed_json_list(study, tiny_models_dir, tmp_path):

@@ -105,3 +105,82 @@ def input_arguments(paths: list[str] | None, from_list: list[Path] | None) -> li
     if not arguments:
         raise typer.BadParameter("give image paths, or --from-list FILE", param_hint="PATHS")
     return arguments
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+PathsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Image files, folders (searched recursively), glob patterns, or list files "
+        "marked with @ (@paths.txt) holding one path per line.",
+        show_default=False,
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Threads decoding images ahead of inference. Default: up to 4."),
+]
+OutputFormatOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table for people; jsonl or csv stream one record per line.",
+    ),
+]
+OutputFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write results to this file instead of standard output (csv is written "
+        "with a UTF-8 byte-order mark so spreadsheets read it correctly).",
+        dir_okay=False,
+    ),
+]
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue an interrupted run: inputs already recorded in the --output file "
+        "(jsonl or csv) are skipped and new records appended; a half-written last line "
+        "is repaired.",
+    ),
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="With --resume: accept a file whose records came from another model or threshold.",
+    ),
+]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local: this process. ray: Ray Data over a local Ray instance or a cluster "
+        "(needs the ray extra). Any engine module in mammo_edge/engines is found by name.",
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        help="With --engine ray: the Ray cluster to join (e.g. auto, ray://host:10001). "
+        "Default: start a local Ray instance.",
+    ),
+]
+NumCpusOption = Annotated[
+    int | None,
+    typer.Option(
+        "--num-cpus",
+        min=1,
+        help="With --engine ray and no --address: CPUs of the local Ray instance. "
+        "Default: all cores.",
+    ),
+]

@@ -3,61 +3,52 @@
 from __future__ import annotations
 
 import contextlib
-import sys
-from enum import Enum
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from .common import (
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PIPE_CLOSED,
     EXIT_SOME_FAILED,
     EXIT_TERMINATED,
     Terminated,
+    announce,
     discard_stdout,
+    expand_or_fail,
     progress_bar,
     sigterm_as_exception,
-    silence_opencv_warnings,
+    stop_reason,
 )
 from .options import (
+    AddressOption,
     BatchSizeOption,
     Device,
     DeviceOption,
+    EngineOption,
+    ForceOption,
     FromListOption,
     GroupBy,
     GroupByOption,
     ModelOption,
+    NumCpusOption,
     OperatingPointOption,
+    OutputFileOption,
+    OutputFormat,
+    OutputFormatOption,
+    PathsArgument,
+    QuietOption,
+    ResumeOption,
     ThreadsOption,
     ThresholdOption,
+    WorkersOption,
     input_arguments,
 )
 
 
-class Engine(str, Enum):
-    local = "local"
-    ray = "ray"
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
-
-
 def predict_command(
-    paths: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Image files, folders (searched recursively), glob patterns, or list files "
-            "marked with @ (@paths.txt) holding one path per line.",
-            show_default=False,
-        ),
-    ] = None,
+    paths: PathsArgument = None,
     from_list: FromListOption = None,
     model: ModelOption = None,
     threshold: ThresholdOption = None,
@@ -65,71 +56,16 @@ def predict_command(
     group_by: GroupByOption = GroupBy.auto,
     batch_size: BatchSizeOption = None,
     threads: ThreadsOption = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="Threads decoding images ahead of inference. Default: up to 4."),
-    ] = None,
+    workers: WorkersOption = None,
     device: DeviceOption = Device.auto,
-    output_format: Annotated[
-        OutputFormat,
-        typer.Option(
-            "--format",
-            "-f",
-            help="table for people; jsonl or csv stream one record per line.",
-        ),
-    ] = OutputFormat.table,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Write results to this file instead of standard output (csv is written "
-            "with a UTF-8 byte-order mark so spreadsheets read it correctly).",
-            dir_okay=False,
-        ),
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar, header or summary.")
-    ] = False,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="Continue an interrupted run: inputs already recorded in the --output file "
-            "(jsonl or csv) are skipped and new records appended; a half-written last line "
-            "is repaired.",
-        ),
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="With --resume: accept a file whose records came from another model or threshold.",
-        ),
-    ] = False,
-    engine: Annotated[
-        Engine,
-        typer.Option(
-            help="local: this process. ray: Ray Data over a local Ray instance or a cluster "
-            "(needs the ray extra).",
-        ),
-    ] = Engine.local,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            help="With --engine ray: the Ray cluster to join (e.g. auto, ray://host:10001). "
-            "Default: start a local Ray instance.",
-        ),
-    ] = None,
-    num_cpus: Annotated[
-        int | None,
-        typer.Option(
-            "--num-cpus",
-            min=1,
-            help="With --engine ray and no --address: CPUs of the local Ray instance. "
-            "Default: all cores.",
-        ),
-    ] = None,
+    output_format: OutputFormatOption = OutputFormat.table,
+    output: OutputFileOption = None,
+    quiet: QuietOption = False,
+    resume: ResumeOption = False,
+    force: ForceOption = False,
+    engine: EngineOption = "local",
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = None,
 ) -> int:
     """Score mammograms; one result per input, errors included.
 
@@ -137,30 +73,32 @@ def predict_command(
     scored and written), 1 for usage or model errors, 130 after Ctrl-C, 143 after
     SIGTERM (results so far kept, json closed), 141 when the output was closed (| head).
     """
-    from ..outputs import exclusive_output
+    from ..outputs import exclusive_output, refuse_input_overlap
+    from ..predictor import Predictor
 
+    _check_options(output_format.value, output, resume, force, address, num_cpus)
+    engine_class = _engine_class(engine)
     locked = exclusive_output(output) if output is not None else contextlib.nullcontext()
     with sigterm_as_exception(), locked:
         try:
-            return _predict(
-                paths=input_arguments(paths, from_list),
-                model=model,
+            inputs = expand_or_fail(input_arguments(paths, from_list))
+            if output is not None:
+                refuse_input_overlap([output], inputs)  # before the output is opened
+            predictor = Predictor(
+                model,
+                device=device.value,
+                threads=threads,
                 threshold=threshold,
                 operating_point=operating_point,
                 group_by=group_by.value,
                 batch_size=batch_size,
-                threads=threads,
                 workers=workers,
-                device=device.value,
-                output_format=output_format.value,
-                output=output,
-                quiet=quiet,
-                resume=resume,
-                force=force,
-                engine=engine.value,
-                address=address,
-                num_cpus=num_cpus,
             )
+            scoring = _create_engine(engine_class, predictor, address=address, num_cpus=num_cpus)
+            plan = _plan(inputs, output, output_format.value, predictor, resume, force, quiet)
+            where = "" if engine_class.name == "local" else f" on {engine_class.name.title()}"
+            announce(predictor, f"{len(plan.todo)} input(s){where}", quiet=quiet)
+            return _score_and_write(scoring, plan, quiet=quiet)
         except Terminated:
             typer.echo("mammo-edge: terminated (SIGTERM) before scoring began", err=True)
             raise typer.Exit(EXIT_TERMINATED) from None
@@ -169,34 +107,8 @@ def predict_command(
             raise typer.Exit(EXIT_PIPE_CLOSED) from None
 
 
-def _predict(
-    *,
-    paths: list[str],
-    model: str | None,
-    threshold: float | None,
-    operating_point: str | None,
-    group_by: str,
-    batch_size: int | None,
-    threads: int | None,
-    workers: int | None,
-    device: str,
-    output_format: str,
-    output: Path | None,
-    quiet: bool,
-    resume: bool,
-    force: bool,
-    engine: str,
-    address: str | None,
-    num_cpus: int | None,
-) -> int:
-    from ..inputs import expand_inputs
-    from ..predictor import Predictor
-
-    silence_opencv_warnings()
-    if engine != Engine.ray.value and (address is not None or num_cpus is not None):
-        raise typer.BadParameter(
-            "--address and --num-cpus need --engine ray", param_hint="--engine"
-        )
+def _check_options(output_format, output, resume, force, address, num_cpus) -> None:
+    """Refuse option combinations that make no sense, before anything is loaded."""
     if address is not None and num_cpus is not None:
         raise typer.BadParameter(
             "--num-cpus sizes a local Ray instance; a cluster (--address) has its own",
@@ -214,125 +126,99 @@ def _predict(
             f"{output_format} file cannot be continued",
             param_hint="--format",
         )
-    if engine == Engine.ray.value:
-        from ..engines.ray_engine import require_ray
 
-        try:
-            require_ray()
-        except ImportError as error:
-            raise typer.BadParameter(str(error), param_hint="--engine") from None
 
-    inputs = expand_inputs(paths)
-    if not inputs:
-        raise typer.BadParameter(f"no image files found in {', '.join(paths)}", param_hint="PATHS")
-    if output is not None:
-        from ..outputs import refuse_input_overlap
+def _engine_class(name: str) -> type:
+    """The engine named by ``--engine``, checked to be usable here."""
+    from ..engines import engine_class
+    from ..errors import ModelError
 
-        refuse_input_overlap([output], inputs)  # before the output is opened or truncated
-    predictor = Predictor(
-        model,
-        device=device,
-        threads=threads,
-        threshold=threshold,
-        operating_point=operating_point,
-        group_by=group_by,
-        batch_size=batch_size,
-        workers=workers,
+    try:
+        found = engine_class(name)
+    except ModelError as error:
+        raise typer.BadParameter(str(error), param_hint="--engine") from None
+    reason = found.unavailable()
+    if reason is not None:
+        raise typer.BadParameter(reason, param_hint="--engine")
+    return found
+
+
+def _create_engine(engine_class: type, predictor, **options):
+    """The engine over ``predictor``; an option it does not take is a usage error."""
+    from ..engines import create_engine
+    from ..errors import ModelError
+
+    try:
+        return create_engine(engine_class.name, predictor, **options)
+    except ModelError as error:
+        raise typer.BadParameter(str(error), param_hint="--engine") from None
+
+
+@dataclass
+class _Plan:
+    """What a run will do: which inputs to score, and how the output is written."""
+
+    todo: list[str]
+    total: int
+    output: Path | None
+    output_format: str
+    append: bool = False
+    resume: bool = False
+    already_failed: int = 0
+    path_width: int = 4
+    positive: str = "abnormal"
+
+
+def _plan(inputs, output, output_format, predictor, resume, force, quiet) -> _Plan:
+    """The inputs left to score; with ``--resume``, those the output file lacks."""
+    plan = _Plan(
+        todo=inputs,
+        total=len(inputs),
+        output=output,
+        output_format=output_format,
+        resume=resume,
+        path_width=max((len(path) for path in inputs), default=4),
+        positive=predictor.metadata.class_names[1],
     )
-    total = len(inputs)
-    already_failed = 0
-    append = False
-    if resume:
-        assert output is not None
-        state = _resume_state(output, output_format, predictor, force)
-        append = not state.empty
-        todo = [path for path in inputs if path not in state.done]
-        already_failed = sum(path in state.failed for path in inputs)
-        if not quiet:
-            note = (
-                f"; cut a half-written last record ({state.repaired_bytes} bytes)"
-                if state.repaired_bytes
-                else ""
-            )
-            typer.echo(
-                f"resuming {output}: {total - len(todo)} of {total} input(s) already recorded"
-                f"{note}",
-                err=True,
-            )
-        inputs = todo
+    if not resume:
+        return plan
+    state = _resume_state(output, output_format, predictor, force)
+    plan.append = not state.empty
+    plan.todo = [path for path in inputs if path not in state.done]
+    plan.already_failed = sum(path in state.failed for path in inputs)
     if not quiet:
+        note = (
+            f"; cut a half-written last record ({state.repaired_bytes} bytes)"
+            if state.repaired_bytes
+            else ""
+        )
         typer.echo(
-            f"model {predictor.model_name} {predictor.model_version} "
-            f"(sha256 {predictor.model_sha256[:12]}, "
-            f"{'verified' if predictor.sha256_verified else 'unverified'}) "
-            f"on {predictor.provider}, threshold {predictor.threshold:g} "
-            f"({predictor.operating_point}); "
-            f"{len(inputs)} input(s){' on Ray' if engine == Engine.ray.value else ''}",
+            f"resuming {output}: {plan.total - len(plan.todo)} of {plan.total} input(s) "
+            f"already recorded{note}",
             err=True,
         )
-    ray_engine = None
-    if engine == Engine.ray.value and inputs:
-        from ..engines.ray_engine import RayEngine
-
-        ray_engine = RayEngine(predictor, address=address, num_cpus=num_cpus)
-        ray_engine.start()  # an unreachable cluster fails here, before any output is written
-    try:
-        return _score_and_write(
-            predictor,
-            inputs,
-            ray_engine=ray_engine,
-            output=output,
-            output_format=output_format,
-            append=append,
-            quiet=quiet,
-            resume=resume,
-            total=total,
-            already_failed=already_failed,
-        )
-    finally:
-        if ray_engine is not None:
-            ray_engine.stop()
+    return plan
 
 
-def _score_and_write(
-    predictor,
-    inputs: list[str],
-    *,
-    ray_engine,
-    output: Path | None,
-    output_format: str,
-    append: bool,
-    quiet: bool,
-    resume: bool,
-    total: int,
-    already_failed: int,
-) -> int:
-    """Score ``inputs`` with the local engine or ``ray_engine``; write and summarise."""
+def _score_and_write(scoring, plan: _Plan, *, quiet: bool) -> int:
+    """Score the plan's inputs with the engine ``scoring``; write and summarise."""
     from ..errors import ModelError
+    from ..outputs import open_results
     from ..writers import open_writer
 
-    failed = abnormal = 0
-    with _open_output(output, output_format, append) as stream:
-        writer = open_writer(
-            output_format,
-            stream,
-            path_width=max((len(path) for path in inputs), default=4),
-            append=append,
-        )
-        progress = progress_bar(len(inputs), "scoring", quiet=quiet, results=stream)
-        written = 0
-        stopped_with = None
+    failed = abnormal = written = 0
+    stopped_with = None
+    started = scoring if plan.todo else contextlib.nullcontext()
+    opened = open_results(plan.output, plan.output_format, plan.append)
+    with started, opened as stream:
+        writer = open_writer(plan.output_format, stream, plan.path_width, append=plan.append)
         try:
-            if ray_engine is not None:
-                results = ray_engine.iter_predict(inputs)
-            else:
-                results = predictor.iter_predict(inputs)
-            with progress as bar:
-                for result in results:
+            with progress_bar(len(plan.todo), "scoring", quiet=quiet, results=stream) as bar:
+                for result in scoring.iter_score(plan.todo) if plan.todo else ():
                     writer.write(result)
                     written += 1
                     failed += not result.ok
-                    abnormal += result.label == predictor.metadata.class_names[1]
+                    abnormal += result.label == plan.positive
                     if bar is not None:
                         bar.update(1)
         except (KeyboardInterrupt, Terminated) as stop:
@@ -342,32 +228,39 @@ def _score_and_write(
             raise
         writer.close()  # inside the with: a whole-file output is renamed into place after it
     if stopped_with is not None:
-        where = f" in {output}" if output else ""
-        how = (
-            "interrupted" if isinstance(stopped_with, KeyboardInterrupt) else "terminated (SIGTERM)"
-        )
-        typer.echo(
-            f"mammo-edge: {how}; {written} of {len(inputs)} result(s) written{where}"
-            + ("; continue with --resume" if output_format in ("jsonl", "csv") and output else ""),
-            err=True,
-        )
-        code = EXIT_INTERRUPTED if isinstance(stopped_with, KeyboardInterrupt) else EXIT_TERMINATED
-        raise typer.Exit(code)
-    failed += already_failed
+        _report_stop(stopped_with, written, plan)
+    failed += plan.already_failed
     if not quiet:
-        scored = total - failed
-        summary = f"scored {scored} of {total} input(s): {abnormal} abnormal"
-        if resume:
-            summary = (
-                f"{written} new record(s) in {output}; scored {scored} of {total} input(s) "
-                f"in all: {abnormal} abnormal among the new"
-            )
-        if failed:
-            summary += f"; {failed} failed (see error_code and error_message)"
-        if output is not None and not resume:
-            summary += f"; results in {output}"
-        typer.echo(summary, err=True)
+        typer.echo(_summary(plan, written, failed, abnormal), err=True)
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def _report_stop(stop: BaseException, written: int, plan: _Plan) -> None:
+    """Say what a stopped run kept, and exit 130 or 143."""
+    how, code = stop_reason(stop)
+    where = f" in {plan.output}" if plan.output else ""
+    resumable = plan.output_format in ("jsonl", "csv") and plan.output
+    typer.echo(
+        f"mammo-edge: {how}; {written} of {len(plan.todo)} result(s) written{where}"
+        + ("; continue with --resume" if resumable else ""),
+        err=True,
+    )
+    raise typer.Exit(code)
+
+
+def _summary(plan: _Plan, written: int, failed: int, abnormal: int) -> str:
+    scored = plan.total - failed
+    summary = f"scored {scored} of {plan.total} input(s): {abnormal} abnormal"
+    if plan.resume:
+        summary = (
+            f"{written} new record(s) in {plan.output}; scored {scored} of {plan.total} "
+            f"input(s) in all: {abnormal} abnormal among the new"
+        )
+    if failed:
+        summary += f"; {failed} failed (see error_code and error_message)"
+    if plan.output is not None and not plan.resume:
+        summary += f"; results in {plan.output}"
+    return summary
 
 
 def _resume_state(output: Path, output_format: str, predictor, force: bool):
@@ -383,41 +276,3 @@ def _resume_state(output: Path, output_format: str, predictor, force: bool):
         )
     except ResumeError as error:
         raise typer.BadParameter(str(error), param_hint="--resume") from None
-
-
-#: Formats written to the ``--output`` file as they come (each line whole; ``--resume``
-#: repairs a half-written last one). The others are whole files: written beside the target
-#: and renamed over it at the end, so a crash never leaves a torn file.
-STREAMED_FORMATS = ("jsonl",)
-
-
-@contextlib.contextmanager
-def _open_output(output: Path | None, output_format: str, append: bool = False):
-    """Standard output, or the file named by ``--output`` (UTF-8, BOM for CSV).
-
-    ``append`` continues the file (``--resume``); the CSV byte-order mark is written only
-    at the start of a file, never in the middle. A new json, csv or table file goes to a
-    temporary file renamed over ``output`` when the block ends
-    (:func:`mammo_edge.outputs.atomic_file`).
-    """
-    from ..outputs import atomic_file
-
-    if output is None:
-        yield sys.stdout
-        return
-    encoding = "utf-8-sig" if output_format == "csv" else "utf-8"
-    newline = "" if output_format == "csv" else None
-    stack = contextlib.ExitStack()
-    try:
-        if append or output_format in STREAMED_FORMATS:
-            handle = stack.enter_context(
-                output.open("a" if append else "w", encoding=encoding, newline=newline)
-            )
-        else:
-            handle = stack.enter_context(atomic_file(output, encoding=encoding, newline=newline))
-    except OSError as error:
-        raise typer.BadParameter(
-            f"cannot write results to {output}: {error.strerror}", param_hint="--output"
-        ) from error
-    with stack:
-        yield handle

@@ -61,6 +61,11 @@ class EngineBase:
     def __init__(self, predictor: Predictor) -> None:
         self.predictor = predictor
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this engine cannot run here (e.g. its package is missing), or ``None``."""
+        return None
+
     def start(self) -> None:
         return None
 

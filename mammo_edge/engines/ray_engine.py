@@ -149,6 +149,14 @@ class RayEngine(EngineBase):
         self.plan: ActorPlan | None = None
         self._started_here = False
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        try:
+            require_ray()
+        except ImportError as error:
+            return str(error)
+        return None
+
     def start(self) -> None:
         """Start the local Ray instance or join ``address``, unless Ray is already running.
 
