@@ -181,7 +181,7 @@ def render_report(page: ReportPage) -> str:
         _summary_section(page),
     ]
     if page.evaluation is not None:
-        parts.append(_evaluation_section(page.evaluation))
+        parts.append(_evaluation_section(page.evaluation, page.class_names))
     parts.append(_table_section(page))
     parts += [
         "</main>",
@@ -214,19 +214,20 @@ def _summary_section(page: ReportPage) -> str:
     )
 
 
-def _evaluation_section(view: EvaluationView) -> str:
+def _evaluation_section(view: EvaluationView, class_names: tuple[str, str]) -> str:
     metric_rows = "".join(
         f'<tr><th scope="row">{_text(name)}</th><td class="number">{_text(value)}</td></tr>'
         for name, value in view.metrics
     )
+    negative, positive = (_text(name) for name in class_names)
     tn, fp, fn, tp = view.confusion
     confusion = (
         '<table class="confusion"><caption>Confusion matrix at the threshold</caption>'
-        '<thead><tr><td></td><th scope="col">called normal</th>'
-        '<th scope="col">called abnormal</th></tr></thead><tbody>'
-        f'<tr><th scope="row">truth normal</th><td class="number">TN {tn}</td>'
+        f'<thead><tr><td></td><th scope="col">called {negative}</th>'
+        f'<th scope="col">called {positive}</th></tr></thead><tbody>'
+        f'<tr><th scope="row">truth {negative}</th><td class="number">TN {tn}</td>'
         f'<td class="number">FP {fp}</td></tr>'
-        f'<tr><th scope="row">truth abnormal</th><td class="number">FN {fn}</td>'
+        f'<tr><th scope="row">truth {positive}</th><td class="number">FN {fn}</td>'
         f'<td class="number">TP {tp}</td></tr>'
         "</tbody></table>"
     )

@@ -336,3 +336,33 @@ def test_threshold_override_on_a_predictions_file_recomputes_the_calls(
     assert {row["predicted"] for row in rows} == {"normal"}
     assert {row["correct"] for row in rows if row["truth"] == "abnormal"} == {"no"}
     assert json.loads((out / "metrics.json").read_text())["sensitivity"] == 0.0
+
+
+def test_quiet_hides_the_model_line_not_the_summary(
+    capsys, labelled_study, tiny_models_dir, tmp_path
+):
+    folder, labels = labelled_study
+    args = ["evaluate", folder, "-l", labels, "-m", tiny_models_dir, "-o", tmp_path / "out"]
+    code, stdout, stderr = run(capsys, *args)
+    assert code == 0 and "model tiny-test-model" in stderr
+    code, quiet_stdout, quiet_stderr = run(capsys, *args, "--quiet")
+    assert code == 0 and "tiny-test-model" not in quiet_stderr
+    assert quiet_stdout == stdout and "AUC" in quiet_stdout  # the summary is the verb's output
+
+
+def test_class_names_come_from_the_model_metadata(capsys, labelled_study, tmp_path):
+    from conftest import build_tiny_models_dir, tiny_metadata
+
+    models = build_tiny_models_dir(
+        tmp_path / "models", tiny_metadata(class_names=("clear", "recall"))
+    )
+    folder, labels = labelled_study
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, "evaluate", folder, "-l", labels, "-m", models, "-o", out)
+    assert code == 0
+    assert "4 recall, 4 clear" in stdout and "truth recall" in stdout
+    rows = read_joined(out / "predictions.csv")
+    assert {row["truth"] for row in rows} == {"clear", "recall"}
+    assert {row["predicted"] for row in rows} <= {"clear", "recall"}
+    # metrics.json keys are the file's schema, whatever the classes are called.
+    assert json.loads((out / "metrics.json").read_text())["n_abnormal"] == 4

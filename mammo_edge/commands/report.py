@@ -15,10 +15,6 @@ Writes to ``--out``:
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter
-from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -56,8 +52,6 @@ from .options import (
 IMAGES_FOLDER = "images"
 THUMBNAIL_SIDE = 240
 PAGE_NAME = "index.html"
-#: Written beside the page with --labels, exactly as ``evaluate`` writes them.
-EVALUATION_FILES = ("metrics.json", "predictions.csv", "roc.svg")
 
 
 def report_command(
@@ -104,83 +98,48 @@ def report_command(
     rows), 1 for usage, labels or model errors, 130 after Ctrl-C and 143 after SIGTERM
     (both write the page for the images scored so far and say where).
     """
-    with sigterm_as_exception():
-        return _report(
-            input_arguments(paths, from_list),
-            out=out,
-            labels=labels,
-            model=model,
-            method=method,
-            threshold=threshold,
-            title=title,
-            overlay_size=overlay_size,
-            batch_size=batch_size,
-            threads=threads,
-            device=device,
-            quiet=quiet,
-        )
-
-
-def _report(
-    paths: list[str],
-    *,
-    out: Path,
-    labels: Path | None,
-    model: str | None,
-    method: Method,
-    threshold: float | None,
-    title: str,
-    overlay_size: int,
-    batch_size: int | None,
-    threads: int | None,
-    device: Device,
-    quiet: bool,
-) -> int:
-    """``report_command`` with its inputs gathered, inside the SIGTERM handler."""
+    from ..evaluation import METRICS_NAME, PREDICTIONS_NAME
     from ..labels import LabelsError, read_labels
     from ..outputs import exclusive_output
+    from ..roc_plots import SVG_NAME
 
-    truth = None
-    if labels is not None:
-        try:
-            truth = read_labels(labels)
-        except LabelsError as error:
-            raise typer.BadParameter(str(error), param_hint="--labels") from None
-    explainer, inputs = open_explainer(
-        paths,
-        model,
-        method.value,
-        threshold,
-        batch_size,
-        threads,
-        device.value,
-        writes=[out / name for name in (RECORDS_NAME, PAGE_NAME, *EVALUATION_FILES)],
-        writes_into=[out / IMAGES_FOLDER],
-    )
-    make_folder(out)
-    with exclusive_output(out / RECORDS_NAME):
-        return _write_report(
-            explainer,
-            inputs,
-            out=out,
-            truth=truth,
-            title=title,
-            overlay_size=overlay_size,
-            quiet=quiet,
+    with sigterm_as_exception():
+        truth = None
+        if labels is not None:
+            try:
+                truth = read_labels(labels)
+            except LabelsError as error:
+                raise typer.BadParameter(str(error), param_hint="--labels") from None
+        written = (RECORDS_NAME, PAGE_NAME, METRICS_NAME, PREDICTIONS_NAME, SVG_NAME)
+        explainer, inputs = open_explainer(
+            input_arguments(paths, from_list),
+            model,
+            method.value,
+            threshold,
+            batch_size,
+            threads,
+            device.value,
+            writes=[out / name for name in written],
+            writes_into=[out / IMAGES_FOLDER],
         )
+        make_folder(out)
+        with exclusive_output(out / RECORDS_NAME):
+            return _write_report(
+                explainer,
+                inputs,
+                out=out,
+                truth=truth,
+                title=title,
+                overlay_size=overlay_size,
+                quiet=quiet,
+            )
 
 
 def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
     """Explain ``inputs`` into ``out`` and write the page (also after Ctrl-C or SIGTERM)."""
-    from ..explain import (
-        explain_result,
-        image_file_stem,
-        render_overlay,
-        thumbnail,
-        write_png,
-    )
     from ..outputs import atomic_file
-    from ..report_html import ReportRow
+    from ..report_html import render_report
+    from ..report_page import build_page
 
     if not quiet:
         announce(explainer, len(inputs))
@@ -192,46 +151,11 @@ def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
             progress_bar(len(inputs), "explaining", quiet=quiet) as bar,
         ):
             for explained in explainer.iter_explain(inputs):
-                stem = f"{IMAGES_FOLDER}/{image_file_stem(explained.index, explained.record.path)}"
-                files: dict[str, str | None] = {"thumbnail": None}
-                pixels = explained.item.pixels
-                if pixels is not None:
-                    files["thumbnail"] = f"{stem}.png"
-                    write_png(out / files["thumbnail"], thumbnail(pixels, THUMBNAIL_SIDE))
-                overlay = overlay_thumbnail = None
-                if explained.peak is not None and pixels is not None:
-                    image = render_overlay(
-                        pixels,
-                        explained.grid,
-                        explained.item.geometry,
-                        explained.peak,
-                        max_side=overlay_size,
-                    )
-                    overlay, overlay_thumbnail = f"{stem}.heatmap.png", f"{stem}.heatmap.thumb.png"
-                    write_png(out / overlay, image)
-                    write_png(out / overlay_thumbnail, thumbnail(image, THUMBNAIL_SIDE))
-                result = explain_result(explained, overlay)
+                result, row = _explain_one(out, explained, overlay_size)
                 records.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
                 records.flush()  # a stopped run keeps every record finished
-                record = explained.record
-                predictions.append(record)
-                rows.append(
-                    ReportRow(
-                        index=explained.index,
-                        path=record.path,
-                        status=record.status,
-                        probability=record.probability,
-                        label=record.label,
-                        thumbnail=files["thumbnail"] if record.ok else None,
-                        overlay=overlay,
-                        overlay_thumbnail=overlay_thumbnail,
-                        peak_x=result.peak_x,
-                        peak_y=result.peak_y,
-                        error_code=record.error_code,
-                        error_message=record.error_message,
-                        warnings=tuple(record.warnings),
-                    )
-                )
+                predictions.append(explained.record)
+                rows.append(row)
                 if bar is not None:
                     bar.update(1)
     except (KeyboardInterrupt, Terminated) as stop:
@@ -240,22 +164,14 @@ def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
         typer.echo(f"mammo-edge: error: cannot write to {out}: {error}", err=True)
         raise typer.Exit(EXIT_USAGE_OR_MODEL) from None
 
-    predictor = explainer.predictor
     evaluation_view = None
     if truth is not None and stopped is None:
-        rows, evaluation_view = _evaluate(out, predictions, rows, truth, predictor)
-    page = _page(title, explainer, predictions, rows, evaluation_view)
+        rows, evaluation_view = _evaluate(out, predictions, rows, truth, explainer.predictor)
+    stopped_note = None
     if stopped is not None:
         how, code = stop_reason(stopped)
-        page = replace(
-            page,
-            summary=[
-                ("Stopped", f"{how} after {len(predictions)} of {len(inputs)} input(s)"),
-                *page.summary,
-            ],
-        )
-    from ..report_html import render_report
-
+        stopped_note = f"{how} after {len(predictions)} of {len(inputs)} input(s)"
+    page = build_page(title, explainer, predictions, rows, evaluation_view, stopped_note)
     with atomic_file(out / PAGE_NAME) as handle:
         handle.write(render_report(page))
     if stopped is not None:
@@ -274,152 +190,63 @@ def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
 
-def _page(title, explainer, predictions, rows, evaluation_view):
-    from ..report_html import ReportPage
+def _explain_one(out: Path, explained, overlay_size: int):
+    """Write one explained input's PNGs; return its ``explain`` record and its table row."""
+    from ..explain import explain_result, image_file_stem, render_overlay, thumbnail, write_png
+    from ..report_html import ReportRow
 
-    predictor = explainer.predictor
-    negative, positive = predictor.metadata.class_names
-    scored = [record for record in predictions if record.ok]
-    errors = Counter(record.error_code for record in predictions if not record.ok)
-    summary = [
-        ("Model", f"{predictor.model_name} {predictor.model_version}"),
-        (
-            "SHA-256",
-            f"{predictor.model_sha256} "
-            f"({'verified against the manifest' if predictor.sha256_verified else 'unverified'})",
-        ),
-        ("Threshold", f"{predictor.threshold:g} ({positive} when probability >= threshold)"),
-        ("Provider", predictor.provider),
-        ("Inputs", str(len(predictions))),
-        ("Scored", str(len(scored))),
-        (f"Called {positive}", str(sum(record.label == positive for record in scored))),
-        (f"Called {negative}", str(sum(record.label == negative for record in scored))),
-        ("Errors", str(len(predictions) - len(scored))),
-    ]
-    if explainer.method == "heatmap":
-        note = (
-            "Heatmap: the model's own lesion map (each cell the probability of a lesion in a "
-            f"{explainer.spec.window}-pixel window of the model input), shown on a fixed 0..1 "
-            "scale, blue to red; the circle marks its maximum."
+    record, pixels = explained.record, explained.item.pixels
+    stem = f"{IMAGES_FOLDER}/{image_file_stem(explained.index, record.path)}"
+    thumbnail_file = overlay = overlay_thumbnail = None
+    if pixels is not None:
+        thumbnail_file = f"{stem}.png"
+        write_png(out / thumbnail_file, thumbnail(pixels, THUMBNAIL_SIDE))
+    if explained.peak is not None and pixels is not None:
+        image = render_overlay(
+            pixels, explained.grid, explained.item.geometry, explained.peak, max_side=overlay_size
         )
-    else:
-        settings = explainer.occlusion
-        note = (
-            "Heatmap: occlusion sensitivity (how much hiding each patch, 1/"
-            f"{round(1 / settings.patch_fraction)} of the input's side, lowers the "
-            "probability), shown from no drop (blue) to the image's largest drop (red); "
-            "the circle marks the largest drop."
-        )
-    return ReportPage(
-        title=title,
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        summary=summary,
-        errors_by_code=dict(errors),
-        rows=rows,
-        heatmap_note=note,
-        class_names=(negative, positive),
-        evaluation=evaluation_view,
+        overlay, overlay_thumbnail = f"{stem}.heatmap.png", f"{stem}.heatmap.thumb.png"
+        write_png(out / overlay, image)
+        write_png(out / overlay_thumbnail, thumbnail(image, THUMBNAIL_SIDE))
+    result = explain_result(explained, overlay)
+    row = ReportRow(
+        index=explained.index,
+        path=record.path,
+        status=record.status,
+        probability=record.probability,
+        label=record.label,
+        thumbnail=thumbnail_file if record.ok else None,
+        overlay=overlay,
+        overlay_thumbnail=overlay_thumbnail,
+        peak_x=result.peak_x,
+        peak_y=result.peak_y,
+        error_code=record.error_code,
+        error_message=record.error_message,
+        warnings=tuple(record.warnings),
     )
+    return result, row
 
 
 def _evaluate(out: Path, predictions, rows, truth, predictor):
-    """Metrics as ``evaluate`` computes and writes them; rows marked TP/FP/FN/TN."""
-    from dataclasses import replace
-
+    """The evaluation ``evaluate`` would write, written beside the page; rows marked."""
+    from ..evaluation import ModelFacts, evaluate_results, write_evaluation
     from ..labels import LabelsError, match_labels
-    from ..report_html import EvaluationView
-    from .evaluate import (
-        evaluate_results,
-        metrics_document,
-        write_joined_predictions,
-        write_roc_svg,
-    )
+    from ..report_page import evaluation_view, mark_rows
+    from ..roc_plots import SVG_NAME
 
     try:
         match = match_labels([record.path for record in predictions], truth)
     except LabelsError as error:
         raise typer.BadParameter(str(error), param_hint="--labels") from None
-    label_of = dict(match.matched)
-    marked = []
-    for row in rows:
-        record = label_of.get(row.path)
-        if record is None:
-            marked.append(row)
-            continue
-        truth_name = "abnormal" if record.label else "normal"
-        outcome = None
-        if row.status == "ok" and row.probability is not None:
-            called = row.probability >= predictor.threshold
-            outcome = ("T" if called == bool(record.label) else "F") + ("P" if called else "N")
-        marked.append(replace(row, truth=truth_name, outcome=outcome))
-    evaluation = evaluate_results(predictions, match, predictor.threshold)
-    notes = []
-    if match.inputs_without_label:
-        notes.append(f"{len(match.inputs_without_label)} input(s) without a label (not evaluated).")
-    if match.labels_without_input:
-        notes.append(f"{len(match.labels_without_input)} label(s) without an input.")
-    if evaluation.n == 0:
-        notes.append("No input is both labelled and scored: nothing to evaluate.")
-        view = EvaluationView(str(truth.source), [], (0, 0, 0, 0), None, notes)
-        return marked, view
-    model_info = {
-        "name": predictor.model_name,
-        "version": predictor.model_version,
-        "sha256": predictor.model_sha256,
-        "sha256_verified": predictor.sha256_verified,
-        "model_threshold": predictor.metadata.threshold,
-    }
-    document = metrics_document(evaluation, match, truth, model_info, None)
-    (out / "metrics.json").write_text(
-        json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    evaluation = evaluate_results(
+        predictions,
+        match,
+        predictor.threshold,
+        model=ModelFacts.of_predictor(predictor),
+        labels=truth,
     )
-    write_joined_predictions(out / "predictions.csv", predictions, match, predictor.threshold)
     roc_image = None
-    if evaluation.roc is not None:
-        write_roc_svg(out / "roc.svg", evaluation, predictor.model_name)
-        roc_image = "roc.svg"
-    counts = evaluation.counts
-    tn, fp = counts.true_negative, counts.false_positive
-    fn, tp = counts.false_negative, counts.true_positive
-
-    def rate(value: float, numerator: int, denominator: int) -> str:
-        return "undefined" if math.isnan(value) else f"{value:.3f} ({numerator}/{denominator})"
-
-    metrics = [
-        (
-            "Images evaluated",
-            f"{evaluation.n} ({counts.n_abnormal} abnormal, {counts.n_normal} normal)",
-        ),
-        ("Patients", str(evaluation.n_patients)),
-    ]
-    if evaluation.auc is not None:
-        auc = evaluation.auc
-        metrics.append(
-            ("AUC (95% CI)", f"{auc.auc:.3f} ({auc.ci95[0]:.3f}-{auc.ci95[1]:.3f}, {auc.method})")
-        )
-    else:
-        metrics.append(("AUC", document["auc_note"]))
-    metrics += [
-        (f"Sensitivity at {evaluation.threshold:g}", rate(counts.sensitivity, tp, tp + fn)),
-        (f"Specificity at {evaluation.threshold:g}", rate(counts.specificity, tn, tn + fp)),
-        ("PPV", rate(counts.ppv, tp, tp + fp)),
-        ("NPV", rate(counts.npv, tn, tn + fn)),
-        ("Accuracy", f"{counts.accuracy:.3f}"),
-        ("Balanced accuracy", f"{counts.balanced_accuracy:.3f}"),
-        ("Always-normal accuracy (baseline)", f"{counts.always_normal_accuracy:.3f}"),
-    ]
-    if evaluation.at_reference_specificity is not None:
-        point = evaluation.at_reference_specificity
-        metrics.append(
-            (
-                "Sensitivity at 90% specificity (chosen on these images)",
-                f"{point.sensitivity:.3f}",
-            )
-        )
-    if evaluation.n_errors:
-        notes.append(f"{evaluation.n_errors} input(s) failed to score (not evaluated).")
-    if evaluation.patients_note:
-        notes.append(evaluation.patients_note)
-    notes.append("metrics.json, predictions.csv and roc.svg beside this page hold the details.")
-    view = EvaluationView(str(truth.source), metrics, (tn, fp, fn, tp), roc_image, notes)
-    return marked, view
+    if evaluation.n:
+        written = write_evaluation(out, predictions, evaluation, png=False)
+        roc_image = SVG_NAME if SVG_NAME in written else None
+    return mark_rows(rows, evaluation), evaluation_view(evaluation, roc_image)
