@@ -1,5 +1,8 @@
 """Classification metrics for binary scores: the one copy used by evaluate, train and export.
 
+Metrics of one set of scores live here; paired comparisons, repeated cross-validation and
+cross-fitted operating points are :mod:`mammo_edge.repeated_metrics`'s.
+
 numpy only, so a workstation install can measure a model without scikit-learn. The ROC
 curve, the AUC (ties counted half) and the Youden threshold follow scikit-learn's
 ``roc_curve`` / ``roc_auc_score`` exactly; tests compare the two on random data.
@@ -147,7 +150,7 @@ def _ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else float("nan")
 
 
-def _check(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     """Validate at the boundary: equal-length 1-D labels in {0, 1} and finite scores."""
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
@@ -182,7 +185,7 @@ def roc_curve(labels, scores, drop_intermediate: bool = True) -> RocCurve:
     Returns:
         A :class:`RocCurve`; rates are ``nan`` for a class that is absent.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     order = np.argsort(scores, kind="mergesort")[::-1]
     sorted_scores, sorted_labels = scores[order], labels[order]
     # The last index of each run of equal scores: one ROC point per distinct threshold.
@@ -217,7 +220,7 @@ def roc_auc(labels, scores) -> float:
     Computed as the Mann-Whitney statistic with mid-ranks: the probability that a random
     abnormal image scores above a random normal one. ``nan`` when only one class is given.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     positives = int(labels.sum())
     negatives = len(labels) - positives
     if positives == 0 or negatives == 0:
@@ -263,7 +266,7 @@ def auc_with_ci(
     Returns:
         An :class:`AucEstimate`; all ``nan`` when only one class is present.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     unit = "image" if patients is None else "patient"
     patients = np.arange(len(labels)) if patients is None else np.asarray(patients)
     if len(patients) != len(labels):
@@ -274,7 +277,7 @@ def auc_with_ci(
     auc = roc_auc(labels, scores)
     estimates = [
         roc_auc(labels[sample], scores[sample])
-        for sample in _resamples(labels, patients, replicates, seed)
+        for sample in patient_resamples(labels, patients, replicates, seed)
     ]
     if not estimates:
         return AucEstimate(auc, (nan, nan), replicates, unit)
@@ -288,7 +291,7 @@ def youden_threshold(labels, scores) -> OperatingPoint:
     The cut sits at the lowest score still called abnormal; among equal J the highest cut
     wins (the first ROC point), as with ``sklearn.metrics.roc_curve``. Capped at 1.0.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     if not has_both_classes(labels):
         nan = float("nan")
         return OperatingPoint(nan, nan, nan)
@@ -308,7 +311,7 @@ def sensitivity_at_specificity(labels, scores, specificity: float = 0.9) -> Oper
     is ``>= specificity``, the one with the highest sensitivity (the lowest such cut).
     ``nan`` rates when a class is absent.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     if not has_both_classes(labels):
         nan = float("nan")
         return OperatingPoint(nan, nan, nan)
@@ -331,7 +334,7 @@ def specificity_at_sensitivity(labels, scores, sensitivity: float = 0.9) -> Oper
     ``sensitivity`` of the abnormal images abnormal, the highest. ``nan`` when a class is
     absent.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     if not has_both_classes(labels):
         nan = float("nan")
         return OperatingPoint(nan, nan, nan)
@@ -347,7 +350,7 @@ def specificity_at_sensitivity(labels, scores, sensitivity: float = 0.9) -> Oper
 
 def confusion_at(labels, scores, threshold: float) -> ConfusionMetrics:
     """Counts at ``threshold`` (abnormal when ``score >= threshold``)."""
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     called = scores >= threshold
     truth = labels == 1
     return ConfusionMetrics(
@@ -365,7 +368,7 @@ def per_group(labels, scores, groups, threshold: float) -> list[GroupMetrics]:
     Args:
         groups: ``(N,)`` group names; images whose group is ``None`` or ``""`` are left out.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     groups = np.asarray(["" if group is None else str(group) for group in groups], dtype=object)
     if len(groups) != len(labels):
         raise ValueError(f"groups has {len(groups)} entries for {len(labels)} labels")
@@ -386,46 +389,7 @@ def per_group(labels, scores, groups, threshold: float) -> list[GroupMetrics]:
     return results
 
 
-@dataclass(frozen=True)
-class AucDifference:
-    """``AUC(a) - AUC(b)`` on the same images, with a paired 95% bootstrap interval."""
-
-    difference: float
-    ci95: tuple[float, float]
-    replicates: int
-    unit: str
-
-
-def paired_auc_difference(
-    labels,
-    scores_a,
-    scores_b,
-    patients=None,
-    replicates: int = BOOTSTRAP_REPLICATES,
-    seed: int = BOOTSTRAP_SEED,
-) -> AucDifference:
-    """``AUC(scores_a) - AUC(scores_b)`` with a percentile bootstrap that resamples patients.
-
-    Both scores are evaluated on the same resample each time (paired), so what the two
-    models share (hard images) cancels and the interval is that of the difference itself.
-    """
-    labels, scores_a = _check(labels, scores_a)
-    _, scores_b = _check(labels, scores_b)
-    unit = "image" if patients is None else "patient"
-    patients = np.arange(len(labels)) if patients is None else np.asarray(patients)
-    nan = float("nan")
-    if not has_both_classes(labels):
-        return AucDifference(nan, (nan, nan), replicates, unit)
-    difference = roc_auc(labels, scores_a) - roc_auc(labels, scores_b)
-    estimates = [
-        roc_auc(labels[sample], scores_a[sample]) - roc_auc(labels[sample], scores_b[sample])
-        for sample in _resamples(labels, patients, replicates, seed)
-    ]
-    low, high = np.percentile(estimates, [2.5, 97.5])
-    return AucDifference(float(difference), (float(low), float(high)), replicates, unit)
-
-
-def _resamples(labels: np.ndarray, patients: np.ndarray, replicates: int, seed: int):
+def patient_resamples(labels: np.ndarray, patients: np.ndarray, replicates: int, seed: int):
     """Index arrays of bootstrap resamples of whole patients; one-class resamples skipped."""
     unique_patients, inverse = np.unique(patients, return_inverse=True)
     members = [np.flatnonzero(inverse == index) for index in range(len(unique_patients))]
@@ -437,118 +401,25 @@ def _resamples(labels: np.ndarray, patients: np.ndarray, replicates: int, seed: 
             yield sample
 
 
-def repeated_auc_with_ci(
-    labels,
-    scores_by_repeat,
-    patients,
-    replicates: int = BOOTSTRAP_REPLICATES,
-    seed: int = BOOTSTRAP_SEED,
-) -> AucEstimate:
-    """The mean AUC over repeats of a cross-validation, with a patient-bootstrap interval.
-
-    Each repeat scores every image once (out of fold, under its own patient split), so
-    ``scores_by_repeat`` is ``(R, N)``. One bootstrap replicate resamples patients once and
-    averages the R AUCs on that resample: the interval covers the patient sampling of the
-    mean, and the split-to-split variation is averaged out as repeated CV intends.
-    """
-    scores_by_repeat = np.atleast_2d(np.asarray(scores_by_repeat, dtype=np.float64))
-    labels = np.asarray(labels)
-    patients = np.asarray(patients)
-    for row in scores_by_repeat:
-        _check(labels, row)
-    nan = float("nan")
-    if not has_both_classes(labels):
-        return AucEstimate(nan, (nan, nan), replicates, "patient")
-
-    def mean_auc(sample):
-        return float(np.mean([roc_auc(labels[sample], row[sample]) for row in scores_by_repeat]))
-
-    auc = mean_auc(np.arange(len(labels)))
-    estimates = [mean_auc(sample) for sample in _resamples(labels, patients, replicates, seed)]
-    low, high = np.percentile(estimates, [2.5, 97.5])
-    return AucEstimate(auc, (float(low), float(high)), replicates, "patient")
+#: Moved to :mod:`mammo_edge.repeated_metrics` (issue 16); still reachable as
+#: ``metrics.NAME`` until train.repeated, train.ablation and tests/test_ablation.py call
+#: them there. Delete this and :func:`__getattr__` then.
+_MOVED_TO_REPEATED_METRICS = frozenset(
+    {
+        "AucDifference",
+        "paired_auc_difference",
+        "repeated_auc_with_ci",
+        "repeated_paired_auc_difference",
+        "OPERATING_POINT_RULES",
+        "cross_fitted_thresholds",
+        "confusion_at_thresholds",
+    }
+)
 
 
-def repeated_paired_auc_difference(
-    labels,
-    scores_a_by_repeat,
-    scores_b_by_repeat,
-    patients,
-    replicates: int = BOOTSTRAP_REPLICATES,
-    seed: int = BOOTSTRAP_SEED,
-) -> AucDifference:
-    """Mean over repeats of ``AUC(a) - AUC(b)``, paired on the same splits and resamples.
+def __getattr__(name: str):
+    if name in _MOVED_TO_REPEATED_METRICS:
+        from . import repeated_metrics
 
-    Row ``r`` of both ``(R, N)`` arrays must come from the same patient split, so what a
-    split makes easy or hard cancels in the difference.
-    """
-    a = np.atleast_2d(np.asarray(scores_a_by_repeat, dtype=np.float64))
-    b = np.atleast_2d(np.asarray(scores_b_by_repeat, dtype=np.float64))
-    if a.shape != b.shape:
-        raise ValueError(f"scores of shape {a.shape} and {b.shape} are not paired")
-    labels = np.asarray(labels)
-    patients = np.asarray(patients)
-    nan = float("nan")
-    if not has_both_classes(labels):
-        return AucDifference(nan, (nan, nan), replicates, "patient")
-
-    def mean_difference(sample):
-        return float(
-            np.mean(
-                [
-                    roc_auc(labels[sample], row_a[sample]) - roc_auc(labels[sample], row_b[sample])
-                    for row_a, row_b in zip(a, b, strict=True)
-                ]
-            )
-        )
-
-    difference = mean_difference(np.arange(len(labels)))
-    estimates = [mean_difference(s) for s in _resamples(labels, patients, replicates, seed)]
-    low, high = np.percentile(estimates, [2.5, 97.5])
-    return AucDifference(difference, (float(low), float(high)), replicates, "patient")
-
-
-#: Operating-point rules by name: ``triage`` keeps sensitivity >= 0.90, ``balanced`` is
-#: Youden's J. Each maps (labels, scores) to an :class:`OperatingPoint`.
-OPERATING_POINT_RULES = {
-    "triage": lambda labels, scores: specificity_at_sensitivity(labels, scores, 0.90),
-    "balanced": youden_threshold,
-}
-
-
-def cross_fitted_thresholds(labels, scores, folds, rule: str) -> np.ndarray:
-    """The threshold each image is judged at, chosen without its own fold.
-
-    For every fold ``k`` the rule (:data:`OPERATING_POINT_RULES`) is applied to the labels
-    and scores of the *other* folds only, and the threshold it finds is used for fold
-    ``k``'s images. The printed sensitivity and specificity at those thresholds are then
-    out of sample: no image's label ever chose the threshold it is judged at.
-
-    Returns:
-        ``(N,)`` float64 thresholds, one per image.
-    """
-    labels, scores = _check(labels, scores)
-    folds = np.asarray(folds)
-    if len(folds) != len(labels):
-        raise ValueError(f"folds has {len(folds)} entries for {len(labels)} labels")
-    choose = OPERATING_POINT_RULES[rule]
-    thresholds = np.empty(len(labels))
-    for fold in np.unique(folds):
-        test = folds == fold
-        thresholds[test] = choose(labels[~test], scores[~test]).threshold
-    return thresholds
-
-
-def confusion_at_thresholds(labels, scores, thresholds) -> ConfusionMetrics:
-    """Counts when image ``i`` is called abnormal at ``scores[i] >= thresholds[i]``."""
-    labels, scores = _check(labels, scores)
-    thresholds = np.asarray(thresholds, dtype=np.float64)
-    called = scores >= thresholds
-    truth = labels == 1
-    return ConfusionMetrics(
-        threshold=float(np.median(thresholds)),
-        true_negative=int((~called & ~truth).sum()),
-        false_positive=int((called & ~truth).sum()),
-        false_negative=int((~called & truth).sum()),
-        true_positive=int((called & truth).sum()),
-    )
+        return getattr(repeated_metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mammo_edge import metrics
+from mammo_edge import metrics, repeated_metrics
 from mammo_edge.metadata import MetadataError, ModelMetadata
 from mammo_edge.preprocess import PreprocessConfig
 
@@ -21,12 +21,12 @@ def scored(n=120, seed=0):
 @pytest.mark.parametrize("rule", ["triage", "balanced"])
 def test_a_folds_threshold_never_sees_its_own_labels_or_scores(rule):
     labels, scores, folds = scored()
-    thresholds = metrics.cross_fitted_thresholds(labels, scores, folds, rule)
+    thresholds = repeated_metrics.cross_fitted_thresholds(labels, scores, folds, rule)
     test = folds == 3
     flipped_labels, shuffled_scores = labels.copy(), scores.copy()
     flipped_labels[test] = 1 - flipped_labels[test]
     shuffled_scores[test] = np.random.default_rng(1).random(test.sum())
-    again = metrics.cross_fitted_thresholds(flipped_labels, shuffled_scores, folds, rule)
+    again = repeated_metrics.cross_fitted_thresholds(flipped_labels, shuffled_scores, folds, rule)
     assert np.array_equal(thresholds[test], again[test])
     # ...while the other folds' thresholds did depend on fold 3
     assert not np.array_equal(thresholds[~test], again[~test])
@@ -34,11 +34,11 @@ def test_a_folds_threshold_never_sees_its_own_labels_or_scores(rule):
 
 def test_cross_fitted_thresholds_follow_the_rule_on_the_other_folds():
     labels, scores, folds = scored()
-    thresholds = metrics.cross_fitted_thresholds(labels, scores, folds, "triage")
+    thresholds = repeated_metrics.cross_fitted_thresholds(labels, scores, folds, "triage")
     rest = folds != 1
     expected = metrics.specificity_at_sensitivity(labels[rest], scores[rest], 0.90).threshold
     assert np.all(thresholds[folds == 1] == expected)
-    counts = metrics.confusion_at_thresholds(labels, scores, thresholds)
+    counts = repeated_metrics.confusion_at_thresholds(labels, scores, thresholds)
     assert counts.n == len(labels)
 
 
@@ -46,7 +46,9 @@ def test_repeated_auc_is_the_mean_over_repeats_with_an_interval_around_it():
     labels, scores, _ = scored()
     other = np.clip(scores + np.random.default_rng(2).normal(0, 0.1, len(scores)), 0, 1)
     patients = np.arange(len(labels)) // 2
-    estimate = metrics.repeated_auc_with_ci(labels, [scores, other], patients, replicates=200)
+    estimate = repeated_metrics.repeated_auc_with_ci(
+        labels, [scores, other], patients, replicates=200
+    )
     mean = (metrics.roc_auc(labels, scores) + metrics.roc_auc(labels, other)) / 2
     assert estimate.auc == pytest.approx(mean)
     assert estimate.ci95[0] < mean < estimate.ci95[1]
@@ -55,16 +57,18 @@ def test_repeated_auc_is_the_mean_over_repeats_with_an_interval_around_it():
 def test_a_paired_repeated_difference_of_a_candidate_with_itself_is_zero():
     labels, scores, _ = scored()
     patients = np.arange(len(labels))
-    same = metrics.repeated_paired_auc_difference(
+    same = repeated_metrics.repeated_paired_auc_difference(
         labels, [scores, scores], [scores, scores], patients, replicates=50
     )
     assert same.difference == 0 and same.ci95 == (0.0, 0.0)
-    worse = metrics.repeated_paired_auc_difference(
+    worse = repeated_metrics.repeated_paired_auc_difference(
         labels, [1 - scores], [scores], patients, replicates=50
     )
     assert worse.difference < 0 and worse.ci95[1] < 0
     with pytest.raises(ValueError, match="not paired"):
-        metrics.repeated_paired_auc_difference(labels, [scores], [scores, scores], patients)
+        repeated_metrics.repeated_paired_auc_difference(
+            labels, [scores], [scores, scores], patients
+        )
 
 
 def metadata_with(points):
@@ -140,3 +144,12 @@ def test_predict_and_evaluate_take_a_named_operating_point(capsys, tmp_path):
     assert json_module.loads(captured.out)["view_group"] is None
     code, captured = thresholds()
     assert json_module.loads(captured.out)["view_group"] == "single_view"
+
+
+def test_moved_names_stay_reachable_from_metrics_until_their_callers_switch():
+    # train.repeated, train.ablation and test_ablation still say metrics.NAME.
+    assert metrics.cross_fitted_thresholds is repeated_metrics.cross_fitted_thresholds
+    assert metrics.paired_auc_difference is repeated_metrics.paired_auc_difference
+    assert metrics.OPERATING_POINT_RULES is repeated_metrics.OPERATING_POINT_RULES
+    with pytest.raises(AttributeError):
+        metrics.no_such_metric  # noqa: B018
