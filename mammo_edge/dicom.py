@@ -123,6 +123,41 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
     Raises:
         InputError: DICOM_NO_PIXELS, DICOM_MULTIFRAME, DICOM_UNSUPPORTED, TRUNCATED, CORRUPT.
     """
+    dataset = _read_dataset(data)
+    _check_single_image(dataset)
+    width, height = read_dicom_size(dataset)
+    check_size(width, height)
+    photometric, samples = _check_pixel_format(dataset)
+    _check_decoder_available(dataset)
+    _check_native_length(dataset, width, height, samples)
+    stored = _decode_stored(dataset)
+
+    warnings: list[str] = []
+    if str(dataset.get("PresentationIntentType", "")).upper() == "FOR PROCESSING":
+        warnings.append(
+            "DICOM 'FOR PROCESSING' (raw detector) image: the model was trained on "
+            "presentation-like film images; prefer the 'FOR PRESENTATION' image"
+        )
+    if samples != 1 or photometric in _COLOUR_INTERPRETATIONS:
+        # pydicom returns RGB for YBR data; weights as cv2.COLOR_RGB2GRAY (ITU-R BT.601).
+        gray = stored[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        warnings.append(f"colour DICOM ({photometric}) converted to gray")
+        pixels = _to_uint8(gray, *_stored_range(dataset))
+    else:
+        pixels = _grayscale_to_uint8(stored, dataset, warnings, invert=photometric == "MONOCHROME1")
+    return DicomPixels(
+        pixels,
+        int(dataset.BitsStored),
+        tuple(warnings),
+        chest_wall_from_orientation(dataset),
+        _laterality(dataset),
+        *_exam_ids(dataset),
+        _pixel_spacing(dataset),
+    )
+
+
+def _read_dataset(data: bytes):
+    """The pydicom dataset of the file's bytes (header and undecoded pixel data)."""
     try:
         import pydicom
         from pydicom.errors import InvalidDicomError
@@ -133,12 +168,15 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
         ) from error
 
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+        return pydicom.dcmread(io.BytesIO(data), force=True)
     except (EOFError, OSError) as error:
         raise InputError(ErrorCode.TRUNCATED, f"the DICOM file is cut off ({error})") from error
     except (InvalidDicomError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise InputError(ErrorCode.CORRUPT, f"unreadable DICOM header ({error})") from error
 
+
+def _check_single_image(dataset) -> None:
+    """Refuse objects without (7FE0,0010) Pixel Data and multi-frame (0028,0008) images."""
     if "PixelData" not in dataset:
         if "FloatPixelData" in dataset or "DoubleFloatPixelData" in dataset:
             raise InputError(ErrorCode.DICOM_UNSUPPORTED, "float DICOM pixel data is not supported")
@@ -155,9 +193,12 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
             f"the DICOM image has {frames} frames (tomosynthesis or cine); "
             "only single-frame 2-D mammograms can be scored",
         )
-    width, height = read_dicom_size(dataset)
-    check_size(width, height)
 
+
+def _check_pixel_format(dataset) -> tuple[str, int]:
+    """(0028,0004) Photometric Interpretation (upper case) and (0028,0002) Samples per
+    Pixel, refusing interpretations not handled and data without (0028,0101) Bits Stored or
+    (0028,0100) Bits Allocated."""
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     samples = int(dataset.get("SamplesPerPixel", 1) or 1)
     if photometric not in ("MONOCHROME1", "MONOCHROME2", *_COLOUR_INTERPRETATIONS):
@@ -169,48 +210,18 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
         raise InputError(
             ErrorCode.DICOM_UNSUPPORTED, "DICOM without (0028,0101) Bits Stored / Bits Allocated"
         )
-    _check_decoder_available(dataset)
-    _check_native_length(dataset, width, height, samples)
+    return photometric, samples
 
+
+def _decode_stored(dataset) -> np.ndarray:
+    """The stored values of the pixel data (pydicom's ``pixel_array``)."""
     try:
-        stored = dataset.pixel_array
+        return dataset.pixel_array
     except (NotImplementedError, RuntimeError, ValueError, EOFError) as error:
-        # A decoder exists (checked above), so a failure here means damaged pixel data.
+        # A decoder exists (checked before), so a failure here means damaged pixel data.
         raise InputError(
             ErrorCode.CORRUPT, f"cannot decode the DICOM pixel data ({error})"
         ) from error
-
-    warnings: list[str] = []
-    if str(dataset.get("PresentationIntentType", "")).upper() == "FOR PROCESSING":
-        warnings.append(
-            "DICOM 'FOR PROCESSING' (raw detector) image: the model was trained on "
-            "presentation-like film images; prefer the 'FOR PRESENTATION' image"
-        )
-    if samples != 1 or photometric in _COLOUR_INTERPRETATIONS:
-        # pydicom returns RGB for YBR data; weights as cv2.COLOR_RGB2GRAY (ITU-R BT.601).
-        stored = stored[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-        warnings.append(f"colour DICOM ({photometric}) converted to gray")
-        low, high = _stored_range(dataset)
-        return DicomPixels(
-            _to_uint8(stored, low, high),
-            int(dataset.BitsStored),
-            tuple(warnings),
-            chest_wall_from_orientation(dataset),
-            _laterality(dataset),
-            *_exam_ids(dataset),
-            _pixel_spacing(dataset),
-        )
-
-    pixels = _grayscale_to_uint8(stored, dataset, warnings, invert=photometric == "MONOCHROME1")
-    return DicomPixels(
-        pixels,
-        int(dataset.BitsStored),
-        tuple(warnings),
-        chest_wall_from_orientation(dataset),
-        _laterality(dataset),
-        *_exam_ids(dataset),
-        _pixel_spacing(dataset),
-    )
 
 
 def _transfer_syntax(dataset) -> str:

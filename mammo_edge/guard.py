@@ -10,7 +10,7 @@ record. The rules, all on the 8-bit image (docs/runtime.md):
   whose colourfulness (Hasler and Suesstrunk 2003, on a 256-pixel copy) exceeds
   :data:`MAX_COLOURFULNESS` is refused;
 * **a breast on a dark background**: the breast segmentation of
-  :func:`mammo_edge.preprocess.breast_mask` must find one bright region with contrast,
+  :func:`mammo_edge.breast.breast_mask` must find one bright region with contrast,
   covering 3% to 98% of the frame. A blank or uniform frame, a page of text (bright
   background), white text on black, or a small crop fails it.
 
@@ -23,8 +23,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .breast import NoBreastFoundError, breast_mask
 from .errors import ErrorCode, InputError
-from .preprocess import NoBreastFoundError, breast_mask
 
 #: Colourfulness above which an image is taken for a photograph. On Hasler and
 #: Suesstrunk's scale 33 is "moderately colourful"; a gray image is 0 and a mammogram
@@ -67,7 +67,7 @@ def check_mammogram(pixels: np.ndarray, colour_measure: float = 0.0) -> np.ndarr
             (``DecodedImage.colourfulness``; 0 for gray images).
 
     Returns:
-        The breast mask it found (:func:`~mammo_edge.preprocess.breast_mask`), so
+        The breast mask it found (:func:`~mammo_edge.breast.breast_mask`), so
         preprocessing does not segment the same image again.
 
     Raises:

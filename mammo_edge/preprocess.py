@@ -1,6 +1,7 @@
 """The preprocessing contract: how an 8-bit grayscale mammogram becomes model input.
 
-This is the one place pixels are segmented, flipped, cropped and resized. Training
+This is the one place pixels are flipped, cropped and resized (the breast is found in
+:mod:`mammo_edge.breast`, whose names are importable from here too). Training
 (``train/``) imports it and the runtime reads its parameters from the ONNX model's
 metadata, so the two cannot drift.
 
@@ -25,6 +26,31 @@ from dataclasses import asdict, dataclass, fields
 import cv2
 import numpy as np
 
+from .breast import (  # breast_mask, chest_wall_side, NoBreastFoundError: public here too
+    BREAST_LEVEL,
+    NoBreastFoundError,
+    breast_bounds,
+    breast_mask,
+    check_image,
+    chest_wall_side,
+)
+
+__all__ = [
+    "CHEST_WALL_SIDES",
+    "INTERPOLATIONS",
+    "ORIENTATIONS",
+    "SEED_PREPROCESS",
+    "Geometry",
+    "NoBreastFoundError",
+    "PreparedImage",
+    "PreprocessConfig",
+    "breast_mask",
+    "chest_wall_side",
+    "prepare",
+    "to_model_batch",
+    "to_model_input",
+]
+
 INTERPOLATIONS = {
     "linear": cv2.INTER_LINEAR,
     "area": cv2.INTER_AREA,
@@ -33,27 +59,6 @@ INTERPOLATIONS = {
 }
 ORIENTATIONS = ("none", "chest_wall_left")
 CHEST_WALL_SIDES = ("left", "right")
-
-#: Segmentation works on a copy whose longer side is this many pixels (speed; the mask is
-#: scaled back up). At 1024 px mini-MIAS is 200 um/px, so one mask pixel is 800 um.
-_MASK_SIDE = 256
-#: Gray level (0..255) above which a pixel may be breast. Film background in mini-MIAS sits
-#: at 0..12; the breast's skin line is above 25.
-_BREAST_LEVEL = 20
-#: Opening diameter, as a fraction of the longer side: ~31 px at 1024 px. Film labels touch
-#: the breast through thin bridges that a smaller opening keeps.
-_OPENING_FRACTION = 31 / 1024
-#: A line of the image edge this bright (share of pixels above _BREAST_LEVEL) is frame.
-_FRAME_LINE_FRACTION = 0.95
-#: A breast must cover at least this share of the frame, and the frame must not be filled.
-_MIN_BREAST_FRACTION = 0.03
-_MAX_BREAST_FRACTION = 0.98
-#: The image must hold some contrast inside the mask (standard deviation of gray levels).
-_MIN_BREAST_CONTRAST = 2.0
-
-
-class NoBreastFoundError(ValueError):
-    """No breast could be found in the image (blank or uniform frame, text, a tiny crop)."""
 
 
 @dataclass(frozen=True)
@@ -187,110 +192,6 @@ class PreparedImage:
     chest_wall_side: str | None = None
 
 
-def breast_mask(image: np.ndarray) -> np.ndarray:
-    """Segment the breast: a ``(H, W)`` bool mask, True on the breast.
-
-    Threshold at a fixed dark level, open with a disc ~3% of the image side so film labels
-    and tape touching the breast come apart, keep the largest component, fill its holes.
-    A bright frame around the image (a scanner's or exporter's border, uniform or
-    textured; :func:`_frame_thickness`) is cut off first and is never breast, so the
-    breast inside it is segmented exactly as without the frame.
-
-    Raises:
-        NoBreastFoundError: when nothing breast-like is found.
-    """
-    _check_image(image)
-    top, bottom, left, right = _frame_thickness(image)
-    if top or bottom or left or right:
-        height, width = image.shape
-        mask = np.zeros(image.shape, dtype=bool)
-        mask[top : height - bottom, left : width - right] = _segment(
-            image[top : height - bottom, left : width - right]
-        )
-        return mask
-    return _segment(image)
-
-
-def _segment(image: np.ndarray) -> np.ndarray:
-    """:func:`breast_mask` of an image without a frame."""
-    height, width = image.shape
-    shrink = _MASK_SIDE / max(height, width)
-    small = cv2.resize(
-        image,
-        (max(1, round(width * shrink)), max(1, round(height * shrink))),
-        interpolation=cv2.INTER_AREA,
-    )
-    candidate = (small > _BREAST_LEVEL).astype(np.uint8)
-    diameter = max(3, round(_OPENING_FRACTION * _MASK_SIDE) | 1)
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
-    opened = cv2.morphologyEx(candidate, cv2.MORPH_OPEN, disc)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-    if count <= 1:
-        raise NoBreastFoundError("no tissue brighter than the film background")
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    component = (labels == largest).astype(np.uint8)
-    # Undo the opening's erosion of the skin line inside the component's reach.
-    component = cv2.dilate(component, disc) & candidate
-    filled = _fill_holes(component)
-    fraction = float(filled.mean())
-    if fraction < _MIN_BREAST_FRACTION:
-        raise NoBreastFoundError(
-            f"the largest bright region covers {fraction:.1%} of the frame; a mammogram's "
-            f"breast covers at least {_MIN_BREAST_FRACTION:.0%}"
-        )
-    if fraction > _MAX_BREAST_FRACTION:
-        raise NoBreastFoundError(
-            "the whole frame is bright: no background around a breast (a uniform or inverted "
-            "image?)"
-        )
-    if float(small[filled.astype(bool)].std()) < _MIN_BREAST_CONTRAST:
-        raise NoBreastFoundError("the bright region is uniform: no breast tissue in it")
-    # The 0/1 bytes are valid booleans: a view, not another full-size copy.
-    return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
-
-
-def _frame_thickness(image: np.ndarray) -> tuple[int, int, int, int]:
-    """Rows/columns of a bright frame around the image (top, bottom, left, right).
-
-    A scanner's or exporter's border (uniform or textured) makes at least three of the
-    four outermost lines bright end to end; a breast touches one side at most (mini-MIAS:
-    no outermost line is more than 98% bright). Each side's band is the run of lines at
-    least 95% bright from the edge, capped at the thinnest frame side's, so the breast
-    that leans on one side of the frame keeps its own rows. No frame: zeros.
-    """
-    # The bright share of every row and column: OpenCV's integer sums over a 0/1 copy are
-    # the numbers numpy's mean of the boolean image gives, in a fraction of the time.
-    _, candidate = cv2.threshold(image, _BREAST_LEVEL, 1, cv2.THRESH_BINARY)
-    height, width = image.shape
-    rows = cv2.reduce(candidate, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / width
-    columns = cv2.reduce(candidate, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / height
-    lines = (rows, rows[::-1], columns, columns[::-1])  # from the top, bottom, left, right
-    runs = []
-    for fractions in lines:
-        dark = np.flatnonzero(fractions < _FRAME_LINE_FRACTION)
-        runs.append(int(dark[0]) if len(dark) else len(fractions))
-    frame_sides = [run for run in runs if run > 0]
-    if len(frame_sides) < 3:
-        return 0, 0, 0, 0
-    band = min(frame_sides)
-    top, bottom, left, right = (min(run, band) for run in runs)
-    if top + bottom > len(rows) // 2 or left + right > len(columns) // 2:
-        return 0, 0, 0, 0  # a bright frame filling the image: nothing inside to frame
-    return top, bottom, left, right
-
-
-def chest_wall_side(mask: np.ndarray) -> str:
-    """``left`` or ``right``: the side of the frame the breast is anchored to.
-
-    The chest wall is the image edge the breast leans on: its tissue is widest there and
-    tapers to the nipple on the other side, so the mask's mass sits on the chest-wall half.
-    """
-    half = mask.shape[1] // 2
-    left = np.count_nonzero(mask[:, :half])
-    right = np.count_nonzero(mask[:, mask.shape[1] - half :])
-    return "left" if left >= right else "right"
-
-
 def prepare(
     image: np.ndarray,
     config: PreprocessConfig,
@@ -314,7 +215,7 @@ def prepare(
     Raises:
         NoBreastFoundError: ``breast_crop`` is set and no breast is found.
     """
-    _check_image(image)
+    check_image(image)
     if chest_wall is not None and chest_wall not in CHEST_WALL_SIDES:
         raise ValueError(
             f"chest_wall must be one of {CHEST_WALL_SIDES} or None, got {chest_wall!r}"
@@ -332,20 +233,17 @@ def prepare(
             )
         side = chest_wall or chest_wall_side(mask)
         flipped = config.orientation == "chest_wall_left" and side == "right"
-        if flipped:
-            image, mask = image[:, ::-1], mask[:, ::-1]
-        crop = _breast_box(
-            mask, config.height / config.width, chest_wall_left=flipped or side == "left"
+        crop = _grow_to_aspect(
+            _mirrored(breast_bounds(mask), width) if flipped else breast_bounds(mask),
+            config.height / config.width,
+            chest_wall_left=flipped or side == "left",
         )
-        # Cut first, then blank outside the breast: only the crop is copied and masked, not
-        # the whole frame (the same pixels; a 4.5k x 2.8k DICOM is 12.6 M of them).
-        image = _cut(image, crop)
-        image *= _cut(mask.view(np.uint8), crop)
+        image = _masked_crop(image, mask, crop, flipped)
     elif config.orientation == "chest_wall_left":
-        side = chest_wall or chest_wall_side(image > _BREAST_LEVEL)
+        side = chest_wall or chest_wall_side(image > BREAST_LEVEL)
         flipped = side == "right"
         if flipped:
-            image = image[:, ::-1]
+            image = cv2.flip(image, 1)
     resized = cv2.resize(
         np.ascontiguousarray(image),
         (config.width, config.height),
@@ -353,7 +251,9 @@ def prepare(
     )
     model_input = resized.astype(np.float32)
     if config.pixel_scale != 1.0 or config.pixel_offset != 0.0:
-        model_input = model_input * np.float32(config.pixel_scale) + np.float32(config.pixel_offset)
+        # In place: the same float32 products and sums as ``x * scale + offset``.
+        model_input *= np.float32(config.pixel_scale)
+        model_input += np.float32(config.pixel_offset)
     geometry = Geometry(width, height, flipped, crop, config.width, config.height)
     return PreparedImage(model_input[:, :, np.newaxis], geometry, side)
 
@@ -371,36 +271,21 @@ def to_model_batch(images: list[np.ndarray], config: PreprocessConfig) -> np.nda
     return batch
 
 
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"expected a numpy array, got {type(image).__name__}")
-    if image.ndim != 2:
-        raise ValueError(f"expected a 2-D grayscale image (H, W), got shape {image.shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected uint8 pixels (0..255), got dtype {image.dtype}")
+def _mirrored(box: tuple[int, int, int, int], width: int) -> tuple[int, int, int, int]:
+    """A box ``(x0, y0, x1, y1)`` of an image ``width`` wide, in the image flipped left-right."""
+    x0, y0, x1, y1 = box
+    return width - x1, y0, width - x0, y1
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill holes of a uint8 0/1 mask (background reachable from the border stays 0)."""
-    padded = np.pad(mask, 1)
-    flood = padded.copy()
-    cv2.floodFill(flood, None, (0, 0), 1)
-    holes = (flood == 0).astype(np.uint8)
-    return (padded | holes)[1:-1, 1:-1]
-
-
-def _breast_box(
-    mask: np.ndarray, aspect: float, chest_wall_left: bool = True
+def _grow_to_aspect(
+    box: tuple[int, int, int, int], aspect: float, chest_wall_left: bool = True
 ) -> tuple[int, int, int, int]:
-    """The mask's bounding box grown to ``aspect`` (= height / width).
+    """The breast's bounding box grown to ``aspect`` (= height / width).
 
     A box too narrow grows towards the nipple side (right, after orientation) so the chest
     wall stays on the input's left edge; a box too flat grows equally up and down.
     """
-    rows = np.flatnonzero(mask.any(axis=1))
-    columns = np.flatnonzero(mask.any(axis=0))
-    x0, x1 = int(columns[0]), int(columns[-1]) + 1
-    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    x0, y0, x1, y1 = box
     box_width, box_height = x1 - x0, y1 - y0
     if box_height / box_width > aspect:
         wanted = round(box_height / aspect)
@@ -416,12 +301,27 @@ def _breast_box(
     return x0, y0, x1, y1
 
 
-def _cut(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The box of the image, padded with black where it extends past the image."""
-    x0, y0, x1, y1 = box
+def _masked_crop(
+    image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], flipped: bool
+) -> np.ndarray:
+    """The box of the image (flipped left-right first when ``flipped``), black outside
+    the mask and where the box extends past the image.
+
+    Only the box is read, masked and flipped, never the whole frame (a 4.5k x 2.8k DICOM
+    is 12.6 M pixels): the same bytes as flipping, masking and cutting the whole image.
+    """
     height, width = image.shape
-    out = np.zeros((y1 - y0, x1 - x0), dtype=image.dtype)
-    src_x0, src_y0 = max(x0, 0), max(y0, 0)
-    src_x1, src_y1 = min(x1, width), min(y1, height)
-    out[src_y0 - y0 : src_y1 - y0, src_x0 - x0 : src_x1 - x0] = image[src_y0:src_y1, src_x0:src_x1]
-    return out
+    x0, y0, x1, y1 = box
+    crop = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    inside = crop[max(-y0, 0) : min(height - y0, y1 - y0), max(-x0, 0) : min(width - x0, x1 - x0)]
+    if flipped:
+        x0, x1 = width - x1, width - x0  # the box in the unflipped image
+    rows = slice(max(y0, 0), min(y1, height))
+    columns = slice(max(x0, 0), min(x1, width))
+    # OpenCV writes into ``inside``, a view of ``crop``; copyTo zeroes nothing: the mask's
+    # 0 pixels stay as np.zeros left them (the product with the 0/1 mask).
+    if flipped:
+        cv2.flip(cv2.copyTo(image[rows, columns], mask.view(np.uint8)[rows, columns]), 1, inside)
+    else:
+        cv2.copyTo(image[rows, columns], mask.view(np.uint8)[rows, columns], inside)
+    return crop
