@@ -38,6 +38,9 @@ from .inputs import is_uri
 from .preprocess import Geometry, NoBreastFoundError, PreprocessConfig, prepare
 from .stacking import PAIR_FEATURE, Head, logit
 
+#: One thing to score: a file path, a URI, or an image array (see ``image_from_array``).
+ImageInput = str | os.PathLike | np.ndarray
+
 
 @dataclass(frozen=True)
 class LoadedImage:

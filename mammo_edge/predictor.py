@@ -17,7 +17,7 @@ from .grouping import GROUP_BY_CHOICES, group_records
 from .imageio import MAX_PIXELS
 from .metadata import MetadataError
 from .model import Model
-from .pipeline import LoadedImage
+from .pipeline import ImageInput, LoadedImage
 from .records import (  # noqa: F401  (PredictionResult and its fields were defined here)
     RESULT_FIELDS,
     STATUS_ERROR,
@@ -25,9 +25,6 @@ from .records import (  # noqa: F401  (PredictionResult and its fields were defi
     PredictionResult,
     RecordContext,
 )
-
-#: One thing to score: a file path or an image array (see ``image_from_array``).
-ImageInput = str | os.PathLike | np.ndarray
 
 #: The default batch holds about this many input pixels: 16 images of the seed's 128x128,
 #: 2 of lite0's 512x256 (measured end to end on 2 cores: lite0 at batch 16 was slower and

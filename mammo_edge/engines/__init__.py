@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from ..errors import ModelError
 
-if TYPE_CHECKING:
-    from ..predictor import ImageInput, Predictor
+if TYPE_CHECKING:  # the predictor is passed in, never imported: predictor -> engines
+    from ..pipeline import ImageInput
     from ..records import PredictionResult
 
 #: The engine used when none is named.
@@ -58,7 +58,7 @@ class EngineBase:
     name: ClassVar[str] = "base"
     options: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, predictor: Predictor) -> None:
+    def __init__(self, predictor) -> None:
         self.predictor = predictor
 
     @classmethod
@@ -109,7 +109,7 @@ def engine_class(name: str) -> type:
     return import_module(modules[name]).ENGINE
 
 
-def create_engine(name: str, predictor: Predictor, **options) -> Engine:
+def create_engine(name: str, predictor, **options) -> Engine:
     """The engine ``name`` over ``predictor``; ``options`` the engine takes (``None`` = unset).
 
     Raises:

@@ -12,14 +12,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
-from ..pipeline import LoadedImage, input_label, score_loaded
+from ..pipeline import ImageInput, LoadedImage, input_label, score_loaded
 from ..records import PredictionResult, build_record
 from . import EngineBase
-
-if TYPE_CHECKING:
-    from ..predictor import ImageInput
 
 #: ``(position in the input, loaded item)``: what the batching loop hands on.
 Numbered = tuple[int, LoadedImage]
