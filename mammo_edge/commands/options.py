@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from ..writers import FORMATS
+
 
 class Device(str, Enum):
     auto = "auto"
@@ -107,11 +109,8 @@ def input_arguments(paths: list[str] | None, from_list: list[Path] | None) -> li
     return arguments
 
 
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
+#: ``--format`` choices: the writers of :mod:`mammo_edge.writers`, in their order.
+OutputFormat = Enum("OutputFormat", {name: name for name in FORMATS}, type=str)
 
 
 PathsArgument = Annotated[
