@@ -34,7 +34,8 @@ from .options import (
     ThresholdOption,
 )
 
-# TODO(options.py): report declares the same --labels; one LabelsOption for both verbs.
+# TODO(options.py): report declares the same --labels, and every verb its own --quiet; one
+# LabelsOption and one QuietOption there would serve all.
 LabelsOption = Annotated[
     Path,
     typer.Option(
@@ -46,47 +47,48 @@ LabelsOption = Annotated[
         show_default=False,
     ),
 ]
+PathsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Image files, folders, globs or list files to score (as for predict). "
+        "Leave out when --predictions is given.",
+        show_default=False,
+    ),
+]
+OutOption = Annotated[
+    Path, typer.Option("--out", "-o", help="Folder for metrics.json, predictions.csv, roc.svg.")
+]
+PredictionsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--predictions",
+        help="Evaluate the jsonl or csv written by 'mammo-edge predict' instead of "
+        "scoring images again.",
+        dir_okay=False,
+    ),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No model line or progress bar.")]
 
 
 def evaluate_command(
-    paths: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Image files, folders, globs or list files to score (as for predict). "
-            "Leave out when --predictions is given.",
-            show_default=False,
-        ),
-    ] = None,
+    paths: PathsArgument = None,
     labels: LabelsOption = ...,  # type: ignore[assignment]
     model: ModelOption = None,
     threshold: ThresholdOption = None,
     operating_point: OperatingPointOption = None,
-    out: Annotated[
-        Path,
-        typer.Option("--out", "-o", help="Folder for metrics.json, predictions.csv, roc.svg."),
-    ] = Path("evaluation"),
-    predictions: Annotated[
-        Path | None,
-        typer.Option(
-            "--predictions",
-            help="Evaluate the jsonl or csv written by 'mammo-edge predict' instead of "
-            "scoring images again.",
-            dir_okay=False,
-        ),
-    ] = None,
+    out: OutOption = Path("evaluation"),
+    predictions: PredictionsOption = None,
     device: DeviceOption = Device.auto,
     batch_size: BatchSizeOption = None,
     threads: ThreadsOption = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No model line or progress bar.")
-    ] = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Measure a model on labelled images: AUC with CI, sensitivity, specificity, ROC.
 
     Exit code 0 when every input scored, 2 when some failed (the others are still
     evaluated), 1 for usage, labels or model errors.
     """
-    from ..evaluation import ModelFacts, evaluate_results, write_evaluation
+    from ..evaluation import evaluate_results, write_evaluation
     from ..evaluation_summary import summary_text, unmatched_warnings
     from ..labels import LabelsError, match_labels, read_labels
 
@@ -106,13 +108,9 @@ def evaluate_command(
     if predictions is not None:
         results, facts, threshold = _read_predictions(predictions, model, threshold)
     else:
-        inputs = expand_or_fail(paths)
-        predictor = _load_predictor(
-            model, threshold, operating_point, device.value, batch_size, threads
+        results, facts, threshold = _score(
+            paths, model, threshold, operating_point, device, batch_size, threads, quiet
         )
-        announce(predictor, f"scoring {len(inputs)} input(s)", quiet=quiet)
-        results = _score(predictor, inputs, quiet)
-        facts, threshold = ModelFacts.of_predictor(predictor), predictor.threshold
     try:
         match = match_labels([result.path for result in results], truth)
     except LabelsError as error:
@@ -140,29 +138,28 @@ def evaluate_command(
     raise typer.Exit(EXIT_SOME_FAILED if evaluation.n_errors else EXIT_OK)
 
 
-def _load_predictor(model, threshold, operating_point, device, batch_size, threads):
-    """The :class:`~mammo_edge.predictor.Predictor` ``predict`` would load."""
+def _score(paths, model, threshold, operating_point, device, batch_size, threads, quiet):
+    """Score ``paths`` as ``predict`` does: the records, the model's facts, the threshold."""
+    from ..evaluation import ModelFacts
     from ..predictor import Predictor
 
-    return Predictor(
+    inputs = expand_or_fail(paths)
+    predictor = Predictor(
         model,
-        device=device,
+        device=device.value,
         threads=threads,
         threshold=threshold,
         batch_size=batch_size,
         operating_point=operating_point,
     )
-
-
-def _score(predictor, inputs: list[str], quiet: bool) -> list:
-    """Every input's record, in input order (a progress bar on a terminal)."""
+    announce(predictor, f"scoring {len(inputs)} input(s)", quiet=quiet)
     results = []
     with progress_bar(len(inputs), "scoring", quiet=quiet) as bar:
         for result in predictor.iter_predict(inputs):
             results.append(result)
             if bar is not None:
                 bar.update(1)
-    return results
+    return results, ModelFacts.of_predictor(predictor), predictor.threshold
 
 
 def _read_predictions(source: Path, model: str | None, threshold: float | None):
