@@ -399,27 +399,3 @@ def patient_resamples(labels: np.ndarray, patients: np.ndarray, replicates: int,
         sample = np.concatenate([members[index] for index in chosen])
         if labels[sample].min() != labels[sample].max():
             yield sample
-
-
-#: Moved to :mod:`mammo_edge.repeated_metrics` (issue 16); still reachable as
-#: ``metrics.NAME`` until train.repeated, train.ablation and tests/test_ablation.py call
-#: them there. Delete this and :func:`__getattr__` then.
-_MOVED_TO_REPEATED_METRICS = frozenset(
-    {
-        "AucDifference",
-        "paired_auc_difference",
-        "repeated_auc_with_ci",
-        "repeated_paired_auc_difference",
-        "OPERATING_POINT_RULES",
-        "cross_fitted_thresholds",
-        "confusion_at_thresholds",
-    }
-)
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_REPEATED_METRICS:
-        from . import repeated_metrics
-
-        return getattr(repeated_metrics, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

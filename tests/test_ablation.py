@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mammo_edge import metrics
+from mammo_edge import metrics, repeated_metrics
 from train.ablation import markdown_table, pair_scores, partner_index, summarise
 from train.mias import group_by_image, parse_info
 
@@ -30,7 +30,7 @@ def test_specificity_at_sensitivity_is_the_highest_threshold_reaching_it(target)
 
 def test_paired_difference_of_a_model_with_itself_is_zero():
     labels, scores = random_scores()
-    same = metrics.paired_auc_difference(labels, scores, scores)
+    same = repeated_metrics.paired_auc_difference(labels, scores, scores)
     assert same.difference == 0 and same.ci95 == (0.0, 0.0)
 
 
@@ -40,7 +40,7 @@ def test_paired_difference_ci_contains_the_estimate_and_agrees_with_sklearn():
     labels, better = random_scores()
     worse = better + RNG.normal(0, 0.3, len(better))
     patients = np.arange(len(labels)) // 2
-    result = metrics.paired_auc_difference(labels, better, worse, patients, replicates=300)
+    result = repeated_metrics.paired_auc_difference(labels, better, worse, patients, replicates=300)
     expected = roc_auc_score(labels, better) - roc_auc_score(labels, worse)
     assert result.difference == pytest.approx(expected)
     assert result.ci95[0] <= result.difference <= result.ci95[1]

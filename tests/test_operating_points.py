@@ -144,12 +144,3 @@ def test_predict_and_evaluate_take_a_named_operating_point(capsys, tmp_path):
     assert json_module.loads(captured.out)["view_group"] is None
     code, captured = thresholds()
     assert json_module.loads(captured.out)["view_group"] == "single_view"
-
-
-def test_moved_names_stay_reachable_from_metrics_until_their_callers_switch():
-    # train.repeated, train.ablation and test_ablation still say metrics.NAME.
-    assert metrics.cross_fitted_thresholds is repeated_metrics.cross_fitted_thresholds
-    assert metrics.paired_auc_difference is repeated_metrics.paired_auc_difference
-    assert metrics.OPERATING_POINT_RULES is repeated_metrics.OPERATING_POINT_RULES
-    with pytest.raises(AttributeError):
-        metrics.no_such_metric  # noqa: B018

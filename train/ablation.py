@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import metrics
+from mammo_edge import metrics, repeated_metrics
 
 from .mias import ImageRecord, open_mias
 
@@ -103,7 +103,9 @@ def summarise(
         per_tissue_auc=per_tissue,
     )
     if baseline is not None:
-        difference = metrics.paired_auc_difference(labels, probabilities, baseline[1], patients)
+        difference = repeated_metrics.paired_auc_difference(
+            labels, probabilities, baseline[1], patients
+        )
         summary.baseline = baseline[0]
         summary.auc_minus_baseline = difference.difference
         summary.auc_minus_baseline_ci95 = difference.ci95

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import metrics
+from mammo_edge import metrics, repeated_metrics
 from mammo_edge.stacking import PAIR_FEATURE
 
 from .ablation import CLASSES, TISSUES, image_classes
@@ -132,13 +132,13 @@ def build_candidates(repeats, records, calcifications) -> list[Candidate]:
 
     def decide(candidate: Candidate) -> bool:
         nonlocal kept
-        difference = metrics.repeated_paired_auc_difference(
+        difference = repeated_metrics.repeated_paired_auc_difference(
             labels, candidate.scores, kept.scores, patients, replicates=REPLICATES
         )
         candidate.against = kept.name
         candidate.difference = _difference(difference)
         candidate.difference_to_lite0 = _difference(
-            metrics.repeated_paired_auc_difference(
+            repeated_metrics.repeated_paired_auc_difference(
                 labels, candidate.scores, chain[0].scores, patients, replicates=REPLICATES
             )
         )
@@ -190,8 +190,10 @@ def operating_points(labels, scores_by_repeat, repeats) -> dict:
     result = {}
     for rule in OPERATING_POINTS:
         counts = [
-            metrics.confusion_at_thresholds(
-                labels, scores, metrics.cross_fitted_thresholds(labels, scores, repeat.folds, rule)
+            repeated_metrics.confusion_at_thresholds(
+                labels,
+                scores,
+                repeated_metrics.cross_fitted_thresholds(labels, scores, repeat.folds, rule),
             )
             for scores, repeat in zip(scores_by_repeat, repeats, strict=True)
         ]
@@ -213,12 +215,12 @@ def describe(candidate: Candidate, records, repeats) -> dict:
     labels = np.array([record.label for record in records])
     patients = np.array([record.patient_id for record in records])
     tissues = np.array([record.tissue for record in records])
-    estimate = metrics.repeated_auc_with_ci(
+    estimate = repeated_metrics.repeated_auc_with_ci(
         labels, candidate.scores, patients, replicates=REPLICATES
     )
 
     def subset(chosen):
-        sub = metrics.repeated_auc_with_ci(
+        sub = repeated_metrics.repeated_auc_with_ci(
             labels[chosen], candidate.scores[:, chosen], patients[chosen], replicates=REPLICATES
         )
         return {"auc": sub.auc, "auc_ci95": list(sub.ci95), "n_abnormal": int(labels[chosen].sum())}
@@ -304,7 +306,7 @@ def shipped_head(chain, described, repeats, records, calcifications) -> dict:
     for rule in OPERATING_POINTS:
         measured = out_of_sample[rule]
         points[rule] = {
-            "threshold": metrics.OPERATING_POINT_RULES[rule](all_labels, pooled).threshold,
+            "threshold": repeated_metrics.OPERATING_POINT_RULES[rule](all_labels, pooled).threshold,
             "rule": rules[rule],
             "sensitivity": measured["sensitivity"],
             "specificity": measured["specificity"],
@@ -375,8 +377,10 @@ def ensemble_of_repeats(chain, final_name: str, records) -> dict:
     patients = np.array([record.patient_id for record in records])
     scores = next(c for c in chain if c.name == final_name).scores
     mean = scores.mean(axis=0)
-    estimate = metrics.repeated_auc_with_ci(labels, [mean], patients, replicates=REPLICATES)
-    difference = metrics.repeated_paired_auc_difference(
+    estimate = repeated_metrics.repeated_auc_with_ci(
+        labels, [mean], patients, replicates=REPLICATES
+    )
+    difference = repeated_metrics.repeated_paired_auc_difference(
         labels, np.repeat(mean[None], len(scores), axis=0), scores, patients, replicates=REPLICATES
     )
     return {
