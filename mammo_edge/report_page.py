@@ -9,14 +9,20 @@ the :class:`~mammo_edge.evaluation.Evaluation` (the same one ``evaluate`` writes
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .evaluation import METRICS_NAME, PREDICTIONS_NAME
 from .evaluation_summary import metric_rows
+from .explain import explain_result, image_file_stem, render_overlay, thumbnail, write_png
 from .report_html import EvaluationView, ReportPage, ReportRow
 from .roc_plots import SVG_NAME
+
+#: Where the page's pictures go, and the side of its thumbnails.
+IMAGES_FOLDER = "images"
+THUMBNAIL_SIDE = 240
 
 if TYPE_CHECKING:
     from .evaluation import Evaluation
@@ -129,3 +135,52 @@ def evaluation_view(evaluation: Evaluation, roc_image: str | None) -> Evaluation
         counts.true_positive,
     )
     return EvaluationView(labels_file, metric_rows(evaluation), confusion, roc_image, notes)
+
+
+@dataclass(frozen=True)
+class ReportPictures:
+    """The PNGs written for one input, relative to the report folder."""
+
+    index: int
+    thumbnail: str | None
+    overlay: str | None
+    overlay_thumbnail: str | None
+
+
+def draw_pictures(out: Path, explained, overlay_size: int):
+    """Write one explained input's PNGs; return its ``explain`` record and its pictures."""
+    record, pixels = explained.record, explained.item.pixels
+    stem = f"{IMAGES_FOLDER}/{image_file_stem(explained.index, record.path)}"
+    thumbnail_file = overlay = overlay_thumbnail = None
+    if pixels is not None:
+        thumbnail_file = f"{stem}.png"
+        write_png(out / thumbnail_file, thumbnail(pixels, THUMBNAIL_SIDE))
+    if explained.peak is not None and pixels is not None:
+        image = render_overlay(
+            pixels, explained.grid, explained.item.geometry, explained.peak, max_side=overlay_size
+        )
+        overlay, overlay_thumbnail = f"{stem}.heatmap.png", f"{stem}.heatmap.thumb.png"
+        write_png(out / overlay, image)
+        write_png(out / overlay_thumbnail, thumbnail(image, THUMBNAIL_SIDE))
+    pictures = ReportPictures(explained.index, thumbnail_file, overlay, overlay_thumbnail)
+    return explain_result(explained, overlay), pictures
+
+
+def report_row(result, pictures: ReportPictures):
+    """The report's table row of one input: its record (exam fields in) and pictures."""
+    record = result.prediction
+    return ReportRow(
+        index=pictures.index,
+        path=record.path,
+        status=record.status,
+        probability=record.probability,
+        label=record.label,
+        thumbnail=pictures.thumbnail if record.ok else None,
+        overlay=pictures.overlay,
+        overlay_thumbnail=pictures.overlay_thumbnail,
+        peak_x=result.peak_x,
+        peak_y=result.peak_y,
+        error_code=record.error_code,
+        error_message=record.error_message,
+        warnings=tuple(record.warnings),
+    )

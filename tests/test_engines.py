@@ -103,3 +103,20 @@ def test_an_option_the_engine_does_not_take_is_refused(tiny_models_dir):
         engines.create_engine("local", predictor, address="auto")
     engine = engines.create_engine("local", predictor, address=None)  # unset is fine
     assert engine.name == "local"
+
+
+def test_evaluate_scores_through_the_engine_it_is_given(
+    serial_engine, study, tiny_models_dir, tmp_path
+):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,label\n0.png,0\n1.png,1\n2.png,0\nbroken.png,1\n")
+    documents = {}
+    for engine in ("local", serial_engine):
+        out = tmp_path / f"evaluation-{engine}"
+        common = ["evaluate", str(study), "-l", str(labels), "-m", str(tiny_models_dir), "-q"]
+        assert main([*common, "-o", str(out), "--engine", engine]) == 2  # broken.png failed
+        documents[engine] = json.loads((out / "metrics.json").read_text())
+    module = sys.modules["mammo_edge.engines.serial"]
+    assert module.SerialEngine.calls == 4
+    assert documents["local"]["n"] == documents[serial_engine]["n"] == 3
+    assert documents["local"]["auc"] == pytest.approx(documents[serial_engine]["auc"])

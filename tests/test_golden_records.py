@@ -76,3 +76,27 @@ def test_predict_on_mias_gives_the_golden_records(tmp_path, monkeypatch):
     code = main(["predict", str(folder), "-f", "jsonl", "-o", str(output), "-q"])
     assert code in (0, 2)
     _assert_same_records(_records(output, strip=f"{folder}/"), golden)
+
+
+def test_explain_and_report_records_carry_predicts_values(tmp_path, monkeypatch):
+    """Same probability, label and exam fields in explain.jsonl and report as in predict.
+
+    The shipped default weighs each image against its other breast (a pair head), so a
+    verb that skipped the exam grouping would give mdb003 another probability than predict.
+    """
+    golden = {record["path"]: record for record in _records(GOLDEN / "examples_predict.jsonl")}
+    assert any(record["view_group"] == "exam" for record in golden.values())
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.delenv("MAMMO_EDGE_MODEL", raising=False)
+    for verb in ("explain", "report"):
+        out = tmp_path / verb
+        assert main([verb, "examples/", "-o", str(out), "-q"]) == 0
+        explained = _records(out / "explain.jsonl")
+        assert [record["path"] for record in explained] == list(golden)
+        for record in explained:
+            for field in ("probability", "label", "view_group", "partner", "exam_probability"):
+                expected = golden[record["path"]][field]
+                if isinstance(expected, float):
+                    assert math.isclose(record[field], expected, abs_tol=FLOAT_TOLERANCE)
+                else:
+                    assert record[field] == expected, (verb, record["path"], field)

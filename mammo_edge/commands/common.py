@@ -114,6 +114,37 @@ def announce(predictor, detail: str, *, quiet: bool = False) -> None:
         sys.stderr.flush()
 
 
+def engine_class(name: str) -> type:
+    """The engine named by ``--engine``, checked to be usable here (before a model loads).
+
+    Raises:
+        typer.BadParameter: no engine of that name, or it cannot run here (its package
+            is missing); the message says which exist or how to install.
+    """
+    from ..engines import engine_class as registered
+    from ..errors import ModelError
+
+    try:
+        found = registered(name)
+    except ModelError as error:
+        raise typer.BadParameter(str(error), param_hint="--engine") from None
+    reason = found.unavailable()
+    if reason is not None:
+        raise typer.BadParameter(reason, param_hint="--engine")
+    return found
+
+
+def create_engine(name: str, predictor, **options):
+    """The engine ``name`` over ``predictor``; an option it does not take is a usage error."""
+    from ..engines import create_engine as create
+    from ..errors import ModelError
+
+    try:
+        return create(name, predictor, **options)
+    except ModelError as error:
+        raise typer.BadParameter(str(error), param_hint="--engine") from None
+
+
 def make_folder(out: Path) -> None:
     """Create the ``--out`` folder, or fail with a usage error saying why."""
     try:

@@ -20,33 +20,30 @@ from .common import (
     EXIT_SOME_FAILED,
     EXIT_USAGE_OR_MODEL,
     announce,
+    create_engine,
+    engine_class,
     expand_or_fail,
     make_folder,
     progress_bar,
 )
 from .options import (
+    AddressOption,
     BatchSizeOption,
     Device,
     DeviceOption,
+    EngineOption,
+    GroupBy,
+    GroupByOption,
+    LabelsOption,
     ModelOption,
+    NumCpusOption,
     OperatingPointOption,
+    QuietOption,
     ThreadsOption,
     ThresholdOption,
+    WorkersOption,
 )
 
-# TODO(options.py): report declares the same --labels, and every verb its own --quiet; one
-# LabelsOption and one QuietOption there would serve all.
-LabelsOption = Annotated[
-    Path,
-    typer.Option(
-        "--labels",
-        "-l",
-        help="Truth: a CSV with columns image,label (0/1 or normal/abnormal), optional "
-        "patient,group; or a MIAS Info.txt.",
-        dir_okay=False,
-        show_default=False,
-    ),
-]
 PathsArgument = Annotated[
     list[str] | None,
     typer.Argument(
@@ -67,7 +64,6 @@ PredictionsOption = Annotated[
         dir_okay=False,
     ),
 ]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No model line or progress bar.")]
 
 
 def evaluate_command(
@@ -82,15 +78,21 @@ def evaluate_command(
     batch_size: BatchSizeOption = None,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
+    group_by: GroupByOption = GroupBy.auto,
+    workers: WorkersOption = None,
+    engine: EngineOption = "local",
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = None,
 ) -> int:
     """Measure a model on labelled images: AUC with CI, sensitivity, specificity, ROC.
 
     Exit code 0 when every input scored, 2 when some failed (the others are still
     evaluated), 1 for usage, labels or model errors.
     """
-    from ..evaluation import evaluate_results, write_evaluation
+    from ..evaluation import ModelFacts, evaluate_results, write_evaluation
     from ..evaluation_summary import summary_text, unmatched_warnings
     from ..labels import LabelsError, match_labels, read_labels
+    from ..predictor import Predictor
 
     if predictions is not None and paths:
         raise typer.BadParameter(
@@ -108,9 +110,20 @@ def evaluate_command(
     if predictions is not None:
         results, facts, threshold = _read_predictions(predictions, model, threshold)
     else:
-        results, facts, threshold = _score(
-            paths, model, threshold, operating_point, device, batch_size, threads, quiet
+        engine_class(engine)  # a missing engine fails before the model loads
+        predictor = Predictor(
+            model,
+            device=device.value,
+            threads=threads,
+            threshold=threshold,
+            batch_size=batch_size,
+            workers=workers,
+            operating_point=operating_point,
+            group_by=group_by.value,
         )
+        scoring = create_engine(engine, predictor, address=address, num_cpus=num_cpus)
+        results = _score(scoring, expand_or_fail(paths), quiet)
+        facts, threshold = ModelFacts.of_predictor(predictor), predictor.threshold
     try:
         match = match_labels([result.path for result in results], truth)
     except LabelsError as error:
@@ -138,28 +151,16 @@ def evaluate_command(
     raise typer.Exit(EXIT_SOME_FAILED if evaluation.n_errors else EXIT_OK)
 
 
-def _score(paths, model, threshold, operating_point, device, batch_size, threads, quiet):
-    """Score ``paths`` as ``predict`` does: the records, the model's facts, the threshold."""
-    from ..evaluation import ModelFacts
-    from ..predictor import Predictor
-
-    inputs = expand_or_fail(paths)
-    predictor = Predictor(
-        model,
-        device=device.value,
-        threads=threads,
-        threshold=threshold,
-        batch_size=batch_size,
-        operating_point=operating_point,
-    )
-    announce(predictor, f"scoring {len(inputs)} input(s)", quiet=quiet)
+def _score(scoring, inputs: list[str], quiet: bool) -> list:
+    """Score ``inputs`` with the engine ``scoring``, as ``predict`` does; the records."""
+    announce(scoring.predictor, f"scoring {len(inputs)} input(s)", quiet=quiet)
     results = []
-    with progress_bar(len(inputs), "scoring", quiet=quiet) as bar:
-        for result in predictor.iter_predict(inputs):
+    with scoring, progress_bar(len(inputs), "scoring", quiet=quiet) as bar:
+        for result in scoring.iter_score(inputs):
             results.append(result)
             if bar is not None:
                 bar.update(1)
-    return results, ModelFacts.of_predictor(predictor), predictor.threshold
+    return results
 
 
 def _read_predictions(source: Path, model: str | None, threshold: float | None):

@@ -80,7 +80,24 @@ ThreadsOption = Annotated[
     typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
 ]
 QuietOption = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No header, progress bar or summary.")
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="Nothing on standard error but warnings and errors: no model line, progress "
+        "bar or closing summary.",
+    ),
+]
+LabelsOption = Annotated[
+    Path,
+    typer.Option(
+        "--labels",
+        "-l",
+        help="Truth: a CSV with columns image,label (0/1 or normal/abnormal), optional "
+        "patient,group; or a MIAS Info.txt.",
+        dir_okay=False,
+        show_default=False,
+    ),
 ]
 DeviceOption = Annotated[Device, typer.Option(help="auto takes CUDA when onnxruntime offers it.")]
 FromListOption = Annotated[

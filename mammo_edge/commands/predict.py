@@ -15,7 +15,9 @@ from .common import (
     EXIT_TERMINATED,
     Terminated,
     announce,
+    create_engine,
     discard_stdout,
+    engine_class,
     expand_or_fail,
     progress_bar,
     sigterm_as_exception,
@@ -77,7 +79,7 @@ def predict_command(
     from ..predictor import Predictor
 
     _check_options(output_format.value, output, resume, force, address, num_cpus)
-    engine_class = _engine_class(engine)
+    engine_found = engine_class(engine)
     locked = exclusive_output(output) if output is not None else contextlib.nullcontext()
     with sigterm_as_exception(), locked:
         try:
@@ -94,9 +96,9 @@ def predict_command(
                 batch_size=batch_size,
                 workers=workers,
             )
-            scoring = _create_engine(engine_class, predictor, address=address, num_cpus=num_cpus)
+            scoring = create_engine(engine, predictor, address=address, num_cpus=num_cpus)
             plan = _plan(inputs, output, output_format.value, predictor, resume, force, quiet)
-            where = "" if engine_class.name == "local" else f" on {engine_class.name.title()}"
+            where = "" if engine_found.name == "local" else f" on {engine_found.name.title()}"
             announce(predictor, f"{len(plan.todo)} input(s){where}", quiet=quiet)
             return _score_and_write(scoring, plan, quiet=quiet)
         except Terminated:
@@ -126,32 +128,6 @@ def _check_options(output_format, output, resume, force, address, num_cpus) -> N
             f"{output_format} file cannot be continued",
             param_hint="--format",
         )
-
-
-def _engine_class(name: str) -> type:
-    """The engine named by ``--engine``, checked to be usable here."""
-    from ..engines import engine_class
-    from ..errors import ModelError
-
-    try:
-        found = engine_class(name)
-    except ModelError as error:
-        raise typer.BadParameter(str(error), param_hint="--engine") from None
-    reason = found.unavailable()
-    if reason is not None:
-        raise typer.BadParameter(reason, param_hint="--engine")
-    return found
-
-
-def _create_engine(engine_class: type, predictor, **options):
-    """The engine over ``predictor``; an option it does not take is a usage error."""
-    from ..engines import create_engine
-    from ..errors import ModelError
-
-    try:
-        return create_engine(engine_class.name, predictor, **options)
-    except ModelError as error:
-        raise typer.BadParameter(str(error), param_hint="--engine") from None
 
 
 @dataclass

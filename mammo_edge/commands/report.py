@@ -15,11 +15,13 @@ Writes to ``--out``:
 from __future__ import annotations
 
 import json
+from collections import deque
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..report_page import IMAGES_FOLDER
 from .common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -49,8 +51,6 @@ from .options import (
     input_arguments,
 )
 
-IMAGES_FOLDER = "images"
-THUMBNAIL_SIDE = 240
 PAGE_NAME = "index.html"
 
 
@@ -137,9 +137,10 @@ def report_command(
 
 def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
     """Explain ``inputs`` into ``out`` and write the page (also after Ctrl-C or SIGTERM)."""
+    from ..explain import with_exam_fields
     from ..outputs import atomic_file
     from ..report_html import render_report
-    from ..report_page import build_page
+    from ..report_page import ReportPictures, build_page, draw_pictures, report_row
 
     if not quiet:
         announce(explainer, len(inputs))
@@ -150,12 +151,19 @@ def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
             (out / RECORDS_NAME).open("w", encoding="utf-8") as records,
             progress_bar(len(inputs), "explaining", quiet=quiet) as bar,
         ):
-            for explained in explainer.iter_explain(inputs):
-                result, row = _explain_one(out, explained, overlay_size)
+            pictures: deque[ReportPictures] = deque()
+
+            def drawn():  # pictures first: a record may wait for its exam, pixels must not
+                for explained in explainer.iter_explain(inputs):
+                    result, files = draw_pictures(out, explained, overlay_size)
+                    pictures.append(files)
+                    yield result
+
+            for result in with_exam_fields(drawn(), explainer.predictor):
                 records.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
                 records.flush()  # a stopped run keeps every record finished
-                predictions.append(explained.record)
-                rows.append(row)
+                predictions.append(result.prediction)
+                rows.append(report_row(result, pictures.popleft()))
                 if bar is not None:
                     bar.update(1)
     except (KeyboardInterrupt, Terminated) as stop:
@@ -188,43 +196,6 @@ def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
             summary += f"; {failed} failed (error rows in the report)"
         typer.echo(summary, err=True)
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
-
-
-def _explain_one(out: Path, explained, overlay_size: int):
-    """Write one explained input's PNGs; return its ``explain`` record and its table row."""
-    from ..explain import explain_result, image_file_stem, render_overlay, thumbnail, write_png
-    from ..report_html import ReportRow
-
-    record, pixels = explained.record, explained.item.pixels
-    stem = f"{IMAGES_FOLDER}/{image_file_stem(explained.index, record.path)}"
-    thumbnail_file = overlay = overlay_thumbnail = None
-    if pixels is not None:
-        thumbnail_file = f"{stem}.png"
-        write_png(out / thumbnail_file, thumbnail(pixels, THUMBNAIL_SIDE))
-    if explained.peak is not None and pixels is not None:
-        image = render_overlay(
-            pixels, explained.grid, explained.item.geometry, explained.peak, max_side=overlay_size
-        )
-        overlay, overlay_thumbnail = f"{stem}.heatmap.png", f"{stem}.heatmap.thumb.png"
-        write_png(out / overlay, image)
-        write_png(out / overlay_thumbnail, thumbnail(image, THUMBNAIL_SIDE))
-    result = explain_result(explained, overlay)
-    row = ReportRow(
-        index=explained.index,
-        path=record.path,
-        status=record.status,
-        probability=record.probability,
-        label=record.label,
-        thumbnail=thumbnail_file if record.ok else None,
-        overlay=overlay,
-        overlay_thumbnail=overlay_thumbnail,
-        peak_x=result.peak_x,
-        peak_y=result.peak_y,
-        error_code=record.error_code,
-        error_message=record.error_message,
-        warnings=tuple(record.warnings),
-    )
-    return result, row
 
 
 def _evaluate(out: Path, predictions, rows, truth, predictor):
