@@ -9,7 +9,10 @@ the absolute rates.
 
 - ``with start-up``: 2N / wall of the 2N run (what a user waits for);
 - ``marginal``: N / (wall 2N - wall N), start-up cancelled out;
-- peak RSS of each child from ``/proc`` (VmHWM), as in :mod:`benchmarks.endtoend`.
+- peak RSS of each child from ``/proc`` (VmHWM), as in :mod:`benchmarks.endtoend`;
+- *load alone*: median ms of :func:`mammo_edge.pipeline.load_input` (read, decode, guard,
+  preprocess) per image, one thread, in this process: the CPU each image costs besides
+  the model.
 
     python -m benchmarks.overlap --images 128 --rounds 3 --out reports/benchmarks/overlap
     python -m benchmarks.overlap ... --model lite0-int8 --compare /tmp/old-checkout
@@ -53,6 +56,23 @@ def model_alone(model: str | None, folder: Path, extra: dict) -> tuple[float, di
     return len(inputs) / elapsed, settings
 
 
+def load_alone(model: str | None, folder: Path) -> float:
+    """Median ms per image of ``load_input`` (read, decode, guard, preprocess), one thread."""
+    from mammo_edge import Predictor
+    from mammo_edge.pipeline import load_input
+
+    config = Predictor(model).metadata.preprocess
+    paths = sorted(folder.iterdir())
+    for path in paths[:4]:  # warm-up: imports, page cache
+        load_input(path, config)
+    times = []
+    for path in paths:
+        started = time.perf_counter()
+        load_input(path, config)
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
 def cli_run(folder: Path, flags: list[str], repository: Path, work: Path) -> dict:
     """One ``predict`` child over ``folder``: wall, peak RSS, records scored."""
     output = work / "out.jsonl"
@@ -93,13 +113,22 @@ def main(argv: list[str] | None = None) -> int:
         rounds = []
         for index in range(arguments.rounds):
             alone, settings = model_alone(arguments.model, large, {})
-            row = {"model_alone_images_per_s": alone, "settings": settings, "cli": {}}
+            row = {
+                "model_alone_images_per_s": alone,
+                "load_alone_ms_per_image": load_alone(arguments.model, large),
+                "settings": settings,
+                "cli": {},
+            }
             for repository in repositories:
                 n_run = cli_run(small, flags, repository, work)
                 two_n_run = cli_run(large, flags, repository, work)
                 row["cli"][str(repository)] = {"n": n_run, "2n": two_n_run}
             rounds.append(row)
-            print(f"round {index + 1}: model alone {alone:.1f} images/s", file=sys.stderr)
+            print(
+                f"round {index + 1}: model alone {alone:.1f} images/s, load alone "
+                f"{row['load_alone_ms_per_image']:.2f} ms/image",
+                file=sys.stderr,
+            )
     summary = {}
     for repository in map(str, repositories):
         with_startup, marginal, peaks, shares, marginal_shares = [], [], [], [], []
@@ -140,12 +169,18 @@ def main(argv: list[str] | None = None) -> int:
         "model_alone_images_per_s": statistics.median(
             row["model_alone_images_per_s"] for row in rounds
         ),
+        "load_alone_ms_per_image": statistics.median(
+            row["load_alone_ms_per_image"] for row in rounds
+        ),
         "settings": rounds[0]["settings"],
         "summary": summary,
         "rounds": rounds,
     }
     (arguments.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"model alone: {report['model_alone_images_per_s']:.1f} images/s {report['settings']}")
+    print(
+        f"model alone: {report['model_alone_images_per_s']:.1f} images/s {report['settings']}; "
+        f"load alone (this checkout): {report['load_alone_ms_per_image']:.2f} ms/image"
+    )
     for repository, row in summary.items():
         print(
             f"{repository}: {row['images_per_s_with_startup']:.1f} images/s with start-up "

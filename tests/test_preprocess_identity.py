@@ -17,6 +17,7 @@ import numpy as np
 import preprocess_reference as reference
 import pytest
 
+from mammo_edge.breast import _upscale_nearest
 from mammo_edge.guard import check_mammogram
 from mammo_edge.imageio import decode_image_bytes
 from mammo_edge.preprocess import (
@@ -145,6 +146,25 @@ def test_a_given_chest_wall_and_mask_equal_the_reference(name, chest_wall):
     for config in (PAIR, CONFIGS["unoriented-cubic"], CONFIGS["wide-linear"]):
         fast = prepare(image, config, chest_wall=chest_wall, mask=mask)
         assert_same_prepared(fast, reference.prepare(image, config, chest_wall=chest_wall))
+
+
+@pytest.mark.parametrize(
+    ("small", "full"),
+    [
+        ((256, 256), (1024, 1024)),
+        ((256, 163), (1024, 651)),
+        ((208, 256), (3328, 4096)),  # a DICOM detector's size
+        ((256, 159), (4500, 2800)),
+        ((137, 256), (333, 700)),
+        ((1, 3), (40, 35)),
+        ((64, 64), (64, 64)),
+    ],
+)
+def test_the_mask_upscale_is_opencvs_nearest_neighbour(small, full):
+    mask = (np.random.default_rng(sum(full)).random(small) > 0.5).astype(np.uint8)
+    height, width = full
+    expected = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(_upscale_nearest(mask, width, height), expected)
 
 
 @pytest.mark.parametrize("name", sorted(NO_BREAST))
