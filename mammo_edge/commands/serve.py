@@ -15,75 +15,92 @@ import typer
 
 from .options import ModelOption, ThreadsOption
 
-EXIT_USAGE = 1
 
-
-class Engine(str, Enum):
+class ServeEngine(str, Enum):
     local = "local"
     ray = "ray"
 
 
+DicomPortOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65535,
+        help="Listen for DICOM (C-ECHO, C-STORE) on this port; 0: a free one.",
+        show_default=False,
+    ),
+]
+
+AeTitleOption = Annotated[str, typer.Option(help="This node's AE title.")]
+
+HttpPortOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0, max=65535, help="Serve HTTP on this port; 0: a free one.", show_default=False
+    ),
+]
+
+HostOption = Annotated[
+    str,
+    typer.Option(help="Address to listen on (both protocols). 0.0.0.0 opens it to the network."),
+]
+
+SendToOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Send each SR and overlay by C-STORE to AET@HOST:PORT (retried until sent).",
+        show_default=False,
+    ),
+]
+
+OutOption = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        "-o",
+        file_okay=False,
+        help="Folder for results.jsonl, the spool, SRs and overlays.",
+    ),
+]
+
+StableAfterOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0, help="Score a study when no instance of it has arrived for this many seconds."
+    ),
+]
+
+EngineOption = Annotated[
+    ServeEngine, typer.Option(help="local: this process. ray: HTTP scoring on Ray Serve replicas.")
+]
+
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        dir_okay=False,
+        help="File holding the bearer token HTTP clients must send (Authorization: Bearer).",
+        show_default=False,
+    ),
+]
+
+ReplicasOption = Annotated[
+    int, typer.Option(min=1, help="With --engine ray: Ray Serve replicas (one CPU each).")
+]
+
+
 def serve_command(
-    dicom_port: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            max=65535,
-            help="Listen for DICOM (C-ECHO, C-STORE) on this port; 0: a free one.",
-            show_default=False,
-        ),
-    ] = None,
-    ae_title: Annotated[str, typer.Option(help="This node's AE title.")] = "MAMMOEDGE",
-    http_port: Annotated[
-        int | None,
-        typer.Option(
-            min=0, max=65535, help="Serve HTTP on this port; 0: a free one.", show_default=False
-        ),
-    ] = None,
-    host: Annotated[
-        str,
-        typer.Option(
-            help="Address to listen on (both protocols). 0.0.0.0 opens it to the network."
-        ),
-    ] = "127.0.0.1",
-    send_to: Annotated[
-        str | None,
-        typer.Option(
-            help="Send each SR and overlay by C-STORE to AET@HOST:PORT (retried until sent).",
-            show_default=False,
-        ),
-    ] = None,
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            file_okay=False,
-            help="Folder for results.jsonl, the spool, SRs and overlays.",
-        ),
-    ] = Path("mammo-edge-serve"),
-    stable_after: Annotated[
-        float,
-        typer.Option(
-            min=0.0, help="Score a study when no instance of it has arrived for this many seconds."
-        ),
-    ] = 30.0,
+    dicom_port: DicomPortOption = None,
+    ae_title: AeTitleOption = "MAMMOEDGE",
+    http_port: HttpPortOption = None,
+    host: HostOption = "127.0.0.1",
+    send_to: SendToOption = None,
+    out: OutOption = Path("mammo-edge-serve"),
+    stable_after: StableAfterOption = 30.0,
     model: ModelOption = None,
-    engine: Annotated[
-        Engine, typer.Option(help="local: this process. ray: HTTP scoring on Ray Serve replicas.")
-    ] = Engine.local,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(
-            dir_okay=False,
-            help="File holding the bearer token HTTP clients must send (Authorization: Bearer).",
-            show_default=False,
-        ),
-    ] = None,
+    engine: EngineOption = ServeEngine.local,
+    token_file: TokenFileOption = None,
     threads: ThreadsOption = None,
-    replicas: Annotated[
-        int, typer.Option(min=1, help="With --engine ray: Ray Serve replicas (one CPU each).")
-    ] = 2,
+    replicas: ReplicasOption = 2,
 ) -> int:
     """Receive mammograms from the PACS (DICOM) or clients (HTTP) and score them.
 
@@ -93,7 +110,7 @@ def serve_command(
     """
     if dicom_port is None and http_port is None:
         raise typer.BadParameter("give --dicom-port, --http-port or both")
-    if engine is Engine.ray and http_port is None:
+    if engine is ServeEngine.ray and http_port is None:
         raise typer.BadParameter("--engine ray scales the HTTP service: give --http-port")
     try:
         from ..serve.outbox import Destination
@@ -106,16 +123,7 @@ def serve_command(
         destination = Destination.parse(send_to) if send_to else None
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
-    token = None
-    if token_file is not None:
-        try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise typer.BadParameter(
-                f"cannot read --token-file {token_file}: {error.strerror}"
-            ) from error
-        if not token:
-            raise typer.BadParameter(f"--token-file {token_file} is empty")
+    token = _read_token(token_file) if token_file is not None else None
     _log_to_stderr()
     settings = ServeSettings(
         out_dir=out,
@@ -132,6 +140,19 @@ def serve_command(
         replicas=replicas,
     )
     return run(settings)
+
+
+def _read_token(token_file: Path) -> str:
+    """The bearer token in ``--token-file``; a usage error when unreadable or empty."""
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise typer.BadParameter(
+            f"cannot read --token-file {token_file}: {error.strerror}"
+        ) from error
+    if not token:
+        raise typer.BadParameter(f"--token-file {token_file} is empty")
+    return token
 
 
 def _log_to_stderr() -> None:
