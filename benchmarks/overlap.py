@@ -10,9 +10,9 @@ the absolute rates.
 - ``with start-up``: 2N / wall of the 2N run (what a user waits for);
 - ``marginal``: N / (wall 2N - wall N), start-up cancelled out;
 - peak RSS of each child from ``/proc`` (VmHWM), as in :mod:`benchmarks.endtoend`;
-- *load alone*: median ms of :func:`mammo_edge.pipeline.load_input` (read, decode, guard,
-  preprocess) per image, one thread, in this process: the CPU each image costs besides
-  the model.
+- *load alone*: median ms per image of :func:`mammo_edge.pipeline.load_input` (read,
+  decode, guard, preprocess) over the 2N images, one thread, in a child of each checkout
+  run beside its CLI runs: the CPU each image costs besides the model.
 
     python -m benchmarks.overlap --images 128 --rounds 3 --out reports/benchmarks/overlap
     python -m benchmarks.overlap ... --model lite0-int8 --compare /tmp/old-checkout
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,21 +57,33 @@ def model_alone(model: str | None, folder: Path, extra: dict) -> tuple[float, di
     return len(inputs) / elapsed, settings
 
 
-def load_alone(model: str | None, folder: Path) -> float:
-    """Median ms per image of ``load_input`` (read, decode, guard, preprocess), one thread."""
-    from mammo_edge import Predictor
-    from mammo_edge.pipeline import load_input
+#: Run by ``python -c`` in a checkout: median ms of its ``load_input`` over a folder.
+_LOAD_ALONE = """
+import statistics, sys, time
+from pathlib import Path
+from mammo_edge import Predictor
+from mammo_edge.pipeline import load_input
+config = Predictor(sys.argv[2] or None).metadata.preprocess
+paths = sorted(Path(sys.argv[1]).iterdir())
+for path in paths[:4]:
+    load_input(path, config)
+times = []
+for path in paths:
+    started = time.perf_counter()
+    load_input(path, config)
+    times.append(time.perf_counter() - started)
+print(1000 * statistics.median(times))
+"""
 
-    config = Predictor(model).metadata.preprocess
-    paths = sorted(folder.iterdir())
-    for path in paths[:4]:  # warm-up: imports, page cache
-        load_input(path, config)
-    times = []
-    for path in paths:
-        started = time.perf_counter()
-        load_input(path, config)
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+
+def load_alone(model: str | None, folder: Path, repository: Path) -> float:
+    """Median ms per image of a checkout's ``load_input`` (read, decode, guard,
+    preprocess), one thread, in a child started in ``repository``."""
+    command = [sys.executable, "-c", _LOAD_ALONE, str(folder), model or ""]
+    run = subprocess.run(command, cwd=repository, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise SystemExit(f"load_input timing failed in {repository}: {run.stderr[-800:]}")
+    return float(run.stdout.split()[-1])
 
 
 def cli_run(folder: Path, flags: list[str], repository: Path, work: Path) -> dict:
@@ -113,22 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         rounds = []
         for index in range(arguments.rounds):
             alone, settings = model_alone(arguments.model, large, {})
-            row = {
-                "model_alone_images_per_s": alone,
-                "load_alone_ms_per_image": load_alone(arguments.model, large),
-                "settings": settings,
-                "cli": {},
-            }
+            row = {"model_alone_images_per_s": alone, "settings": settings, "cli": {}}
             for repository in repositories:
                 n_run = cli_run(small, flags, repository, work)
                 two_n_run = cli_run(large, flags, repository, work)
-                row["cli"][str(repository)] = {"n": n_run, "2n": two_n_run}
+                load_ms = load_alone(arguments.model, large, repository)
+                row["cli"][str(repository)] = {"n": n_run, "2n": two_n_run, "load_ms": load_ms}
             rounds.append(row)
-            print(
-                f"round {index + 1}: model alone {alone:.1f} images/s, load alone "
-                f"{row['load_alone_ms_per_image']:.2f} ms/image",
-                file=sys.stderr,
-            )
+            print(f"round {index + 1}: model alone {alone:.1f} images/s", file=sys.stderr)
     summary = {}
     for repository in map(str, repositories):
         with_startup, marginal, peaks, shares, marginal_shares = [], [], [], [], []
@@ -149,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             "share_of_model_alone_marginal": statistics.median(marginal_shares),
             "peak_rss_mb": max(peaks),
             "scored": min(row["cli"][repository]["2n"]["scored"] for row in rounds),
+            "load_alone_ms_per_image": statistics.median(
+                row["cli"][repository]["load_ms"] for row in rounds
+            ),
         }
     first = rounds[0]["cli"]
     reference = first[str(REPOSITORY)]["2n"]["probabilities"]
@@ -159,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     for row in rounds:
         for runs in row["cli"].values():
-            for run in runs.values():
-                run.pop("probabilities")
+            for size in ("n", "2n"):
+                runs[size].pop("probabilities")
     report = {
         "images": [arguments.images, 2 * arguments.images],
         "origin": origin,
@@ -169,25 +177,20 @@ def main(argv: list[str] | None = None) -> int:
         "model_alone_images_per_s": statistics.median(
             row["model_alone_images_per_s"] for row in rounds
         ),
-        "load_alone_ms_per_image": statistics.median(
-            row["load_alone_ms_per_image"] for row in rounds
-        ),
         "settings": rounds[0]["settings"],
         "summary": summary,
         "rounds": rounds,
     }
     (arguments.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(
-        f"model alone: {report['model_alone_images_per_s']:.1f} images/s {report['settings']}; "
-        f"load alone (this checkout): {report['load_alone_ms_per_image']:.2f} ms/image"
-    )
+    print(f"model alone: {report['model_alone_images_per_s']:.1f} images/s {report['settings']}")
     for repository, row in summary.items():
         print(
             f"{repository}: {row['images_per_s_with_startup']:.1f} images/s with start-up "
             f"({100 * row['share_of_model_alone_with_startup']:.0f}% of model alone), "
             f"{row['images_per_s_marginal']:.1f} marginal "
             f"({100 * row['share_of_model_alone_marginal']:.0f}%), peak RSS "
-            f"{row['peak_rss_mb']:.0f} MB, scored {row['scored']}"
+            f"{row['peak_rss_mb']:.0f} MB, scored {row['scored']}; load_input "
+            f"{row['load_alone_ms_per_image']:.2f} ms/image"
         )
     return 0
 
