@@ -233,8 +233,9 @@ def prepare(
             )
         side = chest_wall or chest_wall_side(mask)
         flipped = config.orientation == "chest_wall_left" and side == "right"
+        bounds = breast_bounds(mask)
         crop = _grow_to_aspect(
-            _mirrored(breast_bounds(mask), width) if flipped else breast_bounds(mask),
+            _mirrored(bounds, width) if flipped else bounds,
             config.height / config.width,
             chest_wall_left=flipped or side == "left",
         )
