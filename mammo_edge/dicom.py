@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .bitdepth import high_bit_depth
 from .errors import ErrorCode, InputError
-from .imageio import high_bit_depth
 
 _COLOUR_INTERPRETATIONS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .bitdepth import HIGH_BIT_DEPTHS, high_bit_depth  # noqa: F401  (public here too)
 from .errors import ErrorCode, InputError
 from .headers import parse_pnm_header, read_header, sniff_format
 
@@ -44,9 +45,6 @@ MAX_PIXELS = 8192 * 8192
 MAX_FILE_BYTES = 1 << 30
 #: Shortest side accepted, in pixels: nothing smaller can be a mammogram.
 MIN_SIDE = 32
-#: Bit depths of high-bit data found in 16-bit containers without saying so
-#: (:func:`high_bit_depth`); 16-bit data is the container's own range.
-HIGH_BIT_DEPTHS = (10, 12, 14)
 
 #: File name endings and the format they promise.
 EXTENSION_FORMATS = {
@@ -101,19 +99,6 @@ class DecodedImage:
     exam_tags: tuple[str | None, str | None, str | None] | None = None
     #: mm per pixel when the file says (DICOM Imager Pixel Spacing), else ``None``.
     mm_per_pixel: float | None = None
-
-
-def high_bit_depth(values: np.ndarray, container_bits: int = 16) -> int | None:
-    """The bit depth of high-bit data stored unscaled in a 16-bit container, or ``None``.
-
-    The smallest of :data:`HIGH_BIT_DEPTHS` that holds the largest value: 12-bit data
-    (0..4095) in a 16-bit PNG gives 12. ``None`` when the values need all 16 bits (or the
-    container is not 16-bit), so they map over the full range.
-    """
-    if container_bits != 16 or values.size == 0:
-        return None
-    used_bits = int(values.max()).bit_length()
-    return next((depth for depth in HIGH_BIT_DEPTHS if used_bits <= depth), None)
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> DecodedImage:
