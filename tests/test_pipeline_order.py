@@ -9,6 +9,7 @@ import numpy as np
 from conftest import synthetic_mammogram
 
 from mammo_edge import model as model_module
+from mammo_edge.engines.local import LocalEngine, default_streams
 from mammo_edge.predictor import Predictor
 
 BLANK = np.zeros((96, 80), np.uint8)
@@ -77,8 +78,18 @@ def test_loading_stays_a_bounded_distance_ahead_of_the_consumer(
     first = next(records)
     time.sleep(0.2)  # a slow consumer: the pool must not run ahead meanwhile
     read_ahead = 2 * predictor.batch_size + predictor.workers
+    streams = default_streams(predictor.provider)
     assert first.path == "<array 0>"
-    # Before the first record: one batch consumed, at most read_ahead more submitted.
-    assert len(started) <= predictor.batch_size + read_ahead
+    # Before the first record: the batches being scored, at most read_ahead more submitted.
+    assert len(started) <= streams * predictor.batch_size + read_ahead
     rest = list(records)
     assert len(rest) == len(images) - 1 and len(started) == len(images)
+
+
+def test_scoring_two_batches_at_once_keeps_order_and_records(tiny_models_dir, tmp_path):
+    inputs = _inputs(tmp_path)
+    predictor = Predictor(tiny_models_dir, device="cpu", batch_size=2, workers=2)
+    one = list(LocalEngine(predictor, streams=1).iter_score(inputs))
+    several = list(LocalEngine(predictor, streams=3).iter_score(inputs))
+    assert [record.path for record in several] == [record.path for record in one]
+    assert several == one

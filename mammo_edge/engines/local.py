@@ -9,6 +9,8 @@ busy while results come back in input order.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -79,8 +81,27 @@ def iter_loaded_batches(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: Batches scored at once on a CPU: a second onnxruntime call on the same session keeps
+#: both cores busy while the first waits on its slowest thread (measured on 2 cores,
+#: lite0-pair-int8 at batch 1: 57-71 images/s with one call at a time, 73-81 with two;
+#: reports/benchmarks/overlap). Records do not change: each batch is scored as before.
+CPU_STREAMS = 2
+
+
+def default_streams(provider: str) -> int:
+    """Batches the local engine scores at once: two on a multi-core CPU, else one."""
+    cores = os.cpu_count() or 1
+    return CPU_STREAMS if provider == "CPUExecutionProvider" and cores >= 2 else 1
+
+
 class LocalEngine(EngineBase):
-    """Score in this process: :func:`iter_loaded_batches`, then one onnxruntime call a batch.
+    """Score in this process: :func:`iter_loaded_batches`, then onnxruntime, batch by batch.
+
+    Args:
+        predictor: the model and the run's settings.
+        streams: batches scored at once on the predictor's session (onnxruntime sessions
+            are thread-safe); ``None`` for :func:`default_streams`. Records come out in
+            input order whatever the number.
 
     Example::
 
@@ -91,6 +112,13 @@ class LocalEngine(EngineBase):
     """
 
     name = "local"
+    options = ("streams",)
+
+    def __init__(self, predictor, *, streams: int | None = None) -> None:
+        super().__init__(predictor)
+        if streams is not None and streams < 1:
+            raise ValueError(f"streams must be at least 1, got {streams}")
+        self.streams = streams or default_streams(predictor.provider)
 
     def iter_records(self, inputs: Iterable[ImageInput]) -> Iterator[PredictionResult]:
         predictor = self.predictor
@@ -98,13 +126,47 @@ class LocalEngine(EngineBase):
         batches = iter_loaded_batches(
             inputs, predictor.load, batch_size=predictor.batch_size, workers=predictor.workers
         )
+        scorers = ThreadPoolExecutor(self.streams, thread_name_prefix="mammo-score")
+        scoring: deque[Future[list[LoadedImage]]] = deque()
         try:
-            for batch in batches:
-                items = [item for _, item in batch]
-                for scored in score_loaded(items, predictor.score_batch, predictor.head):
-                    yield build_record(scored, context)
+            with _opencv_threads(1 if predictor.workers > 1 else None):
+                for batch in batches:
+                    items = [item for _, item in batch]
+                    scoring.append(
+                        scorers.submit(score_loaded, items, predictor.score_batch, predictor.head)
+                    )
+                    while scoring and (len(scoring) >= self.streams or scoring[0].done()):
+                        for scored in scoring.popleft().result():
+                            yield build_record(scored, context)
+                while scoring:
+                    for scored in scoring.popleft().result():
+                        yield build_record(scored, context)
         finally:
             batches.close()
+            for future in scoring:
+                future.cancel()
+            scorers.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _opencv_threads(count: int | None):
+    """OpenCV's own thread pool set to ``count`` for the run, then restored.
+
+    Decoding already runs in several worker threads beside onnxruntime's; OpenCV threads
+    inside each would only compete for the same cores (measured: 0.25 s less CPU per 128
+    MIAS images with identical records; reports/benchmarks/preprocess_speed.md).
+    """
+    if count is None:
+        yield
+        return
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 ENGINE = LocalEngine
