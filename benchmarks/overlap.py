@@ -6,8 +6,8 @@ process, one call after another (the ratio's reference); also reported: the same
 calls at once on the session (``two_calls_at_once_images_per_s``), as the local engine
 scores on a multi-core CPU. *End to end*: ``python -m mammo_edge.cli predict FOLDER`` as
 a fresh child over real 1024x1024 MIAS PGMs, N and 2N images. The two are interleaved
-round by round, so a busy machine slows both alike; the ratio (end to end / model alone) is the figure, not
-the absolute rates.
+round by round, so a busy machine slows both alike; the ratio (end to end / model alone)
+is the figure, not the absolute rates.
 
 - ``with start-up``: 2N / wall of the 2N run (what a user waits for);
 - ``marginal``: N / (wall 2N - wall N), start-up cancelled out;
