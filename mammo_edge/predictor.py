@@ -32,9 +32,31 @@ from .records import (  # noqa: F401  (PredictionResult and its fields were defi
 DEFAULT_BATCH_PIXELS = 16 * 128 * 128
 
 
-def default_batch_size(preprocess) -> int:
-    """Images per inference call when none is asked for: sized from the model's input."""
-    return max(1, min(16, DEFAULT_BATCH_PIXELS // (preprocess.height * preprocess.width)))
+#: Inference calls in flight at once on a multi-core CPU, each on ``cores // 2`` threads.
+#: On 2 cores, one thread per call and two calls at once beat one call on two threads,
+#: most of all beside decoding, which stalls a two-thread call on its slower thread
+#: (lite0-pair FP32 end to end in-process: 29-36 images/s one call on 2 threads, 37-39 two
+#: calls on 1 thread each; INT8 57-69 and 71-72). reports/benchmarks/overlap-*.
+CPU_STREAMS = 2
+
+
+def default_batch_size(preprocess, streams: int = 1) -> int:
+    """Images per inference call when none is asked for: sized from the model's input and
+    shared among the calls in flight, so memory stays that of one batch."""
+    pixels = DEFAULT_BATCH_PIXELS // streams
+    return max(1, min(16, pixels // (preprocess.height * preprocess.width)))
+
+
+def default_streams(device: str, threads: int | None) -> int:
+    """Calls in flight when none is asked for: :data:`CPU_STREAMS` on a multi-core CPU when
+    the threads are left to mammo-edge; one on a GPU or with ``threads`` given."""
+    from .providers import available_providers
+
+    cores = os.cpu_count() or 1
+    on_gpu = device == "cuda" or (
+        device == "auto" and "CUDAExecutionProvider" in available_providers()
+    )
+    return CPU_STREAMS if threads is None and cores >= 2 and not on_gpu else 1
 
 
 class Predictor:
@@ -54,6 +76,10 @@ class Predictor:
             per-exam probability; :mod:`mammo_edge.grouping`), ``none`` leaves them empty.
         operating_point: a named threshold of the model (``triage``, ``balanced``; see
             ``mammo-edge info``); ``None`` uses the model's default. Not with ``threshold``.
+        streams: inference calls the local engine keeps in flight, each with
+            ``cores // streams`` onnxruntime threads when ``threads`` is ``None``;
+            ``None`` for :func:`default_streams`. Give 1 when calling :meth:`score_batch`
+            from one thread yourself (``explain`` and ``serve`` do).
 
     Raises:
         ModelError: the model is missing, altered, not a mammo-edge model, the device
@@ -81,15 +107,25 @@ class Predictor:
         max_pixels: int = MAX_PIXELS,
         group_by: str = "auto",
         operating_point: str | None = None,
+        streams: int | None = None,
     ) -> None:
         _check_settings(group_by, batch_size, workers, threshold, operating_point)
-        if not isinstance(model, Model):
+        if streams is not None and streams < 1:
+            raise ModelError(f"streams must be at least 1, got {streams}")
+        if isinstance(model, Model):  # opened already: its threads are what they are
+            self.streams = streams or (1 if model.threads is not None else CPU_STREAMS)
+        else:
+            self.streams = streams or default_streams(device, threads)
+            if threads is None and self.streams > 1:
+                threads = max(1, (os.cpu_count() or 1) // self.streams)
             model = Model(model, device=device, threads=threads)
         self.model = model
         self.group_by = group_by
         self.threshold, self.operating_point = self._threshold(threshold, operating_point)
         preprocess = model.metadata.preprocess
-        self.batch_size = 1 if model.fixed_batch else batch_size or default_batch_size(preprocess)
+        self.batch_size = (
+            1 if model.fixed_batch else batch_size or default_batch_size(preprocess, self.streams)
+        )
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.max_pixels = max_pixels
 

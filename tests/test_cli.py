@@ -222,9 +222,9 @@ def test_info_text(capsys, tiny_models_dir):
 
 
 def test_info_summarises_cv_metrics_beside_the_baseline():
-    from mammo_edge.commands.info import _metrics_summary
+    from mammo_edge.model_info import metrics_summary
 
-    summary = _metrics_summary(
+    summary = metrics_summary(
         {
             "auc": 0.61,
             "auc_ci95": [0.52, 0.7],
@@ -240,16 +240,16 @@ def test_info_summarises_cv_metrics_beside_the_baseline():
         "AUC 0.610 (95% CI 0.520-0.700); accuracy 0.600 vs always-normal 0.640; "
         "balanced accuracy 0.550; sensitivity 0.400 / specificity 0.700 at threshold 0.5"
     )
-    assert _metrics_summary({}) == "none recorded"
+    assert metrics_summary({}) == "none recorded"
 
 
 def test_info_says_when_figures_are_at_another_threshold_or_in_sample():
-    from mammo_edge.commands.info import _metrics_summary
+    from mammo_edge.model_info import metrics_summary
 
     metrics = {"auc": 0.87, "sensitivity": 0.9, "specificity": 0.7, "threshold": 0.5}
-    seed_like = _metrics_summary(metrics, 0.481756, "patient")
+    seed_like = metrics_summary(metrics, 0.481756, "patient")
     assert seed_like.endswith("at threshold 0.5, not the model's 0.4818")
-    published = _metrics_summary(metrics, 0.5, "every image once; in-sample: 191 fitted")
+    published = metrics_summary(metrics, 0.5, "every image once; in-sample: 191 fitted")
     assert published.startswith("IN-SAMPLE, not a measure on new images: AUC 0.870")
 
 

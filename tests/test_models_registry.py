@@ -10,8 +10,8 @@ import pytest
 from conftest import build_tiny_model, tiny_metadata
 
 from mammo_edge.cli import main
-from mammo_edge.commands.info import list_models
 from mammo_edge.errors import ModelError
+from mammo_edge.model_info import list_models
 from mammo_edge.registry import (
     MODELS_DIR,
     add_to_manifest,

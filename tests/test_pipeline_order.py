@@ -9,7 +9,7 @@ import numpy as np
 from conftest import synthetic_mammogram
 
 from mammo_edge import model as model_module
-from mammo_edge.engines.local import LocalEngine, default_streams
+from mammo_edge.engines.local import LocalEngine
 from mammo_edge.predictor import Predictor
 
 BLANK = np.zeros((96, 80), np.uint8)
@@ -78,7 +78,7 @@ def test_loading_stays_a_bounded_distance_ahead_of_the_consumer(
     first = next(records)
     time.sleep(0.2)  # a slow consumer: the pool must not run ahead meanwhile
     read_ahead = 2 * predictor.batch_size + predictor.workers
-    streams = default_streams(predictor.provider)
+    streams = predictor.streams
     assert first.path == "<array 0>"
     # Before the first record: the batches being scored, at most read_ahead more submitted.
     assert len(started) <= streams * predictor.batch_size + read_ahead

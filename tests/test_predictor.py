@@ -97,10 +97,8 @@ def test_iter_predict_reads_ahead_a_bounded_number_of_inputs(tiny_predictor):
     stream = tiny_predictor.iter_predict(many_images())
     first = next(stream)
     assert first.ok and first.path == "<array 0>"
-    from mammo_edge.engines.local import default_streams
-
     read_ahead = 2 * tiny_predictor.batch_size + tiny_predictor.workers
-    in_scoring = default_streams(tiny_predictor.provider) * tiny_predictor.batch_size
+    in_scoring = tiny_predictor.streams * tiny_predictor.batch_size
     assert len(consumed) <= read_ahead + in_scoring
     assert sum(1 for _ in stream) == 199
 

@@ -228,6 +228,7 @@ def open_explainer(
         batch_size=batch_size,
         operating_point=operating_point,
         group_by=group_by,
+        streams=1,  # the explainer scores one batch at a time, on every core
     )
     return Explainer(predictor, method=method), inputs
 

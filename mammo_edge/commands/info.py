@@ -1,20 +1,17 @@
 """``mammo-edge info``: which models are shipped, is each intact, and where they can run.
 
 Without ``--model`` (and without ``$MAMMO_EDGE_MODEL``) it lists every shipped model with
-its measured figures; ``--model M`` details one model.
+its measured figures; ``--model M`` details one model. What is listed and how it reads:
+:mod:`mammo_edge.model_info`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
-
-#: Longest model-card summary printed, in characters.
-CARD_SUMMARY_CHARS = 1200
 
 
 def info_command(
@@ -30,6 +27,7 @@ def info_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """List the shipped models with their figures, or detail one model (--model)."""
+    from ..model_info import as_text, describe_model, list_models, listing_as_text
     from ..registry import MODEL_ENV_VAR
 
     if model is None and not os.environ.get(MODEL_ENV_VAR):
@@ -37,271 +35,10 @@ def info_command(
         if as_json:
             typer.echo(json.dumps(listing, indent=2, ensure_ascii=False))
         else:
-            typer.echo(_listing_as_text(listing))
+            typer.echo(listing_as_text(listing))
         return
     details = describe_model(model)
     if as_json:
         typer.echo(json.dumps(details, indent=2, ensure_ascii=False))
     else:
-        typer.echo(_as_text(details))
-
-
-def list_models(directory: Path | None = None) -> dict:
-    """Every model of the manifest in ``directory`` (the installed one by default).
-
-    Each model is loaded on CPU and checked against its SHA-256; one that fails is listed
-    with its error instead of stopping the listing.
-
-    Raises:
-        ModelError: there is no readable manifest.
-    """
-    import onnxruntime
-
-    from .. import __version__
-    from ..errors import ModelError
-    from ..predictor import Predictor
-    from ..providers import available_providers, providers_for
-    from ..registry import MODELS_DIR, read_manifest, shipped_models
-
-    directory = MODELS_DIR if directory is None else Path(directory)
-    manifest = read_manifest(directory)
-    models = []
-    for model_file in shipped_models(directory):
-        entry = {
-            "name": model_file.name,
-            "default": model_file.name == manifest["default"],
-            "path": str(model_file.path),
-            "description": model_file.description,
-            "size_bytes": model_file.path.stat().st_size if model_file.path.is_file() else None,
-            "model_card": str(model_file.model_card) if model_file.model_card else None,
-        }
-        try:
-            predictor = Predictor(model_file.path, device="cpu")
-        except ModelError as error:
-            entry["error"] = str(error)
-        else:
-            metadata = predictor.metadata
-            entry.update(
-                sha256=predictor.model_sha256,
-                sha256_verified=predictor.sha256_verified,
-                model_name=metadata.model_name,
-                model_version=metadata.model_version,
-                arch=metadata.arch,
-                threshold=metadata.threshold,
-                threshold_method=metadata.threshold_method,
-                training_protocol=metadata.training_protocol,
-                cv_metrics=metadata.cv_metrics,
-                operating_points=metadata.operating_points,
-            )
-        models.append(entry)
-    aliases = manifest.get("aliases", {})
-    return {
-        "mammo_edge_version": __version__,
-        "onnxruntime_version": onnxruntime.__version__,
-        "models_dir": str(directory),
-        "default": manifest["default"],
-        "models": models,
-        "aliases": aliases,
-        "providers": {"available": available_providers(), "auto": providers_for("auto")[0]},
-    }
-
-
-def describe_model(model: str | None = None) -> dict:
-    """Load the model on CPU and collect everything ``info`` prints, as plain values."""
-    import onnxruntime
-
-    from .. import __version__
-    from ..predictor import Predictor
-    from ..providers import available_providers, providers_for
-
-    predictor = Predictor(model, device="cpu")
-    session = predictor.session
-    card = predictor.model_file.model_card
-    return {
-        "mammo_edge_version": __version__,
-        "onnxruntime_version": onnxruntime.__version__,
-        "model": {
-            "name": predictor.model_file.name,
-            "path": str(predictor.model_file.path),
-            "sha256": predictor.model_sha256,
-            "sha256_verified": predictor.sha256_verified,
-            "description": predictor.model_file.description,
-        },
-        "metadata": predictor.metadata.as_dict(),
-        "input": [{"name": i.name, "shape": i.shape, "type": i.type} for i in session.get_inputs()],
-        "output": [
-            {"name": o.name, "shape": o.shape, "type": o.type} for o in session.get_outputs()
-        ],
-        "model_card": {
-            "path": str(card) if card else None,
-            "summary": summarize_model_card(card) if card else None,
-        },
-        "providers": {"available": available_providers(), "auto": providers_for("auto")[0]},
-    }
-
-
-def summarize_model_card(card: Path, limit: int = CARD_SUMMARY_CHARS) -> str:
-    """The model card's opening: text after the title up to the second section heading."""
-    lines = card.read_text(encoding="utf-8").splitlines()
-    if lines and lines[0].startswith("# "):
-        lines = lines[1:]
-    kept: list[str] = []
-    headings = 0
-    for line in lines:
-        if line.startswith("## "):
-            headings += 1
-            if headings == 2 or (headings == 1 and any(text.strip() for text in kept)):
-                break
-        kept.append(line)
-    summary = "\n".join(kept).strip()
-    if len(summary) > limit:
-        summary = summary[:limit].rsplit(" ", 1)[0] + " ..."
-    return summary
-
-
-def _metrics_summary(
-    metrics: dict, model_threshold: float | None = None, training_protocol: str = ""
-) -> str:
-    """One line of the headline CV figures; the full dict is in ``--json``.
-
-    Figures measured on images the model was fitted on are said to be in-sample before
-    any number, and figures at a threshold other than the model's own say so.
-    """
-    if not metrics:
-        return "none recorded"
-
-    def number(key: str) -> str:
-        value = metrics.get(key)
-        return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
-
-    parts = []
-    if "auc" in metrics:
-        interval = metrics.get("auc_ci95") or []
-        ci = (
-            f" (95% CI {interval[0]:.3f}-{interval[1]:.3f})"
-            if len(interval) == 2 and None not in interval
-            else ""
-        )
-        parts.append(f"AUC {number('auc')}{ci}")
-    if "accuracy" in metrics:
-        parts.append(
-            f"accuracy {number('accuracy')} vs always-normal {number('always_normal_accuracy')}"
-        )
-    if "balanced_accuracy" in metrics:
-        parts.append(f"balanced accuracy {number('balanced_accuracy')}")
-    if "sensitivity" in metrics:
-        at = metrics.get("threshold")
-        other = (
-            f", not the model's {_threshold_text(model_threshold)}"
-            if isinstance(at, int | float)
-            and model_threshold is not None
-            and round(at, 4) != round(model_threshold, 4)
-            else ""
-        )
-        parts.append(
-            f"sensitivity {number('sensitivity')} / specificity {number('specificity')} "
-            f"at threshold {_threshold_text(at)}{other}"
-        )
-    summary = "; ".join(parts) or json.dumps(metrics, sort_keys=True)
-    if "in-sample" in training_protocol.lower():
-        summary = "IN-SAMPLE, not a measure on new images: " + summary
-    return summary
-
-
-def _threshold_text(value) -> str:
-    """A threshold as people read it: 4 decimals, trailing zeros dropped (0.4818, 0.5)."""
-    if not isinstance(value, int | float):
-        return "n/a"
-    return f"{value:.4f}".rstrip("0").rstrip(".") if value else "0"
-
-
-def _points_text(operating_points: dict, indent: str) -> list[str]:
-    """One line per named operating point (``--operating-point``), the default marked."""
-    lines = []
-    default = operating_points.get("default")
-    for name, point in sorted(operating_points.get("points", {}).items()):
-        figures = ""
-        if isinstance(point.get("sensitivity"), int | float):
-            figures = (
-                f"; out of sample: sensitivity {point['sensitivity']:.3f}, specificity "
-                f"{point['specificity']:.3f}, balanced accuracy "
-                f"{point.get('balanced_accuracy', float('nan')):.3f}"
-            )
-        marker = " (default)" if name == default else ""
-        label = f"point {name}{marker}:"
-        lines.append(
-            f"{indent}{label:<18} {_threshold_text(point['threshold'])} "
-            f"({point.get('rule', '')}){figures}"
-        )
-    return lines
-
-
-def _listing_as_text(listing: dict) -> str:
-    lines = [
-        f"mammo-edge {listing['mammo_edge_version']} "
-        f"(onnxruntime {listing['onnxruntime_version']})",
-        f"Shipped models in {listing['models_dir']} (* = default; select with --model NAME):",
-    ]
-    for model in listing["models"]:
-        marker = "*" if model["default"] else " "
-        lines.append(f"{marker} {model['name']}")
-        if "error" in model:
-            lines.append(f"    ERROR: {model['error']}")
-            continue
-        size = model["size_bytes"] or 0
-        verified = "verified" if model["sha256_verified"] else "NOT in a manifest"
-        lines += [
-            f"    {model['model_name']} {model['model_version']}"
-            + (f", arch {model['arch']}" if model["arch"] else "")
-            + f"; {size / 1e6:.2f} MB; sha256 {model['sha256'][:12]}... ({verified})",
-            "    figures:   "
-            + _metrics_summary(model["cv_metrics"], model["threshold"], model["training_protocol"]),
-            f"    threshold: {_threshold_text(model['threshold'])} ({model['threshold_method']})",
-            f"    evaluated: {model['training_protocol']}",
-            *_points_text(model.get("operating_points") or {}, "    "),
-        ]
-        if model["description"]:
-            lines.append(f"    about:     {model['description']}")
-    if listing["aliases"]:
-        old = ", ".join(f"{alias} -> {target}" for alias, target in listing["aliases"].items())
-        lines.append(f"Deprecated names: {old}")
-    lines.append(
-        f"providers: {', '.join(listing['providers']['available'])} "
-        f"(auto uses {listing['providers']['auto']})"
-    )
-    lines.append("Details of one model: mammo-edge info --model NAME")
-    return "\n".join(lines)
-
-
-def _as_text(details: dict) -> str:
-    model, metadata = details["model"], details["metadata"]
-    verified = "verified against manifest" if model["sha256_verified"] else "not in a manifest"
-    preprocess = metadata["preprocess"]
-    lines = [
-        f"mammo-edge {details['mammo_edge_version']} "
-        f"(onnxruntime {details['onnxruntime_version']})",
-        f"model:            {model['name']} at {model['path']}",
-        f"sha256:           {model['sha256']} ({verified})",
-        f"name / version:   {metadata['model_name']} {metadata['model_version']}",
-        f"classes:          {' / '.join(metadata['class_names'])}",
-        f"threshold:        {_threshold_text(metadata['threshold'])} "
-        f"({metadata['threshold_method']})",
-        *_points_text(metadata.get("operating_points") or {}, ""),
-        f"preprocessing:    {json.dumps(preprocess, sort_keys=True)}",
-        f"training:         {metadata['training_protocol']}",
-        "cv metrics:       "
-        + _metrics_summary(
-            metadata["cv_metrics"], metadata["threshold"], metadata["training_protocol"]
-        ),
-        f"dataset sha256:   {metadata['dataset_sha256'] or '-'}",
-        f"code revision:    {metadata['code_revision'] or '-'}",
-        f"created:          {metadata['created'] or '-'}",
-        f"providers:        {', '.join(details['providers']['available'])} "
-        f"(auto uses {details['providers']['auto']})",
-    ]
-    if model["description"]:
-        lines.insert(2, f"description:      {model['description']}")
-    summary = details["model_card"]["summary"]
-    if summary:
-        lines += ["", f"Model card ({details['model_card']['path']}):", summary]
-    return "\n".join(lines)
+        typer.echo(as_text(details))

@@ -10,7 +10,6 @@ busy while results come back in input order.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -81,26 +80,13 @@ def iter_loaded_batches(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-#: Batches scored at once on a CPU: a second onnxruntime call on the same session keeps
-#: both cores busy while the first waits on its slowest thread (measured on 2 cores,
-#: lite0-pair-int8 at batch 1: 57-71 images/s with one call at a time, 73-81 with two;
-#: reports/benchmarks/overlap). Records do not change: each batch is scored as before.
-CPU_STREAMS = 2
-
-
-def default_streams(provider: str) -> int:
-    """Batches the local engine scores at once: two on a multi-core CPU, else one."""
-    cores = os.cpu_count() or 1
-    return CPU_STREAMS if provider == "CPUExecutionProvider" and cores >= 2 else 1
-
-
 class LocalEngine(EngineBase):
     """Score in this process: :func:`iter_loaded_batches`, then onnxruntime, batch by batch.
 
     Args:
         predictor: the model and the run's settings.
         streams: batches scored at once on the predictor's session (onnxruntime sessions
-            are thread-safe); ``None`` for :func:`default_streams`. Records come out in
+            are thread-safe); ``None`` for the predictor's ``streams``. Records come out in
             input order whatever the number.
 
     Example::
@@ -118,7 +104,7 @@ class LocalEngine(EngineBase):
         super().__init__(predictor)
         if streams is not None and streams < 1:
             raise ValueError(f"streams must be at least 1, got {streams}")
-        self.streams = streams or default_streams(predictor.provider)
+        self.streams = streams or getattr(predictor, "streams", 1)
 
     def iter_records(self, inputs: Iterable[ImageInput]) -> Iterator[PredictionResult]:
         predictor = self.predictor

@@ -67,7 +67,8 @@ class Service:
         self.settings = settings
         out_dir = Path(settings.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.predictor = Predictor(settings.model, threads=settings.threads)
+        # One batcher thread calls the model: every core goes to that one call.
+        self.predictor = Predictor(settings.model, threads=settings.threads, streams=1)
         self.spool = Spool(out_dir / "spool")
         self.results = ResultsLog(out_dir / "results.jsonl")
         if self.results.repaired_bytes:
