@@ -70,14 +70,19 @@ BatchSizeOption = Annotated[
     int | None,
     typer.Option(
         min=1,
-        help="Images per inference call (default: sized from the model's input: "
-        "16 for the seed's 128x128, 2 for lite0's 512x256).",
+        help="Images per inference call (default: sized from the model's input and "
+        "shared by the calls in flight: on 2 cores 8 for the seed's 128x128, 1 for "
+        "lite0's 512x256).",
         show_default=False,
     ),
 ]
 ThreadsOption = Annotated[
     int | None,
-    typer.Option(min=1, help="onnxruntime intra-op threads. Default: one per core."),
+    typer.Option(
+        min=1,
+        help="onnxruntime intra-op threads of one call at a time. Default: on a multi-core "
+        "CPU two calls at once, each on half the cores.",
+    ),
 ]
 QuietOption = Annotated[
     bool,
