@@ -32,6 +32,8 @@ def test_import_and_help_load_neither_heavy_frameworks_nor_onnxruntime():
     )
     assert not modules & set(FORBIDDEN)
     assert "pydicom" not in modules and "onnxruntime" not in modules
+    # Start-up counts toward every cold start: no verb may pull numpy or OpenCV into --help.
+    assert "numpy" not in modules and "cv2" not in modules
 
 
 def test_scoring_a_png_loads_no_training_framework_and_no_pydicom(tiny_model_path, tmp_path):

@@ -21,7 +21,6 @@ from typing import Annotated
 
 import typer
 
-from ..report_page import IMAGES_FOLDER
 from .common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -120,7 +119,7 @@ def report_command(
             threads,
             device.value,
             writes=[out / name for name in written],
-            writes_into=[out / IMAGES_FOLDER],
+            writes_into=[out / images_folder()],
         )
         make_folder(out)
         with exclusive_output(out / RECORDS_NAME):
@@ -221,3 +220,11 @@ def _evaluate(out: Path, predictions, rows, truth, predictor):
         written = write_evaluation(out, predictions, evaluation, png=False)
         roc_image = SVG_NAME if SVG_NAME in written else None
     return mark_rows(rows, evaluation), evaluation_view(evaluation, roc_image)
+
+
+def images_folder() -> str:
+    """The page's picture folder (read from :mod:`mammo_edge.report_page` only when needed:
+    it loads numpy and OpenCV, which ``mammo-edge --help`` must not wait for)."""
+    from ..report_page import IMAGES_FOLDER
+
+    return IMAGES_FOLDER
