@@ -171,6 +171,7 @@ def test_iter_predict_paths_streams_before_the_arguments_are_exhausted(archive, 
 
     stream = tiny_predictor.iter_predict_paths(arguments())
     assert next(stream).ok
-    bound = 2 * tiny_predictor.batch_size + tiny_predictor.workers + tiny_predictor.batch_size
+    in_scoring = tiny_predictor.streams * tiny_predictor.batch_size
+    bound = 2 * tiny_predictor.batch_size + tiny_predictor.workers + in_scoring
     assert len(consumed) <= bound
     assert sum(1 for _ in stream) == 199
