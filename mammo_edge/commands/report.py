@@ -44,7 +44,11 @@ from .options import (
     Device,
     DeviceOption,
     FromListOption,
+    GroupBy,
+    GroupByOption,
     ModelOption,
+    OperatingPointOption,
+    QuietOption,
     ThreadsOption,
     ThresholdOption,
     input_arguments,
@@ -86,10 +90,10 @@ def report_command(
     batch_size: BatchSizeOption = None,
     threads: ThreadsOption = None,
     device: DeviceOption = Device.auto,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No header, progress bar or summary.")
-    ] = False,
+    quiet: QuietOption = False,
     from_list: FromListOption = None,
+    operating_point: OperatingPointOption = None,
+    group_by: GroupByOption = GroupBy.auto,
 ) -> int:
     """Write an HTML report (thumbnails, heatmaps, scores; metrics with --labels).
 
@@ -120,6 +124,8 @@ def report_command(
             device.value,
             writes=[out / name for name in written],
             writes_into=[out / images_folder()],
+            operating_point=operating_point,
+            group_by=group_by.value,
         )
         make_folder(out)
         with exclusive_output(out / RECORDS_NAME):
