@@ -1,8 +1,8 @@
 """End to end: ``mammo-edge predict`` over a folder of real 1024x1024 PGMs, as a user runs it.
 
 Each measurement is a fresh child process (``python -m mammo_edge.cli predict ...``)
-timed by wall clock; its peak resident memory comes from ``os.wait4``'s rusage for that
-one child, so nothing is sampled or missed. Throughput is given two ways:
+timed by wall clock, with its own peak resident memory (VmHWM), by ``mammo-edge bench``'s
+core (:mod:`mammo_edge.bench.process`), cold start included. Throughput is given two ways:
 
 * *with start-up*: images / wall time of one process (what a user waits for);
 * *marginal*: (images of a 2N run - images of an N run) / (time difference), i.e. the
@@ -14,27 +14,17 @@ The in-process stage split (decode, resize, inference per image) says where the 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mammo_edge.bench.process import cli_command, run_process
+from mammo_edge.bench.process import cold_start as bench_cold_start
+
 from .sources import MIAS_ARCHIVE, REPOSITORY
-
-
-@dataclass(frozen=True)
-class ProcessRun:
-    """One child process: wall time, exit code, peak RSS, and its stderr tail on failure."""
-
-    wall_s: float
-    exit_code: int
-    peak_rss_mb: float
-    stderr_tail: str
 
 
 @dataclass(frozen=True)
@@ -104,7 +94,7 @@ def prepare_pgm_folder(folder: Path, count: int) -> str:
 
     MIAS images from ``../shared/mias/all-mias.tar.gz`` (cycled when ``count`` exceeds
     the 322 references / 258 files); without it, the repository's ``examples/*.pgm``;
-    without those, synthetic noise PGMs (said so in the report).
+    without those, ``mammo-edge bench``'s synthetic set (said so in the report).
     """
     folder.mkdir(parents=True, exist_ok=True)
     sources: list[bytes] = []
@@ -122,55 +112,17 @@ def prepare_pgm_folder(folder: Path, count: int) -> str:
             sources = [path.read_bytes() for path in examples]
             origin = "repository examples/*.pgm (replicated)"
     if not sources:
-        rng = np.random.default_rng(0)
-        header = b"P5\n1024 1024\n255\n"
-        sources = [header + rng.integers(0, 256, 1024 * 1024, dtype=np.uint8).tobytes()]
-        origin = "synthetic 1024x1024 noise PGM (no MIAS archive, no examples)"
+        from mammo_edge.bench.images import write_synthetic_set
+
+        made = write_synthetic_set(folder / "synthetic", min(count, 4))
+        sources = [path.read_bytes() for path in made]
+        for path in made:
+            path.unlink()
+        (folder / "synthetic").rmdir()
+        origin = "mammo-edge bench's synthetic 1024x1024 PGMs (no MIAS archive, no examples)"
     for index in range(count):
         (folder / f"image{index:05d}.pgm").write_bytes(sources[index % len(sources)])
     return origin
-
-
-def run_process(
-    command: list[str], stdout_path: Path, timeout_s: float = 600, cwd: Path = REPOSITORY
-) -> ProcessRun:
-    """Run ``command`` in ``cwd``, wait with ``os.wait4`` for its own rusage, and time it."""
-    with stdout_path.open("wb") as stdout, tempfile.TemporaryFile() as stderr:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=cwd)
-        deadline = started + timeout_s
-        high_water_kib = 0
-        while True:
-            high_water_kib = max(high_water_kib, _vm_hwm_kib(process.pid))
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                process.kill()
-                pid, status, usage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.001)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)  # we reaped it, not Popen
-        stderr.seek(0)
-        tail = stderr.read()[-800:].decode("utf-8", "replace")
-    # ru_maxrss of a child inherits the parent's high-water mark across fork + exec (Linux
-    # keeps the larger of the old and new address space), and this parent holds TensorFlow;
-    # VmHWM belongs to the child's own address space after exec, so it is used when readable.
-    peak_kib = high_water_kib if high_water_kib else usage.ru_maxrss
-    return ProcessRun(wall, process.returncode, peak_kib / 1024, tail)
-
-
-def _vm_hwm_kib(pid: int) -> int:
-    """Peak RSS (VmHWM) of a running process in KiB from /proc; 0 when unreadable."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 def add_compare_option(parser) -> None:
@@ -183,11 +135,6 @@ def add_compare_option(parser) -> None:
         help="also run the CLI of another checkout of the repository (e.g. a git worktree "
         "of an older commit), interleaved with this one",
     )
-
-
-def cli_command(arguments: list[str]) -> list[str]:
-    """``mammo-edge`` run with this interpreter, so the same environment is measured."""
-    return [sys.executable, "-m", "mammo_edge.cli", *arguments]
 
 
 def cli_throughput(
@@ -243,14 +190,14 @@ def cli_throughput(
 
 
 def cold_start(image: Path, extra: list[str], work: Path, repeats: int) -> ColdStart:
-    """Median wall time of ``repeats`` fresh processes predicting ``image``."""
+    """Median wall time of ``repeats`` fresh processes predicting ``image``
+    (:func:`mammo_edge.bench.process.cold_start`, as ``mammo-edge bench`` measures it)."""
     walls, peak, status = [], None, "ok"
     for _ in range(repeats):
-        output = work / "cold.jsonl"
-        arguments = ["predict", str(image), "--format", "jsonl", "--output", str(output)]
-        run = run_process(cli_command([*arguments, "--quiet", *extra]), work / "stdout.txt")
-        if run.exit_code != 0:
-            status = f"failed: exit {run.exit_code}: {run.stderr_tail.strip()[-300:]}"
+        try:
+            run = bench_cold_start(str(image), extra, work)
+        except RuntimeError as error:
+            status = f"failed: {str(error)[-300:]}"
             break
         walls.append(run.wall_s)
         peak = run.peak_rss_mb

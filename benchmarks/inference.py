@@ -2,7 +2,9 @@
 
 Every configuration is timed on the same random 0..255 batch (speed does not depend on
 pixel values) and yields one :class:`InferenceRow`; a configuration that cannot run here
-yields a row whose ``status`` says why instead of numbers.
+yields a row whose ``status`` says why instead of numbers. Timing, statistics and the
+random batch are ``mammo-edge bench``'s (:mod:`mammo_edge.bench`); the suite adds Keras,
+GFLOP/s and the share of the GEMM peak.
 """
 
 from __future__ import annotations
@@ -11,14 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 
-from .stats import LatencySummary, summarize
-from .timing import RepeatPolicy, time_calls
-
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
+from mammo_edge.bench.model_alone import random_batch
+from mammo_edge.bench.timing import LatencySummary, RepeatPolicy, summarize, time_calls
+from mammo_edge.providers import CPU_PROVIDER as CPU
+from mammo_edge.providers import CUDA_PROVIDER as CUDA
 
 
 @dataclass(frozen=True)
@@ -56,16 +56,6 @@ def preprocess_of(session: ort.InferenceSession, source: object):
 
     props = session.get_modelmeta().custom_metadata_map
     return ModelMetadata.from_props(props, str(source)).preprocess
-
-
-def random_batch(batch: int, size: int | tuple[int, int], seed: int = 0) -> np.ndarray:
-    """A ``(batch, H, W, 1)`` float32 batch of 0..255 values, as after preprocessing.
-
-    ``size`` is the model input's ``(H, W)`` (read from the model), or one side if square.
-    """
-    height, width = (size, size) if isinstance(size, int) else size
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0, 255, size=(batch, height, width, 1)).astype(np.float32)
 
 
 def onnx_session(

@@ -1,7 +1,8 @@
 """How much faster the default's INT8 twin scores: batch 1, 2 threads, one call at a time.
 
 The two models score the same preprocessed MIAS images in interleaved rounds in one process,
-so a busy machine slows both alike; the ratio per round is the figure.
+so a busy machine slows both alike; the ratio per round is the figure. Each round is one
+pass of ``mammo-edge bench``'s core (:func:`mammo_edge.bench.model_alone.pass_rate`).
 
     python -m benchmarks.int8_ratio --images 64 --rounds 5 --out reports/benchmarks/int8-lite0-pair
 """
@@ -13,14 +14,16 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import numpy as np
 
 from .endtoend import prepare_pgm_folder
 
 
 def main(argv: list[str] | None = None) -> int:
     from mammo_edge import Predictor
+    from mammo_edge.bench.model_alone import pass_rate
     from mammo_edge.imageio import load_image
     from mammo_edge.preprocess import prepare
 
@@ -41,15 +44,12 @@ def main(argv: list[str] | None = None) -> int:
             for path in sorted(Path(work).iterdir())
         ]
     rates: dict[str, list[float]] = {name: [] for name in names}
+    model_input = np.concatenate(inputs)
     for predictor in models.values():
-        for batch in inputs[:4]:
-            predictor.score_batch(batch)
+        pass_rate(predictor.score_batch, model_input[:4], batch=1, streams=1)  # warm-up
     for _ in range(arguments.rounds):
         for name, predictor in models.items():
-            started = time.perf_counter()
-            for batch in inputs:
-                predictor.score_batch(batch)
-            rates[name].append(len(inputs) / (time.perf_counter() - started))
+            rates[name].append(pass_rate(predictor.score_batch, model_input, batch=1, streams=1))
     ratios = [
         fast / slow for fast, slow in zip(rates[arguments.int8], rates[arguments.fp32], strict=True)
     ]

@@ -22,7 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .endtoend import add_compare_option, cli_command, run_process
+from mammo_edge.bench.process import cli_command, run_process
+
+from .endtoend import add_compare_option
 from .sources import MIAS_ARCHIVE, REPOSITORY
 
 ROWS, COLUMNS = 4500, 2800

@@ -1,5 +1,8 @@
 """What the benchmark ran on: CPU, cores, library versions, BLAS, and the GEMM peak.
 
+The CPU facts come from ``mammo-edge bench``'s core (:mod:`mammo_edge.bench.machine`); the
+suite adds what needs its own extras: BLAS thread pools (threadpoolctl) and the GEMM peak.
+
 The GEMM peak is the machine's practical FP32 limit: numpy float32 matmul of large
 square matrices with BLAS limited to the same thread count as the model under test,
 best of several calls. ``OPENBLAS_CORETYPE`` (set on some machines of this workplace)
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
+
+from mammo_edge.bench.machine import cpu_features, cpu_name
 
 #: Environment variables that change thread counts or BLAS kernels, recorded with results.
 RECORDED_ENV = (
@@ -52,32 +57,6 @@ class GemmPeak:
     best_seconds: float
     gflops_per_s: float
     blas_architecture: str
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (falls back to ``platform.processor()``)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_features() -> list[str]:
-    """The SIMD/matrix features that decide kernel choice (AVX2, AVX-512, VNNI, AMX)."""
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [flag for flag in wanted if flag in flags]
-    except OSError:
-        pass
-    return []
 
 
 def machine_info() -> dict:

@@ -28,52 +28,40 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
+from mammo_edge.bench.process import cli_command, run_process
 
-from .endtoend import add_compare_option, cli_command, prepare_pgm_folder, run_process
+from .endtoend import add_compare_option, prepare_pgm_folder
 from .sources import REPOSITORY
 
 
 def model_alone(model: str | None, folder: Path, extra: dict) -> tuple[float, dict]:
-    """Images/s of the CLI's Predictor scoring preprocessed images (2 warm-up batches)."""
+    """Images/s of the CLI's Predictor scoring preprocessed images, timed by ``mammo-edge
+    bench``'s core (:mod:`mammo_edge.bench.model_alone`: a warm-up call per stream, then
+    one pass)."""
     from mammo_edge import Predictor
-    from mammo_edge.imageio import load_image
-    from mammo_edge.preprocess import prepare
+    from mammo_edge.bench.end_to_end import screen_inputs
+    from mammo_edge.bench.model_alone import pass_rate, warm_up
 
     # The reference: one call at a time on every core (the CLI itself keeps two calls of
     # one thread each in flight on a multi-core CPU, reported beside it).
     predictor = Predictor(model, **{"streams": 1, **extra})
-    config = predictor.metadata.preprocess
-    inputs = np.stack(
-        [prepare(load_image(path).pixels, config).model_input for path in sorted(folder.iterdir())]
-    )
+    inputs = screen_inputs(predictor, sorted(folder.iterdir())).model_input
     batch = predictor.batch_size
-    for start in range(0, 2 * batch, batch):
-        predictor.score_batch(inputs[start : start + batch])
-    started = time.perf_counter()
-    for start in range(0, len(inputs), batch):
-        predictor.score_batch(inputs[start : start + batch])
-    elapsed = time.perf_counter() - started
+    warm_up(predictor.score_batch, inputs, batch, streams=1)
+    rate = pass_rate(predictor.score_batch, inputs, batch, streams=1)
     settings = {"batch_size": batch, "threads": predictor.threads, "workers": predictor.workers}
     cli_like = Predictor(model, **extra)  # as the CLI builds it: its threads, batch, calls
-    batch = cli_like.batch_size
-    batches = [inputs[start : start + batch] for start in range(0, len(inputs), batch)]
-    for warm in batches[:2]:
-        cli_like.score_batch(warm)
-    started = time.perf_counter()
-    with ThreadPoolExecutor(cli_like.streams) as pool:
-        list(pool.map(cli_like.score_batch, batches))
+    batch, streams = cli_like.batch_size, cli_like.streams
+    warm_up(cli_like.score_batch, inputs, batch, streams)
     settings["cli_settings"] = {
         "batch_size": batch,
         "threads": cli_like.threads,
-        "streams": cli_like.streams,
-        "model_alone_images_per_s": len(inputs) / (time.perf_counter() - started),
+        "streams": streams,
+        "model_alone_images_per_s": pass_rate(cli_like.score_batch, inputs, batch, streams),
     }
-    return len(inputs) / elapsed, settings
+    return rate, settings
 
 
 #: Run by ``python -c`` in a checkout: median ms of its ``load_input`` over a folder.

@@ -16,6 +16,8 @@ import numpy as np
 import onnx
 
 from export.provenance import file_sha256
+from mammo_edge.bench.model_alone import random_batch
+from mammo_edge.bench.timing import FULL_POLICY, QUICK_POLICY
 from mammo_edge.metadata import MetadataError, ModelMetadata
 
 from .choice import best_row, choose
@@ -28,14 +30,12 @@ from .inference import (
     InferenceRow,
     cuda_absent_reason,
     onnx_session,
-    random_batch,
     time_keras,
     time_onnx,
 )
 from .machine import CpuWatch, blas_warning, machine_info, measure_gemm_peak
 from .sources import ModelFamily, parse_keras_overrides, quick_names, resolve_sources
 from .targets import TargetResult, evaluate
-from .timing import FULL_POLICY, QUICK_POLICY
 
 FP32 = "onnxruntime FP32"
 INT8 = "onnxruntime INT8"

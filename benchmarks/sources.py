@@ -348,7 +348,7 @@ def calibration_batch(
         dataset = open_mias(MIAS_ARCHIVE)
         references = [record.reference for record in dataset.records[:count]]
         return mias_batch(dataset, references, preprocess), f"{len(references)} MIAS images"
-    from .inference import random_batch
+    from mammo_edge.bench.model_alone import random_batch
 
     noise = random_batch(count, input_shape)
     return noise, f"{count} uniform-noise images (no MIAS archive)"

@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException, NoArgsIsHelpError
 
 from . import __version__
-from .commands import evaluate, explain, info, predict, report, serve
+from .commands import bench, evaluate, explain, info, predict, report, serve
 from .commands.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -47,6 +47,7 @@ app.command("evaluate")(evaluate.evaluate_command)
 app.command("explain")(explain.explain_command)
 app.command("report")(report.report_command)
 app.command("serve")(serve.serve_command)
+app.command("bench")(bench.bench_command)
 
 
 def _show_version(value: bool) -> None:

@@ -50,6 +50,7 @@ def list_models(directory: Path | None = None) -> dict:
         else:
             metadata = predictor.metadata
             entry.update(
+                provider=predictor.provider,
                 sha256=predictor.model_sha256,
                 sha256_verified=predictor.sha256_verified,
                 model_name=metadata.model_name,
@@ -70,7 +71,11 @@ def list_models(directory: Path | None = None) -> dict:
         "default": manifest["default"],
         "models": models,
         "aliases": aliases,
-        "providers": {"available": available_providers(), "auto": providers_for("auto")[0]},
+        "providers": {
+            "available": available_providers(),
+            "auto": providers_for("auto")[0],
+            "ran": sorted({model["provider"] for model in models if "provider" in model}),
+        },
     }
 
 
@@ -104,7 +109,11 @@ def describe_model(model: str | None = None) -> dict:
             "path": str(card) if card else None,
             "summary": summarize_model_card(card) if card else None,
         },
-        "providers": {"available": available_providers(), "auto": providers_for("auto")[0]},
+        "providers": {
+            "available": available_providers(),
+            "auto": providers_for("auto")[0],
+            "ran": predictor.provider,
+        },
     }
 
 
@@ -235,7 +244,8 @@ def listing_as_text(listing: dict) -> str:
         lines.append(f"Deprecated names: {old}")
     lines.append(
         f"providers: {', '.join(listing['providers']['available'])} "
-        f"(auto uses {listing['providers']['auto']})"
+        f"(auto uses {listing['providers']['auto']}; "
+        f"each model checked on {', '.join(listing['providers']['ran']) or '-'})"
     )
     lines.append("Details of one model: mammo-edge info --model NAME")
     return "\n".join(lines)
@@ -265,7 +275,8 @@ def as_text(details: dict) -> str:
         f"code revision:    {metadata['code_revision'] or '-'}",
         f"created:          {metadata['created'] or '-'}",
         f"providers:        {', '.join(details['providers']['available'])} "
-        f"(auto uses {details['providers']['auto']})",
+        f"(auto uses {details['providers']['auto']}; "
+        f"this check ran on {details['providers']['ran']})",
     ]
     if model["description"]:
         lines.insert(2, f"description:      {model['description']}")

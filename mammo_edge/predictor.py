@@ -18,6 +18,7 @@ from .imageio import MAX_PIXELS
 from .metadata import MetadataError
 from .model import Model
 from .pipeline import ImageInput, LoadedImage
+from .providers import CPU_PROVIDER, on_gpu
 from .records import (  # noqa: F401  (PredictionResult and its fields were defined here)
     RESULT_FIELDS,
     STATUS_ERROR,
@@ -40,11 +41,24 @@ DEFAULT_BATCH_PIXELS = 16 * 128 * 128
 CPU_STREAMS = 2
 
 
-def default_batch_size(preprocess, streams: int = 1) -> int:
-    """Images per inference call when none is asked for: sized from the model's input and
-    shared among the calls in flight, so memory stays that of one batch."""
-    pixels = DEFAULT_BATCH_PIXELS // streams
-    return max(1, min(16, pixels // (preprocess.height * preprocess.width)))
+#: On a GPU one call at a time scores a large batch: 16 of lite0's 512x256 inputs, 64 (the
+#: cap) of the seed's 128x128. Not measured on a GPU yet: `mammo-edge bench --device cuda`
+#: searches the batch on the device and reports the best.
+GPU_BATCH_PIXELS = 16 * 512 * 256
+GPU_MAX_BATCH = 64
+
+
+def default_batch_size(preprocess, streams: int = 1, provider: str = CPU_PROVIDER) -> int:
+    """Images per inference call when none is asked for, for the provider that runs it.
+
+    On CPU, sized from the model's input and shared among the ``streams`` calls in flight,
+    so memory stays that of one batch; on a GPU provider (:func:`~mammo_edge.providers.on_gpu`)
+    :data:`GPU_BATCH_PIXELS`, at most :data:`GPU_MAX_BATCH` images.
+    """
+    image_pixels = preprocess.height * preprocess.width
+    if on_gpu(provider):
+        return max(1, min(GPU_MAX_BATCH, GPU_BATCH_PIXELS // image_pixels))
+    return max(1, min(16, DEFAULT_BATCH_PIXELS // streams // image_pixels))
 
 
 def default_streams(device: str, threads: int | None) -> int:
@@ -124,7 +138,9 @@ class Predictor:
         self.threshold, self.operating_point = self._threshold(threshold, operating_point)
         preprocess = model.metadata.preprocess
         self.batch_size = (
-            1 if model.fixed_batch else batch_size or default_batch_size(preprocess, self.streams)
+            1
+            if model.fixed_batch
+            else batch_size or default_batch_size(preprocess, self.streams, model.provider)
         )
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.max_pixels = max_pixels

@@ -1,9 +1,12 @@
 """Choose onnxruntime execution providers and build the inference session.
 
-``device`` is ``auto`` (CUDA when this onnxruntime offers it, else CPU), ``cpu`` or
-``cuda``. A requested provider that this onnxruntime lacks is an error listing what it
-has, and a CUDA session that silently fell back to CPU is an error for ``cuda`` and a
-logged warning for ``auto``: the provider actually running is what results report.
+``device`` is ``auto`` (CUDA when this onnxruntime offers it, else CPU), ``cpu``, ``cuda``
+or ``tensorrt``. A requested provider that this onnxruntime lacks is an error listing what
+it has, and a GPU session that silently fell back to CPU is an error for ``cuda`` and
+``tensorrt`` and a logged warning for ``auto``: the provider actually running is what
+results report. Before a GPU session, the CUDA and cuDNN libraries that onnxruntime-gpu's
+``[cuda,cudnn]`` extras install as pip packages are loaded (``onnxruntime.preload_dlls``),
+so no ``LD_LIBRARY_PATH`` is needed (docs/benchmarks.md, "The GPU install").
 
 Every onnxruntime wheel (``onnxruntime``, ``onnxruntime-gpu``, ``onnxruntime-openvino``...)
 installs the same ``onnxruntime`` import package, so two of them side by side overwrite
@@ -14,6 +17,7 @@ distributions' metadata; a session refuses ``cuda`` and warns otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
 import sys
@@ -22,9 +26,14 @@ import onnxruntime as ort
 
 from .errors import ModelError, ProviderError
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
+TENSORRT_PROVIDER = "TensorrtExecutionProvider"
+#: Providers that run the model on a GPU; a session on one scores one large batch at a time.
+GPU_PROVIDERS = (TENSORRT_PROVIDER, CUDA_PROVIDER)
+#: The one command that puts onnxruntime-gpu in place of onnxruntime (docs/benchmarks.md).
+GPU_INSTALL = 'pip uninstall -y onnxruntime && pip install "onnxruntime-gpu[cuda,cudnn]>=1.31"'
 
 logger = logging.getLogger("mammo_edge")
 
@@ -81,28 +90,59 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def on_gpu(provider: str) -> bool:
+    """True when ``provider`` (as a session reports it) runs the model on a GPU."""
+    return provider in GPU_PROVIDERS
+
+
 def providers_for(device: str) -> list[str]:
     """The provider list to request for ``device``.
 
     Raises:
-        ProviderError: for an unknown device, or ``cuda`` when onnxruntime lacks CUDA.
+        ProviderError: for an unknown device, or ``cuda``/``tensorrt`` when onnxruntime
+            lacks that provider; the message lists the providers it has.
     """
     if device not in DEVICES:
         raise ProviderError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
     available = available_providers()
     if device == "cpu":
         return [CPU_PROVIDER]
-    if CUDA_PROVIDER in available:
-        return [CUDA_PROVIDER, CPU_PROVIDER]
-    if device == "cuda":
+    wanted = TENSORRT_PROVIDER if device == "tensorrt" else CUDA_PROVIDER
+    if wanted in available:
+        _preload_gpu_libraries()
+        # TensorRT hands the nodes it cannot build to CUDA, and CUDA its own to the CPU.
+        fallbacks = [CUDA_PROVIDER, CPU_PROVIDER] if wanted == TENSORRT_PROVIDER else [CPU_PROVIDER]
+        return [wanted, *fallbacks]
+    if device in ("cuda", "tensorrt"):
         clash = onnxruntime_clash()
         raise ProviderError(
-            f"device 'cuda' needs {CUDA_PROVIDER}, but this onnxruntime offers only "
+            f"device {device!r} needs {wanted}, but this onnxruntime offers only "
             f"{', '.join(available)}. "
-            + (clash if clash else "Install onnxruntime-gpu with a matching CUDA")
+            + (clash if clash else f"Install onnxruntime-gpu in its place: {GPU_INSTALL}")
             + ", or use --device cpu."
         )
     return [CPU_PROVIDER]
+
+
+def _preload_gpu_libraries() -> None:
+    """Load the CUDA/cuDNN libraries of the nvidia-* pip packages, once, if onnxruntime can.
+
+    onnxruntime-gpu's ``[cuda,cudnn]`` extras install them under site-packages, where the
+    dynamic loader does not look; ``onnxruntime.preload_dlls`` (1.21+) loads them first.
+    Without it (older onnxruntime, system CUDA) the loader's own search path applies.
+    """
+    global _GPU_LIBRARIES_LOADED
+    if _GPU_LIBRARIES_LOADED or not hasattr(ort, "preload_dlls"):
+        return
+    _GPU_LIBRARIES_LOADED = True
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # it prints its warnings; keep stdout clean
+            ort.preload_dlls()
+    except OSError as error:  # a missing library shows as a CPU fallback, reported there
+        logger.warning("could not preload the CUDA libraries: %s", error)
+
+
+_GPU_LIBRARIES_LOADED = False
 
 
 def create_session(
@@ -112,7 +152,7 @@ def create_session(
 
     Args:
         model_bytes: the verified ONNX file content.
-        device: ``auto``, ``cpu`` or ``cuda``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``tensorrt``.
         threads: onnxruntime intra-op threads; ``None`` lets onnxruntime use one per core.
         source: the model path, for messages.
 
@@ -142,12 +182,12 @@ def create_session(
     except Exception as error:  # onnxruntime raises its own untyped errors
         raise ModelError(f"{source} is not a loadable ONNX model: {error}") from error
     running = session.get_providers()[0]
-    if providers[0] == CUDA_PROVIDER and running != CUDA_PROVIDER:
+    if on_gpu(providers[0]) and running != providers[0]:
         message = (
-            f"CUDA was requested but onnxruntime fell back to {running} "
-            "(CUDA or cuDNN libraries missing or mismatched)."
+            f"{providers[0]} was requested but onnxruntime fell back to {running} "
+            "(CUDA, cuDNN or TensorRT libraries missing or mismatched)."
         )
-        if device == "cuda":
-            raise ProviderError(message + " Fix the CUDA install or use --device cpu.")
+        if device in ("cuda", "tensorrt"):
+            raise ProviderError(message + " Fix the GPU install or use --device cpu.")
         logger.warning("%s Running on CPU.", message)
     return session

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from benchmarks.choice import best_row, choose
 from benchmarks.cli import build_parser
-from benchmarks.endtoend import run_process
 from benchmarks.errors import BenchmarkError
 from benchmarks.flops import count_onnx_flops
 from benchmarks.inference import CPU, InferenceRow
@@ -30,9 +28,8 @@ from benchmarks.sources import (
     shipped_families,
     shipped_pair,
 )
-from benchmarks.stats import summarize
 from benchmarks.targets import evaluate
-from benchmarks.timing import RepeatPolicy, time_calls
+from mammo_edge.bench.timing import summarize
 
 # The tiny graph below: conv 1->4 channels 3x3 on 8x8 (output 6x6), a per-pixel MatMul
 # 4->3 behind a tf2onnx-style computed Reshape, then Gemm 108->1.
@@ -150,32 +147,6 @@ def test_keras_flops_walk_nested_models_and_count_depthwise():
     assert count_keras_flops(keras.Model(fixed, dynamic(fixed))) == 2 * 9 * 1 * (6 * 6 * 2)
     with pytest.raises(ValueError, match="not fixed"):
         count_keras_flops(dynamic)
-
-
-def test_summary_percentiles_and_throughput():
-    milliseconds = np.arange(1, 101, dtype=float)
-    summary = summarize(milliseconds / 1e3, batch=8)
-    assert summary.runs == 100
-    assert summary.median_ms == pytest.approx(50.5)
-    assert summary.p95_ms == pytest.approx(95.05)
-    assert summary.p99_ms == pytest.approx(99.01)
-    assert summary.images_per_s == pytest.approx(8 / 0.0505)
-
-
-@pytest.mark.parametrize("seconds, batch", [([], 1), ([0.1, 0.0], 1), ([0.1], 0)])
-def test_summary_rejects_bad_input(seconds, batch):
-    with pytest.raises(ValueError):
-        summarize(seconds, batch)
-
-
-def test_time_calls_excludes_warm_up_and_honours_repeat_counts():
-    calls = []
-    policy = RepeatPolicy(warmup=3, min_repeats=5, min_seconds=0.0, max_repeats=7, max_seconds=60)
-    timings = time_calls(lambda: calls.append(1), policy)
-    assert len(timings) == 5
-    assert len(calls) == 8
-    capped = RepeatPolicy(warmup=0, min_repeats=50, min_seconds=0.0, max_repeats=4, max_seconds=60)
-    assert len(time_calls(lambda: None, capped)) == 4
 
 
 def test_target_met_and_missed_with_ratio():
@@ -306,16 +277,6 @@ def test_write_reports_creates_json_markdown_and_plot(tmp_path):
     assert json.loads(paths["json"].read_text())["machine"]["cpu"] == "Test CPU"
     assert paths["markdown"].read_text().startswith("# mammo-edge benchmark")
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_run_process_reports_the_childs_own_peak_memory(tmp_path):
-    allocate = "import numpy; a = numpy.ones(200 * 2**20 // 8); print(a.sum())"
-    run = run_process([sys.executable, "-c", allocate], tmp_path / "stdout.txt")
-    assert run.exit_code == 0
-    assert run.peak_rss_mb > 150
-    assert (tmp_path / "stdout.txt").read_text().strip() == str(float(200 * 2**20 // 8))
-    failing = run_process([sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path / "o.txt")
-    assert failing.exit_code == 3
 
 
 def test_cpu_watch_counts_this_process_as_its_own():
