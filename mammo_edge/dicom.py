@@ -50,10 +50,12 @@ class DicomPixels:
     study_uid: str | None = None
     #: (0018,1164) Imager Pixel Spacing, else (0028,0030) Pixel Spacing: mm per pixel.
     mm_per_pixel: float | None = None
+    #: The mammographic view (``CC``, ``MLO``...; :func:`view_position`), ``None`` unknown.
+    view: str | None = None
 
     @property
-    def exam_tags(self) -> tuple[str | None, str | None, str | None]:
-        return self.patient_id, self.study_uid, self.laterality
+    def exam_tags(self) -> tuple[str | None, str | None, str | None, str | None]:
+        return self.patient_id, self.study_uid, self.laterality, self.view
 
 
 def chest_wall_from_orientation(dataset) -> str | None:
@@ -96,12 +98,55 @@ def _pixel_spacing(dataset) -> float | None:
     return None
 
 
-def _laterality(dataset) -> str | None:
+def laterality(dataset) -> str | None:
+    """``L``/``R`` from (0020,0062) Image Laterality, else (0020,0060) Laterality."""
     for keyword in ("ImageLaterality", "Laterality"):
         value = str(dataset.get(keyword, "") or "").strip().upper()
         if value in ("L", "R"):
             return value
     return None
+
+
+#: (0054,0220) View Code Sequence codes (SNOMED-RT and SNOMED CT) of the common views.
+_VIEW_CODES = {
+    "R-10242": "CC",
+    "399162004": "CC",
+    "R-10226": "MLO",
+    "399368009": "MLO",
+    "R-10224": "ML",
+    "399260004": "ML",
+    "R-10228": "LM",
+    "399352003": "LM",
+    "R-1024A": "XCCL",
+    "399192003": "XCCL",
+    "R-1024B": "XCCM",
+    "399101009": "XCCM",
+}
+_VIEW_MEANINGS = {
+    "cranio-caudal": "CC",
+    "medio-lateral oblique": "MLO",
+    "medio-lateral": "ML",
+    "latero-medial": "LM",
+    "exaggerated cranio-caudal": "XCC",
+}
+
+
+def view_position(dataset) -> str | None:
+    """The view (``CC``, ``MLO``, ``ML``...) from (0018,5101) View Position, else the first
+    item of (0054,0220) View Code Sequence (its code, else its meaning); ``None`` when
+    neither says. Upper-case abbreviations, so that L-CC and R-CC compare equal."""
+    position = str(dataset.get("ViewPosition", "") or "").strip().upper()
+    if position:
+        return position
+    sequence = dataset.get("ViewCodeSequence")
+    if not sequence:
+        return None
+    item = sequence[0]
+    code = str(item.get("CodeValue", "") or "").strip()
+    if code in _VIEW_CODES:
+        return _VIEW_CODES[code]
+    meaning = str(item.get("CodeMeaning", "") or "").strip()
+    return _VIEW_MEANINGS.get(meaning.lower(), meaning.upper() or None)
 
 
 def read_dicom_size(dataset) -> tuple[int, int]:
@@ -150,9 +195,10 @@ def decode_dicom(data: bytes, check_size) -> DicomPixels:
         int(dataset.BitsStored),
         tuple(warnings),
         chest_wall_from_orientation(dataset),
-        _laterality(dataset),
+        laterality(dataset),
         *_exam_ids(dataset),
         _pixel_spacing(dataset),
+        view_position(dataset),
     )
 
 

@@ -239,9 +239,6 @@ def with_exam_fields(results: Iterable[ExplainResult], predictor) -> Iterator[Ex
     after the overlays are drawn: a record may wait here for the rest of its exam, and the
     image's pixels should not wait with it.
     """
-    if predictor.group_by == "none":
-        yield from results
-        return
     waiting: deque[ExplainResult] = deque()
 
     def predictions() -> Iterator:

@@ -95,8 +95,8 @@ class DecodedImage:
     chest_wall: str | None = None
     #: :func:`mammo_edge.guard.colourfulness` before conversion to gray (0 for gray input).
     colourfulness: float = 0.0
-    #: DICOM (Patient ID, Study Instance UID, laterality) for grouping an exam's images.
-    exam_tags: tuple[str | None, str | None, str | None] | None = None
+    #: DICOM (Patient ID, Study Instance UID, laterality, view) for grouping an exam.
+    exam_tags: tuple[str | None, str | None, str | None, str | None] | None = None
     #: mm per pixel when the file says (DICOM Imager Pixel Spacing), else ``None``.
     mm_per_pixel: float | None = None
 

@@ -77,15 +77,23 @@ class ModelMetadata:
     #: the network's probability is the answer.
     head: dict = field(default_factory=dict)
 
-    def operating_point(self, name: str | None) -> tuple[float, str]:
+    def operating_point(self, name: str | None, single_view: bool = False) -> tuple[float, str]:
         """``(threshold, name)`` of a named operating point (``None``: the default).
+
+        Args:
+            name: ``triage``, ``balanced``...; ``None`` for the model's default.
+            single_view: the point for an image scored alone: from the ``single_view``
+                block when the model has one (a pair-head model), else the same point.
 
         Raises:
             MetadataError: the model has no point of that name.
         """
-        points = self.operating_points.get("points", {})
+        block = self.operating_points
+        if single_view and block.get("single_view"):
+            block = block["single_view"]
+        points = block.get("points", {})
         if name is None:
-            name = self.operating_points.get("default")
+            name = block.get("default")
             if name is None:
                 return self.threshold, "default"
         if name not in points:
@@ -184,9 +192,25 @@ class ModelMetadata:
 
 
 def check_operating_points(points: object, source: str) -> dict:
-    """The operating points, each threshold a number in [0, 1]; else MetadataError."""
+    """The operating points, each threshold a number in [0, 1]; else MetadataError.
+
+    A ``single_view`` block (a pair-head model's points for images scored alone) is
+    checked the same way and must name the same points.
+    """
+    _check_point_block(points, source, "operating_points")
+    single_view = points.get("single_view")
+    if single_view:
+        _check_point_block(single_view, source, "operating_points.single_view")
+        if set(single_view.get("points", {})) != set(points.get("points", {})):
+            raise MetadataError(
+                f"{source}: the single-view operating points must be the paired ones' names"
+            )
+    return points
+
+
+def _check_point_block(points: object, source: str, where: str) -> None:
     if not isinstance(points, dict):
-        raise MetadataError(f"{source}: operating_points must be a JSON object")
+        raise MetadataError(f"{source}: {where} must be a JSON object")
     for name, point in points.get("points", {}).items():
         threshold = point.get("threshold") if isinstance(point, dict) else None
         if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
@@ -194,4 +218,3 @@ def check_operating_points(points: object, source: str) -> dict:
     default = points.get("default")
     if default is not None and default not in points.get("points", {}):
         raise MetadataError(f"{source}: default operating point {default!r} is not defined")
-    return points

@@ -23,7 +23,7 @@ from .metadata import MetadataError, ModelMetadata
 from .pipeline import LoadedImage, load_input
 from .providers import create_session
 from .registry import ModelFile, read_verified, resolve_model
-from .stacking import Head, HeadError, single_head
+from .stacking import Head, HeadError, pair_head, single_head
 
 
 class Model:
@@ -42,7 +42,9 @@ class Model:
         session: the onnxruntime ``InferenceSession``.
         provider: the execution provider that runs it (e.g. ``CPUExecutionProvider``).
         metadata: the contract the file carries (:class:`~mammo_edge.metadata.ModelMetadata`).
-        head: the stacking head of the metadata, or ``None`` (:mod:`mammo_edge.stacking`).
+        head: the stacking head that scores an image alone, or ``None``
+            (:func:`mammo_edge.stacking.single_head`).
+        pair_head: the head that weighs an image against the other breast, or ``None``.
         fixed_batch: ``True`` when the graph takes one image per call.
 
     Raises:
@@ -105,6 +107,7 @@ class Model:
             raise ModelError(str(error)) from error
         try:
             self.head: Head | None = single_head(self.metadata.head)
+            self.pair_head: Head | None = pair_head(self.metadata.head)
         except HeadError as error:
             raise ModelError(f"{source}: {error}") from error
         self.input_name, self.fixed_batch = self._check_input()

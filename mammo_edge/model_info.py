@@ -84,6 +84,7 @@ def describe_model(model: str | None = None) -> dict:
     import onnxruntime
 
     from . import __version__
+    from .calibration.record import calibration_block
     from .predictor import Predictor
     from .providers import available_providers, providers_for
 
@@ -101,6 +102,7 @@ def describe_model(model: str | None = None) -> dict:
             "description": predictor.model_file.description,
         },
         "metadata": predictor.metadata.as_dict(),
+        "calibration": calibration_block(session.get_modelmeta().custom_metadata_map),
         "input": [{"name": i.name, "shape": i.shape, "type": i.type} for i in session.get_inputs()],
         "output": [
             {"name": o.name, "shape": o.shape, "type": o.type} for o in session.get_outputs()
@@ -193,24 +195,42 @@ def _threshold_text(value) -> str:
 
 
 def _points_text(operating_points: dict, indent: str) -> list[str]:
-    """One line per named operating point (``--operating-point``), the default marked."""
+    """One line per named operating point (``--operating-point``), the default marked; a
+    pair-head model's single-view points (an image scored alone) follow as ``alone``."""
     lines = []
-    default = operating_points.get("default")
-    for name, point in sorted(operating_points.get("points", {}).items()):
-        figures = ""
-        if isinstance(point.get("sensitivity"), int | float):
-            figures = (
-                f"; out of sample: sensitivity {point['sensitivity']:.3f}, specificity "
-                f"{point['specificity']:.3f}, balanced accuracy "
-                f"{point.get('balanced_accuracy', float('nan')):.3f}"
+    blocks = [("point", operating_points)]
+    if operating_points.get("single_view"):
+        blocks = [("paired", operating_points), ("alone", operating_points["single_view"])]
+    for prefix, block in blocks:
+        default = block.get("default")
+        for name, point in sorted(block.get("points", {}).items()):
+            marker = " (default)" if name == default else ""
+            label = f"{prefix} {name}{marker}:"
+            width = 18 if prefix == "point" else 26
+            lines.append(
+                f"{indent}{label:<{width}} {_threshold_text(point['threshold'])} "
+                f"({point.get('rule', '')}){_point_figures(point)}"
             )
-        marker = " (default)" if name == default else ""
-        label = f"point {name}{marker}:"
-        lines.append(
-            f"{indent}{label:<18} {_threshold_text(point['threshold'])} "
-            f"({point.get('rule', '')}){figures}"
-        )
     return lines
+
+
+def _point_figures(point: dict) -> str:
+    if not isinstance(point.get("sensitivity"), int | float):
+        return ""
+    return (
+        f"; out of sample: sensitivity {point['sensitivity']:.3f}, specificity "
+        f"{point['specificity']:.3f}, balanced accuracy "
+        f"{point.get('balanced_accuracy', float('nan')):.3f}"
+    )
+
+
+def _single_view_text(cv_metrics: dict) -> list[str]:
+    """The single-view figures of a pair-head model (an image scored alone), if recorded."""
+    single = cv_metrics.get("single_view") or {}
+    if "auc" not in single:
+        return []
+    low, high = single.get("auc_ci95") or (float("nan"), float("nan"))
+    return [f"scored alone:     AUC {single['auc']:.3f} (95% CI {low:.3f}-{high:.3f})"]
 
 
 def listing_as_text(listing: dict) -> str:
@@ -252,6 +272,8 @@ def listing_as_text(listing: dict) -> str:
 
 
 def as_text(details: dict) -> str:
+    from .calibration.record import info_lines as calibration_info_lines
+
     model, metadata = details["model"], details["metadata"]
     verified = "verified against manifest" if model["sha256_verified"] else "not in a manifest"
     preprocess = metadata["preprocess"]
@@ -271,9 +293,11 @@ def as_text(details: dict) -> str:
         + metrics_summary(
             metadata["cv_metrics"], metadata["threshold"], metadata["training_protocol"]
         ),
+        *_single_view_text(metadata["cv_metrics"]),
         f"dataset sha256:   {metadata['dataset_sha256'] or '-'}",
         f"code revision:    {metadata['code_revision'] or '-'}",
         f"created:          {metadata['created'] or '-'}",
+        *calibration_info_lines(details.get("calibration")),
         f"providers:        {', '.join(details['providers']['available'])} "
         f"(auto uses {details['providers']['auto']}; "
         f"this check ran on {details['providers']['ran']})",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from .errors import ModelError
-from .grouping import GROUP_BY_CHOICES, group_records
+from .grouping import GROUP_BY_CHOICES, ExamScoring, exam_fields, group_records
 from .imageio import MAX_PIXELS
 from .metadata import MetadataError
 from .model import Model
@@ -25,6 +25,7 @@ from .records import (  # noqa: F401  (PredictionResult and its fields were defi
     STATUS_OK,
     PredictionResult,
     RecordContext,
+    build_record,
 )
 
 #: The default batch holds about this many input pixels: 16 images of the seed's 128x128,
@@ -135,7 +136,13 @@ class Predictor:
             model = Model(model, device=device, threads=threads)
         self.model = model
         self.group_by = group_by
+        #: The run's choice as given, for a copy of this predictor elsewhere (a Ray actor).
+        self.threshold_setting = {"threshold": threshold, "operating_point": operating_point}
         self.threshold, self.operating_point = self._threshold(threshold, operating_point)
+        #: An image scored alone is labelled at the model's single-view point of that name.
+        self.single_view_threshold, _ = self._threshold(
+            threshold, operating_point, single_view=True
+        )
         preprocess = model.metadata.preprocess
         self.batch_size = (
             1
@@ -172,12 +179,16 @@ class Predictor:
         )
         return cls(model, **settings)
 
-    def _threshold(self, threshold: float | None, operating_point: str | None):
+    def _threshold(
+        self, threshold: float | None, operating_point: str | None, single_view: bool = False
+    ):
         """The run's threshold and what it is called (a named point or a custom value)."""
         if threshold is not None:
             return float(threshold), "custom threshold"
         try:
-            threshold, name = self.model.metadata.operating_point(operating_point)
+            threshold, name = self.model.metadata.operating_point(
+                operating_point, single_view=single_view
+            )
         except MetadataError as error:
             raise ModelError(str(error)) from error
         if not 0.0 <= threshold <= 1.0:
@@ -223,6 +234,10 @@ class Predictor:
         return self.model.head
 
     @property
+    def pair_head(self):
+        return self.model.pair_head
+
+    @property
     def model_name(self) -> str:
         return self.model.name
 
@@ -256,19 +271,42 @@ class Predictor:
     def record_context(self) -> RecordContext:
         """What every record of this predictor carries (threshold, model identity, provider)."""
         negative, positive = self.metadata.class_names
+        # Every image is scored alone first; grouping weighs it against the other breast.
         return RecordContext(
-            threshold=self.threshold,
+            threshold=self.single_view_threshold,
             class_names=(negative, positive),
             model_name=self.model_name,
             model_version=self.model_version,
             model_sha256=self.model_sha256,
             provider=self.provider,
+            operating_point=self.operating_point,
         )
 
+    @property
+    def exam_scoring(self) -> ExamScoring:
+        """How this run scores an image with and without the other breast: the model's
+        heads and the run's paired and single-view thresholds (:mod:`mammo_edge.grouping`)."""
+        return ExamScoring(
+            pair_head=self.pair_head,
+            single_head=self.head,
+            paired_threshold=self.threshold,
+            paired_point=self.operating_point,
+            single_threshold=self.single_view_threshold,
+            single_point=self.operating_point,
+            class_names=self.metadata.class_names,
+        )
+
+    def record_alone(self, item: LoadedImage) -> PredictionResult:
+        """The record of one image scored on its own (an HTTP upload): single-view head,
+        point and ``view_group`` (:func:`~mammo_edge.grouping.exam_fields` of one image)."""
+        return exam_fields([build_record(item, self.record_context)], self.exam_scoring)[0]
+
     def group(self, records: Iterable[PredictionResult]) -> Iterator[PredictionResult]:
-        """:func:`~mammo_edge.grouping.group_records` with this model's pair head (if any)."""
-        pair = self.head if self.head is not None and self.head.reads_other_breast else None
-        return group_records(records, pair_head=pair, class_names=self.metadata.class_names)
+        """The records with their exam fields (:func:`~mammo_edge.grouping.group_records`
+        with :attr:`exam_scoring`); with ``group_by="none"`` each image stands alone."""
+        if self.group_by == "none":
+            return (exam_fields([record], self.exam_scoring)[0] for record in records)
+        return group_records(records, self.exam_scoring)
 
     def predict(
         self, inputs: ImageInput | Iterable[ImageInput]

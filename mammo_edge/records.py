@@ -55,9 +55,13 @@ class PredictionResult:
         exam: the exam the image belongs to (DICOM Patient ID/Study Instance UID, or
             ``mias patient N``); ``None`` when unknown (:mod:`mammo_edge.grouping`).
         laterality: ``L`` or ``R`` when known.
-        view_group: ``exam`` when other images of the exam were scored in the same run,
-            ``single_view`` when the image stands alone; ``None`` on error or with
-            ``group_by="none"``.
+        view: the view (``CC``, ``MLO``...) when known; mini-MIAS images are ``MLO``.
+        view_group: ``exam`` when the image was weighed against the other breast of its
+            exam (the model's pair head and paired operating point), ``single_view`` when
+            it was scored alone (the single-view head and point); ``None`` on error.
+        operating_point: the name of the operating point whose threshold labelled it
+            (``balanced``, ``triage``; ``default`` for a model with one threshold,
+            ``custom threshold`` for ``--threshold``); ``view_group`` says which family.
         partner: the paths of the exam's other images, ``;``-separated.
         breast_probability: the highest probability among the views of this breast.
         exam_probability: the highest probability among the exam's images.
@@ -81,11 +85,13 @@ class PredictionResult:
     error_message: str | None = None
     exam: str | None = None
     laterality: str | None = None
+    view: str | None = None
     view_group: str | None = None
     partner: str | None = None
     breast_probability: float | None = None
     exam_probability: float | None = None
     network_probability: float | None = None
+    operating_point: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,6 +130,7 @@ class RecordContext:
         model_name, model_version: from the model's metadata.
         model_sha256: SHA-256 of the model bytes that scored.
         provider: the onnxruntime execution provider that ran the model.
+        operating_point: the name of the point ``threshold`` belongs to.
     """
 
     threshold: float
@@ -132,6 +139,7 @@ class RecordContext:
     model_version: str
     model_sha256: str
     provider: str
+    operating_point: str | None = None
 
 
 def build_record(item: LoadedImage, context: RecordContext) -> PredictionResult:
@@ -147,13 +155,18 @@ def build_record(item: LoadedImage, context: RecordContext) -> PredictionResult:
         "warnings": tuple(item.warnings),
         "exam": item.view.exam if item.view else None,
         "laterality": item.view.laterality if item.view else None,
+        "view": item.view.view if item.view else None,
         "network_probability": item.network_probability,
     }
     if item.ok and item.probability is not None:
         negative, positive = context.class_names
         label = positive if item.probability >= context.threshold else negative
         return PredictionResult(
-            status=STATUS_OK, probability=item.probability, label=label, **common
+            status=STATUS_OK,
+            probability=item.probability,
+            label=label,
+            operating_point=context.operating_point,
+            **common,
         )
     return PredictionResult(
         status=STATUS_ERROR,

@@ -10,15 +10,18 @@ over named features: ``cnn_logit`` (the logit of the network's own probability) 
 cluster features of :mod:`mammo_edge.calcifications`. The network's own probability stays
 in the record as ``network_probability`` so the two can be compared.
 
-Metadata form (one of the two heads)::
+Metadata form::
 
     {"single": {"features": [...], "mean": [...], "scale": [...],
                 "coefficients": [...], "intercept": 0.1}}
-    {"pair": {"features": ["cnn_logit", "cnn_logit_minus_other"], ...}}
+    {"pair": {"features": ["cnn_logit", "cnn_logit_minus_other"], ...},
+     "single": {"features": ["cnn_logit"], ...}}
 
 A ``pair`` head also reads the difference of the image's network logit to the other
-breast's: :mod:`mammo_edge.grouping` applies it once the exam's images are in; an image
-scored alone gets the difference 0, as the head was fitted for patients with one image.
+breast's: :mod:`mammo_edge.grouping` applies it once the exam's images are in. A model
+with a pair head also carries a ``single`` head on ``cnn_logit`` alone, fitted on images
+scored alone (``python -m train single-view``), with its own operating points; an older
+model without one scores an image alone with the pair head and a zero difference.
 """
 
 from __future__ import annotations
@@ -101,20 +104,37 @@ class Head:
 
 
 def single_head(metadata_head: Mapping) -> Head | None:
-    """The head that scores one image, or ``None``: the metadata's ``pair`` head when
-    there is one (scored alone with a zero difference; :mod:`mammo_edge.grouping` scores
-    it again with the other breast), else its ``single`` head."""
+    """The head that scores one image alone, or ``None``.
+
+    The metadata's ``single`` head when there is one; else, for an older model with only a
+    ``pair`` head, that head with a zero difference (how it was first shipped). With a
+    ``pair`` head beside it, the ``single`` head may read the network logit only:
+    :mod:`mammo_edge.grouping` recomputes an image's alone probability from its record.
+    """
     if not metadata_head:
         return None
-    pair = metadata_head.get("pair")
-    if pair:
-        head = Head.from_dict(pair)
-        if head.needs_calcifications:
-            # The other breast's evidence is not in its record; only its network logit is.
-            raise HeadError("a pair head reading calcification features is not supported")
-        return head
+    pair = pair_head(metadata_head)
     values = metadata_head.get("single")
-    return Head.from_dict(values) if values else None
+    if not values:
+        return pair
+    head = Head.from_dict(values)
+    if pair is not None and head.features != ("cnn_logit",):
+        raise HeadError("beside a pair head, the single-view head may read cnn_logit only")
+    return head
+
+
+def pair_head(metadata_head: Mapping) -> Head | None:
+    """The metadata's ``pair`` head (reading the other breast), or ``None``."""
+    values = (metadata_head or {}).get("pair")
+    if not values:
+        return None
+    head = Head.from_dict(values)
+    if head.needs_calcifications:
+        # The other breast's evidence is not in its record; only its network logit is.
+        raise HeadError("a pair head reading calcification features is not supported")
+    if not head.reads_other_breast:
+        raise HeadError(f"a pair head must read {PAIR_FEATURE}")
+    return head
 
 
 def logit(probability: float) -> float:

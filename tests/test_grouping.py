@@ -140,7 +140,7 @@ def test_predictor_groups_the_bundled_examples():
     assert pair[0].exam_probability == pytest.approx(max(p.probability for p in pair))
     assert grouped[str(folder / "mdb028.pgm")].view_group == SINGLE_VIEW
     for path, result in alone.items():
-        assert result.view_group is None and result.exam_probability is None
+        assert result.view_group == SINGLE_VIEW and result.exam_probability is None
         assert np.isclose(result.probability, grouped[path].probability)
 
 
@@ -163,3 +163,106 @@ def test_the_default_model_weighs_each_breast_against_the_other():
     assert left.probability > alone[left.path].probability
     assert right.probability < alone[right.path].probability
     assert left.network_probability == pytest.approx(alone[left.path].network_probability)
+
+
+# --- view-matched pairing (docs/runtime.md's table) ---------------------------------------
+
+from mammo_edge.grouping import (  # noqa: E402
+    ExamScoring,
+    counterparts,
+    exam_fields,
+    partner_network_probabilities,
+)
+from mammo_edge.stacking import Head, logit  # noqa: E402
+
+PAIR = Head(("cnn_logit", "cnn_logit_minus_other"), (0.0, 0.0), (1.0, 1.0), (1.0, 0.7), 0.1)
+SINGLE = Head(("cnn_logit",), (0.0,), (1.0,), (1.3,), 0.4)
+SCORING = ExamScoring(PAIR, SINGLE, 0.5, "balanced", 0.6, "balanced")
+
+
+def view(path, network, laterality, view_name, exam="P/1"):
+    from dataclasses import replace
+
+    return replace(record(path, 0.5, exam, laterality), network_probability=network, view=view_name)
+
+
+def paired_with(own, other):
+    own_logit = logit(own)
+    return PAIR.probability(
+        {"cnn_logit": own_logit, "cnn_logit_minus_other": own_logit - logit(other)}
+    )
+
+
+def test_four_views_pair_cc_with_cc_and_mlo_with_mlo():
+    exam = [
+        view("lcc", 0.7, "L", "CC"),
+        view("lmlo", 0.2, "L", "MLO"),
+        view("rcc", 0.3, "R", "CC"),
+        view("rmlo", 0.9, "R", "MLO"),
+    ]
+    lcc, lmlo, rcc, rmlo = exam_fields(exam, SCORING)
+    assert lcc.probability == pytest.approx(paired_with(0.7, 0.3))
+    assert lmlo.probability == pytest.approx(paired_with(0.2, 0.9))
+    assert rcc.probability == pytest.approx(paired_with(0.3, 0.7))
+    assert rmlo.probability == pytest.approx(paired_with(0.9, 0.2))
+    assert {r.view_group for r in (lcc, lmlo, rcc, rmlo)} == {EXAM}
+    assert lcc.breast_probability == pytest.approx(max(lcc.probability, lmlo.probability))
+    assert rcc.exam_probability == pytest.approx(max(r.probability for r in (lcc, lmlo, rcc, rmlo)))
+    assert lcc.threshold == 0.5
+
+
+def test_a_view_without_its_counterpart_takes_the_other_breasts_highest():
+    exam = [
+        view("lcc", 0.7, "L", "CC"),
+        view("lmlo", 0.4, "L", "MLO"),
+        view("rcc", 0.3, "R", "CC"),
+        view("rml", 0.8, "R", "ML"),
+    ]
+    assert [c.path for c in counterparts(exam[1], exam)] == ["rcc", "rml"]
+    lmlo = exam_fields(exam, SCORING)[1]
+    assert lmlo.probability == pytest.approx(paired_with(0.4, 0.8))
+    unknown = view("l", 0.4, "L", None)
+    assert [c.path for c in counterparts(unknown, [*exam, unknown])] == ["rcc", "rml"]
+
+
+def test_an_exam_of_one_breast_or_unknown_laterality_is_scored_alone():
+    alone = SINGLE.probability({"cnn_logit": logit(0.7)})
+    one_breast = exam_fields([view("lcc", 0.7, "L", "CC"), view("lmlo", 0.2, "L", "MLO")], SCORING)
+    assert one_breast[0].view_group == SINGLE_VIEW
+    assert one_breast[0].probability == pytest.approx(alone)
+    assert one_breast[0].threshold == 0.6
+    assert one_breast[0].partner == "lmlo" and one_breast[0].breast_probability is not None
+    no_side = exam_fields([view("a", 0.7, None, "CC"), view("b", 0.2, "R", "CC")], SCORING)
+    assert [r.view_group for r in no_side] == [SINGLE_VIEW, SINGLE_VIEW]
+
+
+def test_a_prior_study_of_the_same_patient_is_never_the_partner():
+    records = [
+        view("now-l", 0.7, "L", "MLO", exam="P/2"),
+        view("prior-r", 0.1, "R", "MLO", exam="P/1"),
+    ]
+    first, second = group_records(records, SCORING)
+    assert first.view_group == second.view_group == SINGLE_VIEW
+    assert partner_network_probabilities(records) == [None, None]
+
+
+def test_exam_fields_are_idempotent_and_order_free():
+    exam = [
+        view("lcc", 0.7, "L", "CC"),
+        view("rcc", 0.3, "R", "CC"),
+        view("lmlo", 0.2, "L", "MLO"),
+    ]
+    once = exam_fields(exam, SCORING)
+    assert exam_fields(once, SCORING) == once
+    reordered = exam_fields(exam[::-1], SCORING)[::-1]
+    assert [r.probability for r in reordered] == [r.probability for r in once]
+
+
+def test_partner_network_probabilities_follow_the_pairing_rule():
+    exam = [
+        view("lcc", 0.7, "L", "CC"),
+        view("lmlo", 0.2, "L", "MLO"),
+        view("rcc", 0.3, "R", "CC"),
+        view("x", 0.5, None, None, exam=None),
+    ]
+    assert partner_network_probabilities(exam) == [0.3, 0.3, 0.7, None]

@@ -141,6 +141,6 @@ def test_predict_and_evaluate_take_a_named_operating_point(capsys, tmp_path):
     code, captured = thresholds("--operating-point", "triage", "--threshold", "0.3")
     assert code == 1 and "not both" in captured.err
     code, captured = thresholds("--group-by", "none")
-    assert json_module.loads(captured.out)["view_group"] is None
+    assert json_module.loads(captured.out)["view_group"] == "single_view"
     code, captured = thresholds()
     assert json_module.loads(captured.out)["view_group"] == "single_view"

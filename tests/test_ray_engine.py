@@ -111,7 +111,7 @@ def test_actor_scores_only_bytes_with_the_expected_sha256(ray_instance, predicto
         "source": "test",
         "device": "cpu",
         "threads": 1,
-        "threshold": predictor.threshold,
+        "threshold_setting": predictor.threshold_setting,
         "batch_size": 4,
     }
     actor = ScoringActor([ray.put(real)], **options)

@@ -135,3 +135,89 @@ def test_a_pair_head_reading_calcifications_is_refused(tmp_path):
     model = build_tiny_model(tmp_path / "bad.onnx", tiny_metadata(head={"pair": head}))
     with pytest.raises(ModelError, match="not supported"):
         Predictor(model)
+
+
+SINGLE = {
+    "features": ["cnn_logit"],
+    "mean": [0.0],
+    "scale": [1.0],
+    "coefficients": [1.3],
+    "intercept": 0.4,
+}
+#: Paired points at 0.5/0.3, single-view points at 0.6/0.2: each family is told apart.
+PAIRED_AND_SINGLE_POINTS = {
+    "default": "balanced",
+    "points": {"balanced": {"threshold": 0.5}, "triage": {"threshold": 0.3}},
+    "single_view": {
+        "default": "balanced",
+        "points": {"balanced": {"threshold": 0.6}, "triage": {"threshold": 0.2}},
+    },
+}
+
+
+def _single_and_pair_model(tmp_path):
+    metadata = tiny_metadata(
+        head={"pair": PAIR, "single": SINGLE},
+        operating_points=PAIRED_AND_SINGLE_POINTS,
+        threshold=0.5,
+    )
+    return build_tiny_model(tmp_path / "both.onnx", metadata)
+
+
+@pytest.mark.parametrize("point, paired_at, single_at", [(None, 0.5, 0.6), ("triage", 0.3, 0.2)])
+def test_an_image_alone_gets_the_single_view_head_and_point(tmp_path, point, paired_at, single_at):
+    from mammo_edge import Predictor
+
+    model = _single_and_pair_model(tmp_path)
+    left, right = synthetic_mammogram(level=170), synthetic_mammogram(level=110, seed=1)
+    for name, image in (("mdb001.png", left), ("mdb002.png", right), ("mdb005.png", left)):
+        assert cv2.imwrite(str(tmp_path / name), image)
+    predictor = Predictor(model, threads=1, operating_point=point)
+    results = {r.path.rsplit("/", 1)[-1]: r for r in predictor.iter_predict_paths([str(tmp_path)])}
+    own, other = (logit(tiny_probability(image)) for image in (left, right))
+    paired = Head.from_dict(PAIR).probability(
+        {"cnn_logit": own, "cnn_logit_minus_other": own - other}
+    )
+    alone = Head.from_dict(SINGLE).probability({"cnn_logit": own})
+    name = point or "balanced"
+    with_partner, lone = results["mdb001.png"], results["mdb005.png"]
+    assert (with_partner.view_group, with_partner.threshold) == ("exam", paired_at)
+    assert with_partner.probability == pytest.approx(paired, abs=1e-5)
+    assert with_partner.operating_point == name
+    assert (lone.view_group, lone.threshold, lone.operating_point) == (
+        "single_view",
+        single_at,
+        name,
+    )
+    assert lone.probability == pytest.approx(alone, abs=1e-5)
+    assert lone.label == ("abnormal" if alone >= single_at else "normal")
+    ungrouped = Predictor(model, threads=1, group_by="none", operating_point=point)
+    record = ungrouped.predict(tmp_path / "mdb001.png")
+    assert (record.view_group, record.threshold) == ("single_view", single_at)
+    assert record.probability == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_custom_threshold_labels_both_families_alike(tmp_path):
+    from mammo_edge import Predictor
+
+    predictor = Predictor(_single_and_pair_model(tmp_path), threads=1, threshold=0.45)
+    assert predictor.exam_scoring.paired_threshold == predictor.exam_scoring.single_threshold
+    assert predictor.operating_point == "custom threshold"
+
+
+def test_single_view_points_must_name_the_paired_points(tmp_path):
+    from mammo_edge import Predictor
+
+    points = {**PAIRED_AND_SINGLE_POINTS, "single_view": {"points": {"other": {"threshold": 1}}}}
+    model = build_tiny_model(tmp_path / "bad.onnx", tiny_metadata(operating_points=points))
+    with pytest.raises(ModelError, match="single-view operating points"):
+        Predictor(model)
+
+
+def test_a_single_head_beside_a_pair_head_reads_the_logit_only(tmp_path):
+    from mammo_edge import Predictor
+
+    single = {**SINGLE, "features": ["calc_cluster"]}
+    metadata = tiny_metadata(head={"pair": PAIR, "single": single})
+    with pytest.raises(ModelError, match="cnn_logit only"):
+        Predictor(build_tiny_model(tmp_path / "bad.onnx", metadata))

@@ -14,12 +14,14 @@ from collections.abc import Callable
 
 #: Every command and what it does, in the order ``--help`` lists them.
 COMMANDS = {
-    "fit": "train a model on MIAS under a protocol (patient, seed or lesion); the default",
+    "fit": "train a model on MIAS or a dataset manifest under a protocol; the default",
+    "manifest": "write a dataset manifest (docs/datasets.md) from MIAS or CBIS-DDSM",
     "repeated": "repeated cross-validation of the lite0 recipe from finished `fit` runs",
     "ablation": "the ablation table: out-of-fold predictions of several runs, measured alike",
     "compare": "the leak-vs-honest ROC figure from a seed run and a patient run",
     "localisation": "do heatmap peaks fall on the Info.txt lesion circles?",
     "reproduce-published": "the seed study's table with its published weights, then honestly",
+    "single-view": "a pair-head model's single-view head and operating points, out of sample",
 }
 DEFAULT_COMMAND = "fit"
 
@@ -28,6 +30,8 @@ def command_main(command: str) -> Callable[[list[str] | None], int]:
     """The ``main(argv)`` of ``command`` (a key of :data:`COMMANDS`), imported on use."""
     if command == "fit":
         from .fit_command import main
+    elif command == "manifest":
+        from .manifest import main
     elif command == "repeated":
         from .repeated import main
     elif command == "ablation":
@@ -38,6 +42,8 @@ def command_main(command: str) -> Callable[[list[str] | None], int]:
         from .localisation import main
     elif command == "reproduce-published":
         from .reproduce_published import main
+    elif command == "single-view":
+        from .single_view import main
     else:
         raise KeyError(f"no command {command!r}; expected one of {', '.join(COMMANDS)}")
     return main

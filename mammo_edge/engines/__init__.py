@@ -79,8 +79,6 @@ class EngineBase:
     def iter_score(self, inputs: Iterable[ImageInput]) -> Iterator[PredictionResult]:
         """:meth:`iter_records`, with the exam fields of the predictor's grouping added."""
         records = self.iter_records(inputs)
-        if self.predictor.group_by == "none":
-            return records
         return _closing(self.predictor.group(records), records)
 
     def __enter__(self):

@@ -246,7 +246,7 @@ class RayEngine(EngineBase):
                 "source": str(predictor.model_file.path),
                 "device": predictor.device,
                 "threads": self.plan.threads,
-                "threshold": predictor.threshold,
+                "threshold_setting": predictor.threshold_setting,
                 "batch_size": batch_size,
             },
             "batch_size": batch_size,

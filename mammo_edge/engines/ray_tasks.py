@@ -8,6 +8,7 @@ the model input as a dense float32 block (zeros where an input failed).
 from __future__ import annotations
 
 import json
+from dataclasses import astuple
 
 import numpy as np
 
@@ -46,10 +47,7 @@ def load_batch(
         "error_message": np.asarray([item.error_message or "" for item in loaded], dtype=object),
         "evidence": np.asarray([json.dumps(item.evidence) for item in loaded], dtype=object),
         "view": np.asarray(
-            [
-                json.dumps([item.view.exam, item.view.laterality] if item.view else None)
-                for item in loaded
-            ],
+            [json.dumps(astuple(item.view) if item.view else None) for item in loaded],
             dtype=object,
         ),
     }
@@ -69,7 +67,7 @@ class ScoringActor:
         source: str,
         device: str,
         threads: int,
-        threshold: float,
+        threshold_setting: dict,
         batch_size: int,
     ) -> None:
         import ray
@@ -83,7 +81,7 @@ class ScoringActor:
             source=source,
             device=device,
             threads=threads,
-            threshold=threshold,
+            **threshold_setting,
             batch_size=batch_size,
             workers=1,
         )
