@@ -55,6 +55,10 @@ class ErrorCode(str, Enum):
     DICOM_FOR_PROCESSING = "DICOM_FOR_PROCESSING"
     """A DICOM 'FOR PROCESSING' (raw detector) image received by ``mammo-edge serve``, which
     scores only what a radiologist would see ('FOR PRESENTATION')."""
+    STUDY_QUARANTINED = "STUDY_QUARANTINED"
+    """``mammo-edge serve`` could not finish this instance's study (scoring it or writing its
+    SR or overlays failed on every attempt): the study's received instances were moved to
+    ``spool/failed/`` and are not retried until an operator moves them back."""
 
 
 class MammoEdgeError(Exception):

@@ -201,3 +201,41 @@ def read_results(out: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def in_process_scorer(out: Path, predictor=None, **options):
+    """A :class:`~mammo_edge.serve.studies.StudyScorer` over ``OUT`` without listeners.
+
+    The node's parts as :class:`~mammo_edge.serve.service.Service` builds them (spool,
+    results.jsonl, an outbox that sends nothing, metrics); ``options`` go to the scorer
+    (``stable_after`` defaults to 0). Not started: call ``score_study`` or ``start()``.
+    """
+    from mammo_edge import Predictor
+    from mammo_edge.explain import Explainer
+    from mammo_edge.serve.metrics import Metrics
+    from mammo_edge.serve.outbox import Outbox
+    from mammo_edge.serve.records import ResultsLog
+    from mammo_edge.serve.spool import Spool
+    from mammo_edge.serve.studies import StudyScorer
+
+    out.mkdir(parents=True, exist_ok=True)
+    spool = Spool(out / "spool")
+    options.setdefault("stable_after", 0.0)
+    return StudyScorer(
+        Explainer(predictor or Predictor(streams=1)),
+        spool,
+        ResultsLog(out / "results.jsonl"),
+        Outbox(out, None, "MAMMOEDGE"),
+        Metrics(failed_studies=lambda: len(spool.failed_studies())),
+        out,
+        **options,
+    )
+
+
+def spool_dataset(scorer, dataset) -> None:
+    """Put ``dataset`` in the scorer's spool as the C-STORE handler does."""
+    from io import BytesIO
+
+    buffer = BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    scorer.spool.store(dataset.get("StudyInstanceUID"), dataset.SOPInstanceUID, buffer.getvalue())

@@ -87,6 +87,47 @@ ReplicasOption = Annotated[
     int, typer.Option(min=1, help="With --engine ray: Ray Serve replicas (one CPU each).")
 ]
 
+TlsCertOption = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True,
+        dir_okay=False,
+        help="PEM certificate: the DICOM port speaks DICOM TLS and HTTP becomes HTTPS.",
+        show_default=False,
+    ),
+]
+
+TlsKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True,
+        dir_okay=False,
+        help="PEM private key of --tls-cert (unencrypted).",
+        show_default=False,
+    ),
+]
+
+TlsCaOption = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True,
+        dir_okay=False,
+        help="PEM CA certificate(s): clients (DICOM and HTTPS) must present a certificate "
+        "it signed.",
+        show_default=False,
+    ),
+]
+
+AllowAeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="AET[@HOST]",
+        help="Accept associations only from this calling AE title, and from HOST when given "
+        "(AET or AET@HOST); repeat for each modality. Others are rejected and logged.",
+        show_default=False,
+    ),
+]
+
 
 def serve_command(
     dicom_port: DicomPortOption = None,
@@ -101,6 +142,10 @@ def serve_command(
     token_file: TokenFileOption = None,
     threads: ThreadsOption = None,
     replicas: ReplicasOption = 2,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    allow_ae: AllowAeOption = None,
 ) -> int:
     """Receive mammograms from the PACS (DICOM) or clients (HTTP) and score them.
 
@@ -124,6 +169,15 @@ def serve_command(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     token = _read_token(token_file) if token_file is not None else None
+    if allow_ae and dicom_port is None:
+        raise typer.BadParameter("--allow-ae filters DICOM associations: give --dicom-port")
+    try:
+        from ..serve.access import AllowedCaller, tls_files
+
+        tls = tls_files(tls_cert, tls_key, tls_ca)
+        allowed = tuple(AllowedCaller.parse(value) for value in allow_ae or ())
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
     _log_to_stderr()
     settings = ServeSettings(
         out_dir=out,
@@ -138,6 +192,8 @@ def serve_command(
         token=token,
         threads=threads,
         replicas=replicas,
+        tls=tls,
+        allow_ae=allowed,
     )
     return run(settings)
 

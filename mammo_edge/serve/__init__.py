@@ -10,8 +10,12 @@ module imports its heavy dependency itself. The parts, one concept per module:
 - :mod:`.instances`: which received objects are scorable mammograms;
 - :mod:`.studies`: scores a study once no instance has arrived for ``stable_after`` seconds;
 - :mod:`.structured_report`, :mod:`.overlay`: the TID 1500 SR and the heatmap Secondary Capture;
+  :mod:`.source_header`: the image's patient and study as they copy it (type-2 values empty
+  where absent);
+- :mod:`.quarantine`: a study that keeps failing: bounded retries, then ``spool/failed/``;
 - :mod:`.outbox`: results waiting to be sent by C-STORE, retried with back-off;
-- :mod:`.dicom_node`: the pynetdicom SCP (C-ECHO, C-STORE);
+- :mod:`.dicom_node`: the pynetdicom SCP (C-ECHO, C-STORE); :mod:`.access`: its doors
+  (DICOM TLS and HTTPS, the calling AE allow list);
 - :mod:`.http_app`: the FastAPI application; :mod:`.batcher`: requests batched for the model;
 - :mod:`.metrics`: counters in the Prometheus text format;
 - :mod:`.service`: starts the parts, stops them on SIGTERM.

@@ -9,6 +9,10 @@ object is a scorable mammogram is decided later (:mod:`.instances`).
 The C-STORE handler only writes the instance to the spool (:mod:`.spool`) and answers:
 success once the file is on disk, 0xA700 (out of resources) when the disk refused it, so
 the sender keeps the instance and tries again.
+
+The door (:mod:`.access`): with TLS files, the port speaks DICOM TLS only (a client
+certificate required when a CA is given); with an allow list, an association from any
+other calling AE title (or host) is rejected with A-ASSOCIATE-RJ and logged.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import threading
 import time
 
+from .access import AllowedCaller, admitted
 from .metrics import Metrics
 from .spool import Spool
 
@@ -26,6 +31,8 @@ logger = logging.getLogger("mammo_edge.serve")
 STATUS_OUT_OF_RESOURCES = 0xA700
 #: C-STORE status: cannot understand (the dataset could not be parsed).
 STATUS_CANNOT_UNDERSTAND = 0xC000
+#: A-ASSOCIATE-RJ: rejected permanent, by the service user, calling AE title not recognised.
+REJECT_CALLING_AE = (0x01, 0x01, 0x03)
 
 
 def accepted_transfer_syntaxes() -> list[str]:
@@ -56,11 +63,23 @@ class DicomNode:
     Args:
         spool: where received instances are written.
         metrics: counts ``received`` instances.
-        ae_title: this node's AE title (any calling AE title is accepted).
+        ae_title: this node's AE title.
         host, port: where to listen; port 0 picks a free one (see :attr:`port`).
+        ssl_context: the server's TLS context (:meth:`.access.TlsFiles.server_context`);
+            ``None``: plain TCP.
+        allowed: the calling AE titles (and hosts) accepted; empty: every one.
     """
 
-    def __init__(self, spool: Spool, metrics: Metrics, ae_title: str, host: str, port: int):
+    def __init__(
+        self,
+        spool: Spool,
+        metrics: Metrics,
+        ae_title: str,
+        host: str,
+        port: int,
+        ssl_context=None,
+        allowed: tuple[AllowedCaller, ...] = (),
+    ):
         from pynetdicom import AE, AllStoragePresentationContexts, evt
         from pynetdicom.sop_class import Verification
 
@@ -75,7 +94,13 @@ class DicomNode:
             self.ae.add_supported_context(context.abstract_syntax, syntaxes)
         self.ae.add_supported_context(Verification)
         self._host, self._requested_port = host, port
-        self._handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)]
+        self._ssl_context = ssl_context
+        self.allowed = tuple(allowed)
+        self._handlers = [
+            (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_ECHO, self._on_echo),
+        ]
         self._server = None
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -86,7 +111,10 @@ class DicomNode:
 
     def start(self) -> None:
         self._server = self.ae.start_server(
-            (self._host, self._requested_port), block=False, evt_handlers=self._handlers
+            (self._host, self._requested_port),
+            block=False,
+            evt_handlers=self._handlers,
+            ssl_context=self._ssl_context,
         )
 
     def stop(self, timeout: float) -> None:
@@ -103,6 +131,22 @@ class DicomNode:
         for association in server.active_associations:
             association.abort()  # the sender keeps what was not answered and retries
         server.server_close()
+
+    def _on_requested(self, event) -> None:
+        """Reject an association whose calling AE title (and host) is not allowed."""
+        association = event.assoc
+        calling = association.requestor.primitive.calling_ae_title
+        address = association.requestor.address
+        if admitted(self.allowed, calling, address):
+            return
+        logger.warning(
+            "refused an association from %s@%s: not in --allow-ae (%s)",
+            calling.strip(),
+            address,
+            ", ".join(map(str, self.allowed)),
+        )
+        association.acse.send_reject(*REJECT_CALLING_AE)
+        association.kill()
 
     def _on_echo(self, event) -> int:
         return 0x0000

@@ -19,16 +19,22 @@ class Metrics:
     Args:
         queue_depth: returns the work waiting now (HTTP requests queued plus received
             instances not yet scored); read at each scrape.
+        failed_studies: returns the studies in ``spool/failed/`` now; read at each scrape.
     """
 
-    def __init__(self, queue_depth: Callable[[], int] = lambda: 0) -> None:
+    def __init__(
+        self,
+        queue_depth: Callable[[], int] = lambda: 0,
+        failed_studies: Callable[[], int] = lambda: 0,
+    ) -> None:
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self._bucket_counts = [0] * len(LATENCY_BUCKETS)
         self._latency_sum = 0.0
         self._latency_count = 0
-        self.instances = {"received": 0, "scored": 0, "failed": 0}
+        self.instances = {"received": 0, "scored": 0, "failed": 0, "quarantined": 0}
         self.queue_depth = queue_depth
+        self.failed_studies = failed_studies
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one HTTP request and its latency."""
@@ -41,7 +47,8 @@ class Metrics:
                     self._bucket_counts[index] += 1
 
     def instance(self, outcome: str, count: int = 1) -> None:
-        """Count instances ``received``, ``scored`` (a probability) or ``failed`` (an error row)."""
+        """Count instances ``received``, ``scored`` (a probability), ``failed`` (an error row)
+        or ``quarantined`` (their study moved to ``spool/failed/``)."""
         with self._lock:
             self.instances[outcome] += count
 
@@ -80,5 +87,9 @@ class Metrics:
             "instances not yet scored.",
             "# TYPE mammo_edge_queue_depth gauge",
             f"mammo_edge_queue_depth {self.queue_depth()}",
+            "# HELP mammo_edge_failed_studies Studies quarantined in spool/failed/ (not retried "
+            "until moved back to spool/incoming/).",
+            "# TYPE mammo_edge_failed_studies gauge",
+            f"mammo_edge_failed_studies {self.failed_studies()}",
         ]
         return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..explain import HeatmapGrid, Peak, render_overlay
 from ..preprocess import Geometry
+from .source_header import writable_header
 from .structured_report import RESEARCH_USE, derived_uid
 
 OVERLAY_SERIES_NUMBER = 9902
@@ -61,6 +62,8 @@ def build_overlay(source, rgb: np.ndarray, geometry: Geometry, instance_number: 
     """
     import highdicom as hd
 
+    # highdicom copies patient and study from the source: absent type-2 values are empty.
+    source = writable_header(source)
     study_uid = str(source.StudyInstanceUID)
     laterality = str(source.get("ImageLaterality", "") or source.get("Laterality", "") or "")
     image = hd.sc.SCImage.from_ref_dataset(

@@ -2,12 +2,14 @@
 
 Each line is the ``mammo-edge predict`` record (:class:`~mammo_edge.records.PredictionResult`,
 fields in schema order, its laterality and exam fields included) followed by the instance's
-DICOM identity, the study revision that
-first scored it and, when scored, where its heatmap peaks. The file is the service's
-memory: an instance whose ``sop_instance_uid`` is in it has been scored and is never scored
-again, across restarts. Lines are appended with one ``write`` per study and flushed to disk
-(``fsync``) before the instances leave ``incoming/``; a line cut by a crash is removed at
-the next start (its instance is still in ``incoming/`` and is scored again).
+DICOM identity, the study revision that first scored it and, when scored, where its heatmap
+peaks. The file is the service's memory: an instance whose ``sop_instance_uid`` is in it
+has been scored and is never scored again, across restarts, unless its latest line says
+``STUDY_QUARANTINED``: that line cancels the instance's earlier ones, so a study an operator
+moves back from ``spool/failed/`` to ``spool/incoming/`` is scored afresh.
+Lines are appended with one ``write`` per study and flushed to disk (``fsync``) before the
+instances leave ``incoming/``; a line cut by a crash is removed at the next start (its
+instance is still in ``incoming/`` and is scored again).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..errors import ErrorCode
 from ..records import PredictionResult, record_from_dict
+
+QUARANTINED = ErrorCode.STUDY_QUARANTINED.value
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,17 @@ class ResultsLog:
 
     def _remember(self, record: ServeRecord) -> None:
         study = record.study_instance_uid or ""
+        if record.prediction.error_code == QUARANTINED:
+            # The instance's study was quarantined: its earlier lines no longer count, so
+            # moved back from spool/failed/ by an operator it is scored afresh.
+            if record.sop_instance_uid:
+                uid = record.sop_instance_uid
+                self._recorded.discard(uid)
+                kept = [other for other in self._by_study[study] if other.sop_instance_uid != uid]
+                self._by_study[study] = kept
+                # Nothing of a quarantined revision was sent: a retry may use its number.
+                self._revisions[study] = max((other.revision for other in kept), default=0)
+            return
         self._by_study[study].append(record)
         if record.sop_instance_uid:
             self._recorded.add(record.sop_instance_uid)

@@ -2,7 +2,9 @@
 
 On start: the model is loaded and verified; ``DIR/results.jsonl`` is read (a line cut by a
 crash removed); instances left in the spool are scored as soon as they are quiet; results
-not yet sent are sent. When every listener is up, ``DIR/serve.json`` names the ports (useful
+not yet sent are sent; studies quarantined in ``spool/failed/`` are reported (a log line,
+``failed_studies`` in ``serve.json`` and the ``/metrics`` gauge) but not retried. When every
+listener is up, ``DIR/serve.json`` names the ports (useful
 with port 0, which picks a free one) and the process id.
 
 On SIGTERM (or Ctrl-C): stop accepting associations and requests, let those in progress
@@ -23,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .access import AllowedCaller, TlsFiles
 from .outbox import Destination
 
 logger = logging.getLogger("mammo_edge.serve")
@@ -50,6 +53,8 @@ class ServeSettings:
     threads: int | None = None
     max_queue: int = 64
     replicas: int = 2
+    tls: TlsFiles | None = None
+    allow_ae: tuple[AllowedCaller, ...] = ()
 
 
 class Service:
@@ -78,7 +83,10 @@ class Service:
                 self.results.repaired_bytes,
             )
         self.batcher = None
-        self.metrics = Metrics(queue_depth=self._queue_depth)
+        self.metrics = Metrics(
+            queue_depth=self._queue_depth,
+            failed_studies=lambda: len(self.spool.failed_studies()),
+        )
         self.outbox = Outbox(out_dir, settings.send_to, settings.ae_title)
         self.node = None
         self.scorer = None
@@ -95,7 +103,13 @@ class Service:
                 settings.stable_after,
             )
             self.node = DicomNode(
-                self.spool, self.metrics, settings.ae_title, settings.host, settings.dicom_port
+                self.spool,
+                self.metrics,
+                settings.ae_title,
+                settings.host,
+                settings.dicom_port,
+                ssl_context=settings.tls.server_context() if settings.tls else None,
+                allowed=settings.allow_ae,
             )
         self._http_server = None
         self._http_thread: threading.Thread | None = None
@@ -108,7 +122,8 @@ class Service:
     def start(self) -> dict:
         """Start every part; returns what ``serve.json`` says (ports, pid)."""
         settings = self.settings
-        info: dict = {"pid": os.getpid(), "host": settings.host}
+        info: dict = {"pid": os.getpid(), "host": settings.host, "tls": settings.tls is not None}
+        info["failed_studies"] = self._report_failed()
         self.outbox.start()
         if self.node is not None:
             self.scorer.start()
@@ -126,6 +141,21 @@ class Service:
         partial.write_text(json.dumps(info, indent=2) + "\n")
         os.replace(partial, ready)
         return info
+
+    def _report_failed(self) -> int:
+        """Log what ``spool/failed/`` holds (quarantined studies); how many studies."""
+        failed = self.spool.failed_studies()
+        if failed:
+            logger.warning(
+                "%d quarantined study(ies), %d instance(s), in %s (not retried; each has "
+                "STUDY_QUARANTINED lines in results.jsonl and a .json note of why): %s; "
+                "move a study's folder back to spool/incoming/ to try it again",
+                len(failed),
+                sum(failed.values()),
+                self.spool.failed,
+                ", ".join(failed),
+            )
+        return len(failed)
 
     def _start_http(self) -> int:
         import uvicorn
@@ -155,6 +185,7 @@ class Service:
             access_log=False,
             timeout_graceful_shutdown=int(DRAIN_SECONDS),
             lifespan="off",
+            **(settings.tls.uvicorn_options() if settings.tls else {}),
         )
         self._http_server = uvicorn.Server(config)
         self._http_thread = threading.Thread(
@@ -226,9 +257,13 @@ def run(settings: ServeSettings) -> int:
             return EXIT_CANNOT_LISTEN
         parts = []
         if "dicom_port" in info:
-            parts.append(f"DICOM {settings.ae_title}@{settings.host}:{info['dicom_port']}")
+            tls = " (TLS)" if settings.tls is not None else ""
+            parts.append(f"DICOM {settings.ae_title}@{settings.host}:{info['dicom_port']}{tls}")
         if "http_port" in info:
-            parts.append(f"HTTP http://{settings.host}:{info['http_port']}")
+            scheme = "https" if settings.tls is not None else "http"
+            parts.append(f"HTTP {scheme}://{settings.host}:{info['http_port']}")
+        if settings.allow_ae:
+            parts.append("associations only from " + ", ".join(map(str, settings.allow_ae)))
         logger.info(
             "serving %s with %s %s (SHA-256 %s); results in %s",
             ", ".join(parts),

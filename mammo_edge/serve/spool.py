@@ -5,17 +5,21 @@ Layout under ``DIR/spool/``::
     tmp/                         half-written files (a crash leaves them; removed at start)
     incoming/<StudyUID>/<SOPUID>.dcm   received, not yet recorded in results.jsonl
     scored/<StudyUID>/<SOPUID>.dcm     recorded; kept for the study's next revision
+    failed/<StudyUID>/<SOPUID>.dcm     quarantined: the study's outputs kept failing
+    failed/<StudyUID>.json             why, when, after how many attempts
 
 An instance reaches ``incoming/`` by ``os.replace`` of a file already flushed to disk
 (``fsync`` of the file and of its folder), so after any crash a file in ``incoming/`` is
 whole, and a C-STORE is answered "success" only once that is true. The C-STORE handler does
 nothing else: scoring happens in :mod:`.studies`, so a slow model never holds up an
-association.
+association. A study in ``failed/`` is not retried (:mod:`.quarantine`); an operator
+retries it by moving its folder back to ``incoming/``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import threading
@@ -66,7 +70,8 @@ class Spool:
         self.tmp = self.root / "tmp"
         self.incoming = self.root / "incoming"
         self.scored = self.root / "scored"
-        for folder in (self.tmp, self.incoming, self.scored):
+        self.failed = self.root / "failed"
+        for folder in (self.tmp, self.incoming, self.scored, self.failed):
             folder.mkdir(parents=True, exist_ok=True)
         for leftover in self.tmp.iterdir():  # a crash mid-write; the sender got no success
             leftover.unlink(missing_ok=True)
@@ -161,6 +166,43 @@ class Spool:
                 (self.incoming / study_key).rmdir()
             except OSError:
                 pass  # not empty: more instances arrived meanwhile; the next revision
+
+    def failed_path(self, instance: SpooledInstance) -> Path:
+        """Where an instance goes when its study is quarantined."""
+        return self.failed / instance.study_key / instance.path.name
+
+    def quarantine(self, study_key: str, instances: list[SpooledInstance], note: dict) -> Path:
+        """Move the study's ``instances`` to ``failed/<study>/`` and write ``note`` beside it.
+
+        The files keep their names, so moving the folder back to ``incoming/`` retries the
+        study; ``failed/<study>.json`` holds ``note`` (why, when, attempts). Returns the folder.
+        """
+        folder = self.failed / study_key
+        folder.mkdir(parents=True, exist_ok=True)
+        for instance in instances:
+            if instance.path.exists():
+                os.replace(instance.path, self.failed_path(instance))
+        _fsync_folder(folder)
+        partial = self.failed / f"{study_key}.json.part"
+        partial.write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, self.failed / f"{study_key}.json")
+        _fsync_folder(self.failed)
+        with self._lock:
+            try:
+                (self.incoming / study_key).rmdir()
+            except OSError:
+                pass  # not empty: instances that arrived meanwhile make a new attempt
+        return folder
+
+    def failed_studies(self) -> dict[str, int]:
+        """``{study key: instances}`` of the studies in ``failed/`` (those holding files)."""
+        found = {}
+        for entry in os.scandir(self.failed):
+            if entry.is_dir():
+                count = sum(1 for name in os.listdir(entry.path) if name.endswith(".dcm"))
+                if count:
+                    found[entry.name] = count
+        return dict(sorted(found.items()))
 
     def depth(self) -> int:
         """Instances received and not yet recorded."""

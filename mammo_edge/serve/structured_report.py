@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .records import ServeRecord
+from .source_header import writable_header
 
 #: Private coding scheme for the concepts no standard vocabulary names exactly.
 SCHEME = "99MAMMOEDGE"
@@ -35,6 +36,10 @@ SCHEME = "99MAMMOEDGE"
 #: character repertoire).
 RESEARCH_USE = "research use - not for diagnosis"
 SR_SERIES_NUMBER = 9901
+
+
+class NothingToReport(ValueError):
+    """The study has no scored image with a heatmap peak (only error rows): no SR."""
 
 
 def probability_concept():
@@ -72,16 +77,22 @@ def build_report(
         threshold: the decision threshold the records used.
 
     Returns:
-        a ``highdicom.sr.ComprehensiveSR``.
+        a ``highdicom.sr.ComprehensiveSR``; its patient and study attributes are the first
+        image's, empty where it lacks them (:func:`~.source_header.writable_header`).
+
+    Raises:
+        NothingToReport: no record of ``records`` is a scored image found in ``evidence``.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
     scored = [record for record in records if record.ok and record.peak_x is not None]
-    by_uid = {dataset.SOPInstanceUID: dataset for dataset in evidence}
+    by_uid = {str(dataset.get("SOPInstanceUID", "")): dataset for dataset in evidence}
     scored = [record for record in scored if record.sop_instance_uid in by_uid]
     if not scored:
-        raise ValueError("no scored image to report")
+        raise NothingToReport("no scored image to report")
+    # The report copies patient and study from its evidence: absent type-2 values are empty.
+    by_uid = {uid: writable_header(by_uid[uid]) for uid in {r.sop_instance_uid for r in scored}}
     study_uid = scored[0].study_instance_uid
     first = scored[0].prediction
     algorithm = hd.sr.AlgorithmIdentification(

@@ -17,6 +17,9 @@ recorded: they are not recorded again; their SR and overlays are written again (
 so the peer receives the same objects). A study that receives instances after it was
 scored is scored again when quiet, as the next revision; the SR of a revision covers every
 scored image of the study.
+
+A study whose scoring or outputs raise is tried again with back-off a bounded number of
+times, other studies going on meanwhile, then quarantined (:mod:`.quarantine`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ..records import build_record
 from .instances import InstanceHeader, read_header
 from .metrics import Metrics
 from .outbox import Outbox
+from .quarantine import StudyAttempts, quarantine_note, quarantine_records
 from .records import ResultsLog, ServeRecord
 from .spool import Spool, SpooledInstance
 
@@ -48,6 +52,8 @@ class StudyScorer:
         spool, results, outbox, metrics: the service's parts.
         out_dir: ``DIR``; SRs and overlays go to ``DIR/<StudyUID>/``.
         stable_after: seconds without a new instance before a study is scored.
+        attempts: how often and how soon a failing study is tried again before it is
+            quarantined (:mod:`.quarantine`; default 4 attempts, 2 s, 4 s, 8 s apart).
     """
 
     def __init__(
@@ -59,6 +65,7 @@ class StudyScorer:
         metrics: Metrics,
         out_dir: Path,
         stable_after: float,
+        attempts: StudyAttempts | None = None,
     ) -> None:
         self.explainer = explainer
         self.spool = spool
@@ -67,6 +74,7 @@ class StudyScorer:
         self.metrics = metrics
         self.out_dir = Path(out_dir)
         self.stable_after = stable_after
+        self.attempts = attempts or StudyAttempts()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.studies_scored = 0
@@ -89,17 +97,64 @@ class StudyScorer:
             quiet = [
                 study
                 for study in self.spool.pending_studies()
-                if self.spool.quiet_for(study) >= self.stable_after
+                if self.spool.quiet_for(study) >= self.stable_after and self.attempts.due(study)
             ]
             for study in quiet:
                 if self._stop.is_set():
                     return
                 try:
                     self.score_study(study)
-                except Exception:  # a bug must not stop the node; the study stays spooled
-                    logger.exception("scoring study %s failed; it stays in the spool", study)
-                    self._stop.wait(5.0)
+                except Exception as error:  # a bug or a bad object must not stop the node
+                    self._failed(study, error)
+                else:
+                    self.attempts.forget(study)
             self._stop.wait(poll)
+
+    def _failed(self, study_key: str, error: Exception) -> None:
+        """Schedule the study's next attempt, or quarantine it when attempts are spent."""
+        attempts, delay = self.attempts.failed(study_key)
+        if delay is not None:
+            logger.warning(
+                "study %s: attempt %d of %d failed (%s); trying again in %.3g s",
+                study_key,
+                attempts,
+                self.attempts.max_attempts,
+                type(error).__name__,
+                delay,
+            )
+            return
+        reason = f"{type(error).__name__}: {error}"
+        try:
+            count = self.quarantine(study_key, reason, attempts)
+        except Exception:  # the disk itself fails: keep the study, try again much later
+            logger.exception("study %s: cannot quarantine it; it stays in the spool", study_key)
+            return
+        self.attempts.forget(study_key)
+        logger.error(
+            "study %s quarantined after %d failed attempts: %s. Its %d instance(s) are in "
+            "spool/failed/%s/, each with a STUDY_QUARANTINED line in results.jsonl; move "
+            "that folder back to spool/incoming/ to try again",
+            study_key,
+            attempts,
+            reason,
+            count,
+            study_key,
+            exc_info=error,
+        )
+
+    def quarantine(self, study_key: str, reason: str, attempts: int) -> int:
+        """Record and move the study's incoming instances to ``spool/failed/``; how many."""
+        instances = self.spool.incoming_instances(study_key)
+        context = self.explainer.predictor.record_context
+        records = quarantine_records(
+            self.spool, self.out_dir, instances, context, self.results, reason
+        )
+        self.results.append(records)  # before the move: a crash between retries the study
+        study_uid = next((r.study_instance_uid for r in records if r.study_instance_uid), None)
+        note = quarantine_note(study_uid, reason, attempts, len(records))
+        self.spool.quarantine(study_key, instances, note)
+        self.metrics.instance("quarantined", len(records))
+        return len(records)
 
     def score_study(self, study_key: str) -> list[ServeRecord]:
         """Score the study's incoming instances; returns the records written."""
@@ -217,7 +272,7 @@ class StudyScorer:
         import pydicom
 
         from .overlay import build_overlay, overlay_pixels
-        from .structured_report import build_report
+        from .structured_report import NothingToReport, build_report
 
         if study_uid is None:
             return []
@@ -251,7 +306,7 @@ class StudyScorer:
             report = build_report(
                 study_records, evidence, revision, threshold=self.explainer.predictor.threshold
             )
-        except ValueError:  # no scored image in the study (only error rows): no SR
+        except NothingToReport:  # only error rows in the study: no SR
             return written
         written.append(_save(report, folder / f"sr-r{revision}.dcm"))
         return written
