@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mammo_edge.calcifications import FEATURE_NAMES
-from mammo_edge.stacking import Head
+from mammo_edge.logistic import fit_head  # the one head fitter, shared with calibrate
 from mammo_edge.stacking import logit as runtime_logit
 
 from .mias import ImageRecord
@@ -45,23 +45,6 @@ def head_features(
 def head_feature_names(pair: bool) -> list[str]:
     names = ["cnn_logit", *FEATURE_NAMES]
     return names + ["cnn_logit_minus_other", "calc_cluster_minus_other"] if pair else names
-
-
-def fit_head(values: np.ndarray, labels: np.ndarray, names: list[str]) -> Head:
-    """Logistic regression (L2, C=1) on standardised features: the runtime's head."""
-    from sklearn.linear_model import LogisticRegression
-
-    mean = values.mean(axis=0)
-    scale = values.std(axis=0)
-    scale[scale == 0] = 1.0
-    model = LogisticRegression(C=1.0, max_iter=1000).fit((values - mean) / scale, labels)
-    return Head(
-        tuple(names),
-        tuple(float(v) for v in mean),
-        tuple(float(v) for v in scale),
-        tuple(float(v) for v in model.coef_[0]),
-        float(model.intercept_[0]),
-    )
 
 
 def cross_fitted_head(values: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> np.ndarray:
