@@ -28,6 +28,7 @@ from .heatmaps import (
     HeatmapSpec,
     OcclusionSettings,
     Peak,
+    breast_pixels,
     find_peak,
     heat_on_original,
     heatmap_grid,
@@ -157,10 +158,20 @@ class Explainer:
             for batch in batches:
                 explained = self.explain_loaded([item for _, item in batch])
                 for (index, _), (item, grid) in zip(batch, explained, strict=True):
-                    peak = find_peak(grid, item.geometry) if grid is not None else None
+                    peak = self.peak(item, grid)
                     yield Explained(index, item, build_record(item, context), grid, peak)
         finally:
             batches.close()
+
+    def peak(self, item: LoadedImage, grid: HeatmapGrid | None) -> Peak | None:
+        """The heatmap's peak, on the breast when the preprocessing segmented one."""
+        if grid is None:
+            return None
+        config = self.predictor.metadata.preprocess
+        on_breast = None
+        if config.breast_crop and item.model_input is not None:
+            on_breast = breast_pixels(item.model_input, float(config.pixel_offset))
+        return find_peak(grid, item.geometry, on_breast)
 
     def explain_loaded(
         self, items: list[LoadedImage]

@@ -237,12 +237,48 @@ def _regrid(
     ).astype(np.float32)
 
 
-def find_peak(grid: HeatmapGrid, geometry: Geometry) -> Peak:
-    """The grid's maximum (first on ties, row-major), mapped to original pixels."""
-    row, column = np.unravel_index(int(np.argmax(grid.values)), grid.values.shape)
+def find_peak(grid: HeatmapGrid, geometry: Geometry, on_breast: np.ndarray | None = None) -> Peak:
+    """The grid's maximum (first on ties, row-major), mapped to original pixels.
+
+    Args:
+        grid: the heatmap.
+        geometry: where the model input came from.
+        on_breast: ``(height, width)`` bool, the model-input pixels on the breast
+            (:func:`breast_pixels`); the peak is then the highest cell whose centre lies on
+            the breast, so a label, a ruler or a scanner border beside it never holds the
+            mark. ``None`` (or no cell on the breast): the highest cell anywhere.
+    """
+    values = grid.values
+    if on_breast is not None:
+        allowed = _cells_on(grid, on_breast)
+        if allowed.any():
+            values = np.where(allowed, values, -np.inf)
+    row, column = np.unravel_index(int(np.argmax(values)), values.shape)
     input_x, input_y = grid.centre(int(row), int(column))
     x, y = geometry.to_original(input_x, input_y)
     return Peak(x, y, input_x, input_y, float(grid.values[row, column]))
+
+
+def breast_pixels(model_input: np.ndarray, background: float) -> np.ndarray:
+    """The model-input pixels wholly on the breast that breast-aware preprocessing kept.
+
+    Everything off the breast (background, labels, rulers, borders) and the padding was
+    blanked to ``background`` (the input value of a black pixel: the contract's
+    ``pixel_offset``). A pixel on the skin line blends both through the resize, so the kept
+    pixels are eroded by one: a peak there maps back onto the breast, not just beside it.
+    """
+    kept = np.asarray(model_input, dtype=np.float32).reshape(model_input.shape[:2]) != background
+    inner = cv2.erode(kept.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    return inner if inner.any() else kept
+
+
+def _cells_on(grid: HeatmapGrid, on_breast: np.ndarray) -> np.ndarray:
+    """Per cell, whether its centre's model-input pixel is on the breast."""
+    height, width = on_breast.shape
+    rows, columns = grid.values.shape
+    xs = np.clip(np.rint(grid.origin_x + np.arange(columns) * grid.step_x), 0, width - 1)
+    ys = np.clip(np.rint(grid.origin_y + np.arange(rows) * grid.step_y), 0, height - 1)
+    return on_breast[np.ix_(ys.astype(int), xs.astype(int))]
 
 
 def heat_on_original(

@@ -79,8 +79,12 @@ def build_heatmap_model(
     metadata: ModelMetadata | None = None,
     window: int = HEATMAP_WINDOW,
     stride: int = HEATMAP_STRIDE,
+    scale: float = 0.05,
 ) -> Path:
-    """Write the window-mean heatmap model for ``metadata``'s input size to ``path``."""
+    """Write the window-mean heatmap model for ``metadata``'s input size to ``path``.
+
+    ``scale`` < 0 makes a model whose heat is highest on the darkest windows (the blanked
+    background): a network that looks off the breast."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -107,7 +111,7 @@ def build_heatmap_model(
     ]
     initializers = [
         helper.make_tensor("shift", TensorProto.FLOAT, [], [150.0]),
-        helper.make_tensor("scale", TensorProto.FLOAT, [], [0.05]),
+        helper.make_tensor("scale", TensorProto.FLOAT, [], [scale]),
     ]
     graph = helper.make_graph(nodes, "tiny_heatmap", [image], [probability, heatmap], initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from tests.serve_fixtures import (  # noqa: E402
     read_results,
     send_datasets,
     start_serve,
+    write_dataset,
 )
 
 STABLE = "0.5"
@@ -39,6 +41,18 @@ def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def predict_dicoms(datasets, folder) -> dict:
+    """``mammo-edge predict`` on the study's files, records by SOP Instance UID."""
+    from mammo_edge import Predictor
+
+    for dataset in datasets:
+        write_dataset(dataset, folder / f"{dataset.SOPInstanceUID}.dcm")
+    return {
+        record.path.rsplit("/", 1)[-1].removesuffix(".dcm"): record
+        for record in Predictor().iter_predict_paths([str(folder)])
+    }
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +164,12 @@ def test_echo(node):
     association.release()
 
 
-def test_round_trip_sr_overlays_and_revision(node, receiver, predict_probabilities):
-    """Two views scored, SR and overlays sent; a third view later makes revision 2."""
+def test_round_trip_sr_overlays_and_revision(node, receiver, tmp_path):
+    """Two views scored, SR and overlays sent; a third view later makes revision 2.
+
+    Each revision's SR and the latest row of each instance equal ``predict`` on the
+    study's files so far: the pair head weighs each breast against the other.
+    """
     from mammo_edge.serve.structured_report import read_probabilities
 
     out, process, info = node
@@ -160,7 +178,8 @@ def test_round_trip_sr_overlays_and_revision(node, receiver, predict_probabiliti
         mammogram_dataset(read_pgm(EXAMPLES / "mdb003.pgm"), study_uid=study, laterality="L"),
         mammogram_dataset(read_pgm(EXAMPLES / "mdb004.pgm"), study_uid=study, laterality="R"),
     ]
-    uid_to_name = {first[0].SOPInstanceUID: "mdb003", first[1].SOPInstanceUID: "mdb004"}
+    expected = predict_dicoms(first, tmp_path / "first")
+    assert {record.view_group for record in expected.values()} == {"exam"}
     assert send_datasets(info["dicom_port"], first) == [0, 0]
 
     reports = wait_for(lambda: receiver.by_modality("SR"), what="the SR")
@@ -170,9 +189,9 @@ def test_round_trip_sr_overlays_and_revision(node, receiver, predict_probabiliti
     )
     sr = reports[0]
     found = read_probabilities(sr)
-    assert set(found) == set(uid_to_name)
+    assert set(found) == set(expected)
     for uid, probability in found.items():
-        assert probability == pytest.approx(predict_probabilities[uid_to_name[uid]], abs=1e-6)
+        assert probability == pytest.approx(expected[uid].probability, abs=1e-6)
     assert sr.StudyInstanceUID == study and sr.InstanceNumber == 1
     for overlay in overlays:
         assert overlay.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
@@ -184,39 +203,42 @@ def test_round_trip_sr_overlays_and_revision(node, receiver, predict_probabiliti
     records = read_results(out)
     assert len(records) == 2
     for record in records:
-        name = uid_to_name[record["sop_instance_uid"]]
+        reference = expected[record["sop_instance_uid"]]
         assert record["status"] == "ok"
-        assert record["probability"] == pytest.approx(predict_probabilities[name], abs=1e-6)
+        for field in ("probability", "breast_probability", "exam_probability", "threshold"):
+            assert record[field] == pytest.approx(getattr(reference, field), abs=1e-6)
+        assert record["view_group"] == reference.view_group == "exam"
         assert record["study_instance_uid"] == study
         assert record["patient_id"] == "MIAS-TEST"
         assert record["view"] == "MLO"
-        assert record["laterality"] == ("L" if name == "mdb003" else "R")
+        assert record["laterality"] == reference.laterality
         assert record["revision"] == 1
         assert record["model_name"] and record["model_sha256"]
         assert (out / record["path"]).is_file()
     assert (out / study / "sr-r1.dcm").is_file()
-    # predict's exam fields, over the study: one image per breast, so breast = own
-    probabilities = [predict_probabilities[name] for name in ("mdb003", "mdb004")]
-    for record in records:
-        assert record["view_group"] == "exam"
-        assert record["breast_probability"] == pytest.approx(record["probability"])
-        assert record["exam_probability"] == pytest.approx(max(probabilities), abs=1e-6)
     summaries = _summary_values(sr)
-    assert summaries["breast L (highest image)"] == pytest.approx(probabilities[0], abs=1e-6)
-    assert summaries["breast R (highest image)"] == pytest.approx(probabilities[1], abs=1e-6)
-    assert summaries["exam (highest image)"] == pytest.approx(max(probabilities), abs=1e-6)
+    by_side = {record.laterality: record.probability for record in expected.values()}
+    assert summaries["breast L (highest image)"] == pytest.approx(by_side["L"], abs=1e-6)
+    assert summaries["breast R (highest image)"] == pytest.approx(by_side["R"], abs=1e-6)
+    assert summaries["exam (highest image)"] == pytest.approx(max(by_side.values()), abs=1e-6)
 
     later = mammogram_dataset(read_pgm(EXAMPLES / "mdb005.pgm"), study_uid=study, laterality="L")
+    expected = predict_dicoms([*first, later], tmp_path / "second")
     assert send_datasets(info["dicom_port"], [later]) == [0]
     wait_for(lambda: len(receiver.by_modality("SR")) == 2, what="the second revision's SR")
     revised = [ds for ds in receiver.by_modality("SR") if ds.InstanceNumber == 2][0]
     found = read_probabilities(revised)
-    assert len(found) == 3
-    assert found[later.SOPInstanceUID] == pytest.approx(predict_probabilities["mdb005"], abs=1e-6)
+    assert set(found) == set(expected)
+    for uid, probability in found.items():
+        assert probability == pytest.approx(expected[uid].probability, abs=1e-6)
     records = read_results(out)
-    assert [record["revision"] for record in records] == [1, 1, 2]
-    left = max(predict_probabilities["mdb003"], predict_probabilities["mdb005"])
-    assert records[2]["breast_probability"] == pytest.approx(left, abs=1e-6)
+    latest = {record["sop_instance_uid"]: record for record in records}
+    assert latest[later.SOPInstanceUID]["revision"] == 2
+    assert [record["revision"] for record in records[:2]] == [1, 1]
+    for uid, record in latest.items():
+        for field in ("probability", "breast_probability", "exam_probability"):
+            assert record[field] == pytest.approx(getattr(expected[uid], field), abs=1e-6)
+    left = max(record.probability for record in expected.values() if record.laterality == "L")
     assert _summary_values(revised)["breast L (highest image)"] == pytest.approx(left, abs=1e-6)
     assert process.poll() is None
 
@@ -279,7 +301,8 @@ def test_results_are_the_predict_fields_then_dicom_ones():
         provider="CPUExecutionProvider",
         image_format="dicom",
     )
-    record = ServeRecord(prediction, "2", "1", "1.1", "P", "1.2.840", "CC", 1, 3.0, 4.0, 0.5)
+    prediction = replace(prediction, view="CC")
+    record = ServeRecord(prediction, "2", "1", "1.1", "P", "1.2.840", 1, 3.0, 4.0, 0.5)
     as_dict = record.as_dict()
     assert list(as_dict)[: len(RESULT_FIELDS)] == list(RESULT_FIELDS)
     assert set(SERVE_FIELDS) <= set(as_dict)

@@ -19,7 +19,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..pipeline import LoadedImage, score_loaded
-from ..records import build_record
 
 #: How long the scoring thread waits for more loaded images to fill a batch, in seconds.
 GATHER_SECONDS = 0.002
@@ -96,7 +95,7 @@ class Batcher(Admission):
             if item.ok:
                 self._loaded.put((item, answer))
             else:
-                answer.set_result(build_record(item, self.predictor.record_context))
+                answer.set_result(self.predictor.record_alone(item))
 
         self._pool.submit(load)
         return answer
@@ -109,7 +108,6 @@ class Batcher(Admission):
 
     def _score_loop(self) -> None:
         batch_size = self.predictor.batch_size
-        context = self.predictor.record_context
         while True:
             first = self._loaded.get()
             if first is None:
@@ -129,7 +127,7 @@ class Batcher(Admission):
                     [item for item, _ in batch], self.predictor.score_batch, self.predictor.head
                 )
                 for item, (_, answer) in zip(scored, batch, strict=True):
-                    answer.set_result(build_record(item, context))
+                    answer.set_result(self.predictor.record_alone(item))
             except BaseException as error:  # never leave a request waiting forever
                 for _, answer in batch:
                     if not answer.done():

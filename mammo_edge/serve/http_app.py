@@ -177,6 +177,8 @@ def create_app(
         "model_sha256": predictor.model_sha256,
         "provider": predictor.provider,
         "threshold": predictor.threshold,
+        "single_view_threshold": predictor.single_view_threshold,
+        "operating_point": predictor.operating_point,
     }
 
     @app.get("/healthz")

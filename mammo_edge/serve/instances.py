@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dicom import laterality, view_position
 from ..errors import ErrorCode
 
 #: Storage SOP classes the service scores (PS3.4 B.5), by UID.
@@ -87,8 +88,8 @@ def header_of(dataset, has_pixels: bool = True) -> InstanceHeader:
         study_instance_uid=_text(dataset.get("StudyInstanceUID")),
         series_instance_uid=_text(dataset.get("SeriesInstanceUID")),
         patient_id=_text(dataset.get("PatientID")),
-        laterality=_laterality(dataset),
-        view=_view(dataset),
+        laterality=laterality(dataset),
+        view=view_position(dataset),
         own_output=_text(dataset.get("Manufacturer")) == OWN_MANUFACTURER,
     )
     return InstanceHeader(**header, refusal=_refusal(dataset, sop_class, has_pixels))
@@ -126,20 +127,3 @@ def _text(value) -> str | None:
         return None
     text = str(value).strip()
     return text or None
-
-
-def _laterality(dataset) -> str | None:
-    for keyword in ("ImageLaterality", "Laterality"):
-        value = (_text(dataset.get(keyword)) or "").upper()
-        if value in ("L", "R"):
-            return value
-    return None
-
-
-def _view(dataset) -> str | None:
-    sequence = dataset.get("ViewCodeSequence")
-    if sequence:
-        meaning = _text(sequence[0].get("CodeMeaning"))
-        if meaning:
-            return meaning
-    return _text(dataset.get("ViewPosition"))

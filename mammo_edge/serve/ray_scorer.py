@@ -22,7 +22,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..pipeline import score_loaded
-from ..records import build_record
 from .batcher import Admission
 
 #: Longest wait of a replica for more requests to fill a batch, in seconds.
@@ -38,7 +37,7 @@ def _deployment(max_batch_size: int):
     class ModelReplica:
         """One onnxruntime session over model bytes from the object store."""
 
-        def __init__(self, model_refs: list, sha256: str, source: str, threshold: float):
+        def __init__(self, model_refs: list, sha256: str, source: str, threshold_setting: dict):
             import ray
 
             from ..predictor import Predictor
@@ -47,16 +46,15 @@ def _deployment(max_batch_size: int):
                 ray.get(model_refs[0]),
                 sha256=sha256,
                 source=source,
-                threshold=threshold,
+                **threshold_setting,
                 threads=1,
                 workers=1,
             )
-            self.context = self.predictor.record_context
 
         @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=BATCH_WAIT_SECONDS)
         async def score(self, items: list) -> list:
             scored = score_loaded(items, self.predictor.score_batch, self.predictor.head)
-            return [build_record(item, self.context) for item in scored]
+            return [self.predictor.record_alone(item) for item in scored]
 
         async def __call__(self, item):
             return await self.score(item)
@@ -93,7 +91,7 @@ class RayBatcher(Admission):
             [model_ref],  # in a list, so each replica gets the reference, not a copy
             predictor.model_sha256,
             str(predictor.model_file.path),
-            predictor.threshold,
+            predictor.threshold_setting,
         )
         serve.start(proxy_location="Disabled")  # the service's own uvicorn answers HTTP
         self._handle = serve.run(application, name=DEPLOYMENT_NAME, route_prefix=None)
@@ -105,7 +103,7 @@ class RayBatcher(Admission):
         def run():
             item = self.predictor.load(path, label)
             if not item.ok:
-                return build_record(item, self.predictor.record_context)
+                return self.predictor.record_alone(item)
             return self._handle.remote(item).result()
 
         return self._pool.submit(run)

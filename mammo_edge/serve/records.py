@@ -37,8 +37,6 @@ class ServeRecord:
         sop_instance_uid, study_instance_uid, series_instance_uid, patient_id: from the
             dataset ((0008,0018), (0020,000D), (0020,000E), (0010,0020)); ``None`` when absent.
         sop_class_uid: (0008,0016), for the SR's image references.
-        view: (0054,0220) View Code Sequence's meaning (e.g. ``cranio-caudal``), else
-            (0018,5101) View Position (``CC``, ``MLO``).
         revision: the study revision (1, 2, ...) whose scoring wrote this record.
         peak_x, peak_y: the heatmap maximum in the image's pixels (column, row); ``None``
             when not scored.
@@ -51,7 +49,6 @@ class ServeRecord:
     series_instance_uid: str | None
     patient_id: str | None
     sop_class_uid: str | None
-    view: str | None
     revision: int
     peak_x: float | None = None
     peak_y: float | None = None
@@ -72,6 +69,8 @@ class ServeRecord:
     @classmethod
     def from_dict(cls, record: dict) -> ServeRecord:
         """The record a line of ``results.jsonl`` holds (the reader of :meth:`as_dict`)."""
+        # The view is the prediction's (mammo_edge.dicom.view_position); older lines also
+        # carried it as a DICOM field.
         extra = {field.name: record.get(field.name) for field in fields(cls)[1:]}
         return cls(prediction=record_from_dict(record, "results.jsonl record"), **extra)
 
@@ -155,6 +154,18 @@ class ResultsLog:
         """Every record of the study, in the order written."""
         with self._lock:
             return list(self._by_study.get(study_instance_uid or "", ()))
+
+    def latest_study_records(self, study_instance_uid: str | None) -> list[ServeRecord]:
+        """The latest record of each instance of the study, in first-recorded order (a
+        later revision may record an instance again with its exam values updated)."""
+        latest: dict[str, ServeRecord] = {}
+        unnamed: list[ServeRecord] = []
+        for record in self.study_records(study_instance_uid):
+            if record.sop_instance_uid:
+                latest[record.sop_instance_uid] = record
+            else:
+                unnamed.append(record)
+        return [*latest.values(), *unnamed]
 
     def append(self, records: list[ServeRecord]) -> None:
         """Append records as lines, in one write, and flush them to disk."""

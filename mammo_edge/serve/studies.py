@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..explain import Explainer
-from ..grouping import group_records
+from ..grouping import exam_fields
 from ..pipeline import LoadedImage
 from ..records import build_record
 from .instances import InstanceHeader, read_header
@@ -179,10 +179,10 @@ class StudyScorer:
         revision = self.results.revision(study_uid) + (1 if fresh else 0)
 
         explained = self._score(fresh + recovered, revision)
-        new_records = self._with_exam_fields(
-            study_uid, [record for record, _ in explained[: len(fresh)]]
+        new_records, updated = self._with_exam_fields(
+            study_uid, [record for record, _ in explained[: len(fresh)]], revision
         )
-        self.results.append(new_records)
+        self.results.append([*updated, *new_records])
         failed = sum(not record.ok for record in new_records)
         self.metrics.instance("scored", len(new_records) - failed)
         self.metrics.instance("failed", failed)
@@ -198,20 +198,38 @@ class StudyScorer:
         return new_records
 
     def _with_exam_fields(
-        self, study_uid: str | None, records: list[ServeRecord]
-    ) -> list[ServeRecord]:
-        """The records with ``predict``'s per-breast and per-exam values, over the whole study.
+        self, study_uid: str | None, records: list[ServeRecord], revision: int
+    ) -> tuple[list[ServeRecord], list[ServeRecord]]:
+        """The new records with ``predict``'s exam fields over the whole study so far, and
+        the earlier images' records whose values this revision changed.
 
-        :func:`mammo_edge.grouping.group_records` sees the study's earlier records too, so a
-        revision's values cover every image of the study so far.
+        :func:`mammo_edge.grouping.exam_fields` (with the model's pair head and operating
+        points, :attr:`~mammo_edge.predictor.Predictor.exam_scoring`) runs over the latest
+        record of every image of the study, so the latest row of each instance in
+        ``results.jsonl`` equals ``predict`` on the study's files.
         """
-        earlier = [record.prediction for record in self.results.study_records(study_uid)]
-        predictions = [*earlier, *(record.prediction for record in records)]
-        grouped = list(group_records(predictions, window=len(predictions)))[len(earlier) :]
-        return [
+        earlier = self.results.latest_study_records(study_uid)
+        predictions = [record.prediction for record in (*earlier, *records)]
+        scoring = self.explainer.predictor.exam_scoring
+        exams: dict[str, list[int]] = {}
+        for index, prediction in enumerate(predictions):
+            exams.setdefault(prediction.exam or f"alone {index}", []).append(index)
+        grouped = list(predictions)
+        for members in exams.values():
+            for index, value in zip(
+                members, exam_fields([predictions[i] for i in members], scoring), strict=True
+            ):
+                grouped[index] = value
+        new = [
             replace(record, prediction=prediction)
-            for record, prediction in zip(records, grouped, strict=True)
+            for record, prediction in zip(records, grouped[len(earlier) :], strict=True)
         ]
+        updated = [
+            replace(record, prediction=prediction, revision=revision)
+            for record, prediction in zip(earlier, grouped, strict=False)
+            if prediction != record.prediction
+        ]
+        return new, updated
 
     def _score(
         self, entries: list[tuple[SpooledInstance, InstanceHeader]], revision: int
@@ -240,7 +258,9 @@ class StudyScorer:
                     error_message=message,
                 )
                 # Not decoded, so the reader did not fill it: the header says which breast.
-                prediction = replace(build_record(item, context), laterality=header.laterality)
+                prediction = replace(
+                    build_record(item, context), laterality=header.laterality, view=header.view
+                )
             else:
                 prediction = replace(explanation.record, path=label)
             peak = explanation.peak if explanation is not None and prediction.ok else None
@@ -251,7 +271,6 @@ class StudyScorer:
                 series_instance_uid=header.series_instance_uid,
                 patient_id=header.patient_id,
                 sop_class_uid=header.sop_class_uid,
-                view=header.view,
                 revision=revision,
                 peak_x=round(peak.x, 1) if peak else None,
                 peak_y=round(peak.y, 1) if peak else None,
@@ -290,7 +309,7 @@ class StudyScorer:
                 continue
         evidence_by_uid = {str(ds.get("SOPInstanceUID", "")): ds for ds in evidence}
         written: list[Path] = []
-        study_records = self.results.study_records(study_uid)
+        study_records = self.results.latest_study_records(study_uid)
         order = {record.sop_instance_uid: number for number, record in enumerate(study_records, 1)}
         for record, explanation in explained:
             source = evidence_by_uid.get(record.sop_instance_uid or "")
