@@ -401,7 +401,7 @@ def _end_to_end(family: ModelFamily, choices: dict, context: _Context) -> dict:
 
 
 def _summary(entry: dict, rows: list[InferenceRow], choices: dict) -> dict:
-    """One line per family for the summary table (the README's)."""
+    """One line per family for the summary table (docs/benchmarks.md's)."""
     summary: dict = {
         "gflop_per_image": entry["flops"]["fp32_onnx_dense_flops_per_image"] / 1e9,
     }

@@ -2,7 +2,7 @@
 
 Keras lays tensors out NHWC, ONNX ``Conv``/``MaxPool`` want NCHW, so every converted
 convolution starts life between two Transposes. This module counts what is left so the
-export report (and the README) can say which remain and why.
+export report (and docs/export.md) can say which remain and why.
 """
 
 from __future__ import annotations

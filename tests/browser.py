@@ -6,7 +6,7 @@ websocket library, no port to pick. :class:`Browser` opens a page, records conso
 uncaught exceptions and failed loads, evaluates JavaScript in the page and takes
 screenshots.
 
-As a script it screenshots a page (the README's docs/report.png)::
+As a script it screenshots a page (docs/runtime.md's docs/report.png)::
 
     python tests/browser.py screenshot reports/examples/index.html docs/report.png
 """

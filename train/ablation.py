@@ -162,7 +162,7 @@ def pair_scores(
 
 
 def markdown_table(summaries: list[RunSummary]) -> str:
-    """The README's ablation table."""
+    """The ablation table of docs/results.md."""
     header = (
         "| candidate | AUC (95% CI) | Δ AUC vs seed CNN (95% CI) | sens. @ 90% spec. | "
         + " | ".join(CLASSES)

@@ -2,7 +2,7 @@
 
 Each command is a thin verb over a library module, imported only when it runs, so
 ``--help`` and bad options answer without loading TensorFlow. ``python -m train OPTIONS``
-without a command is ``python -m train fit OPTIONS`` (the commands the README and the
+without a command is ``python -m train fit OPTIONS`` (the commands docs/ and the
 reports quote keep working), and the old per-module entries (``python -m train.repeated``)
 forward here with a note.
 """

@@ -293,7 +293,7 @@ def _scale_check(predictor, samples, base, splits, labels) -> dict:
 
 
 def card_notes(result: dict) -> str:
-    """The reproduction table for the model card and README (Markdown)."""
+    """The reproduction table for the model card and docs/results.md (Markdown)."""
     table = result["study_splits"]
     rows = [
         "| samples | n | study | ours, its weights |",

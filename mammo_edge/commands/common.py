@@ -17,7 +17,7 @@ from typing import TextIO
 
 import typer
 
-#: Exit codes of every verb (the README's table): shells report 128 + signal number.
+#: Exit codes of every verb (docs/runtime.md, Exit codes): shells report 128 + signal number.
 EXIT_OK = 0
 EXIT_USAGE_OR_MODEL = 1
 EXIT_SOME_FAILED = 2
