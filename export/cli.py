@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         type=Path,
         default=DEFAULT_DATA,
-        help="MIAS folder or all-mias.tar.gz: parity images and dataset SHA-256 "
+        help="MIAS folder or all-mias.tar.gz, or the dataset manifest (.csv) the model was "
+        "trained on: parity images and dataset SHA-256 "
         "(default: %(default)s)",
     )
     parser.add_argument(

@@ -1,6 +1,7 @@
-"""Real MIAS images with their labels, for parity checks and INT8 calibration.
+"""Real labelled images, for parity checks and INT8 calibration: MIAS, or the images of a
+dataset manifest (``docs/datasets.md``) a model was trained on.
 
-The batch itself is made by :func:`train.images.mias_batch`, the one MIAS-to-batch helper.
+The batch itself is made by :func:`train.images.mias_batch`, the one image-to-batch helper.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from mammo_edge.preprocess import PreprocessConfig
+from train.dataset import open_training_set
 from train.images import mias_batch
-from train.mias import MiasError, open_mias
+from train.mias import MiasError
 
 from .errors import ExportError
 
@@ -52,7 +54,8 @@ class LabelledBatch:
 
 
 def load_mias_batch(path: Path, config: PreprocessConfig) -> LabelledBatch:
-    """Read every image of the MIAS folder or archive at ``path`` and preprocess it.
+    """Read every image of the MIAS folder or archive, or of the manifest ``.csv``, at
+    ``path`` and preprocess it.
 
     Returns:
         A LabelledBatch with a (N, S, S, 1) float32 batch, S = ``config.input_size``.
@@ -61,12 +64,12 @@ def load_mias_batch(path: Path, config: PreprocessConfig) -> LabelledBatch:
         ExportError: the data is missing or unreadable (the MIAS reader's message kept).
     """
     try:
-        dataset = open_mias(path)
+        dataset = open_training_set(path)
         references = tuple(record.reference for record in dataset.records)
         batch = mias_batch(dataset, references, config)
         fingerprint = dataset.sha256()
     except MiasError as error:
-        raise ExportError(f"cannot read MIAS data: {error}") from None
+        raise ExportError(f"cannot read the data: {error}") from None
     return LabelledBatch(
         references=references,
         labels=np.asarray([record.label for record in dataset.records]),

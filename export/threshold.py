@@ -68,7 +68,7 @@ def read_predictions(path: Path) -> OutOfFoldPredictions:
         try:
             label = int(row["label"])
             probability = float(row["probability"])
-            patients.append(int(row["patient"]))
+            patients.append(row["patient"])
             folds.append(int(row["fold"]))
         except ValueError as error:
             raise ExportError(f"{path} line {line}: {error}") from None
@@ -82,9 +82,11 @@ def read_predictions(path: Path) -> OutOfFoldPredictions:
         probabilities.append(probability)
     if len(set(labels)) < 2:
         raise ExportError(f"{path}: needs both normal and abnormal images to pick a threshold")
+    # MIAS numbers its patients; a dataset manifest may name them (P_00001).
+    numeric = all(patient.strip().isdigit() for patient in patients)
     return OutOfFoldPredictions(
         images=tuple(images),
-        patients=np.asarray(patients),
+        patients=np.asarray([int(p) for p in patients] if numeric else patients),
         folds=np.asarray(folds),
         labels=np.asarray(labels),
         probabilities=np.asarray(probabilities, dtype=np.float64),

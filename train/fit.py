@@ -91,11 +91,33 @@ def best_epoch(history: keras.callbacks.History) -> int:
 
 
 def predict(model: keras.Model, inputs: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Probabilities of "abnormal", shape (N,), float64."""
-    return model.predict(inputs, batch_size=batch_size, verbose=0).reshape(-1).astype(float)
+    """Probabilities of "abnormal", shape (N,), float64 (a model's first output: lite0's
+    second output is its heatmap)."""
+    output = model.predict(inputs, batch_size=batch_size, verbose=0)
+    if isinstance(output, list | tuple):
+        output = output[0]
+    return np.asarray(output).reshape(-1).astype(float)
+
+
+#: Adam's learning rate for an architecture whose ``build`` returns an uncompiled model
+#: (lite0's whole-image model, whose lesion recipe compiles its own stages).
+UNCOMPILED_LEARNING_RATE = 1e-4
 
 
 def new_model(arch: str, config: PreprocessConfig, seed: int) -> keras.Model:
-    """A fresh compiled model of architecture ``arch`` for ``config``'s input, seeded."""
+    """A fresh compiled model of architecture ``arch`` for ``config``'s input, seeded.
+
+    An architecture that returns its network uncompiled (lite0) is compiled here with
+    binary cross-entropy on its first output (the probability) and no loss on the others
+    (the heatmap), so every protocol can fit it: ``--arch lite0 --protocol patient`` used to
+    fail with Keras's "You must call `compile()` before using the model".
+    """
     keras.utils.set_random_seed(seed)
-    return architectures.get(arch).build(config, seed)
+    model = architectures.get(arch).build(config, seed)
+    if not getattr(model, "compiled", False):
+        losses = ["binary_crossentropy"] + [None] * (len(model.outputs) - 1)
+        model.compile(
+            keras.optimizers.Adam(UNCOMPILED_LEARNING_RATE),
+            loss=losses if len(losses) > 1 else losses[0],
+        )
+    return model

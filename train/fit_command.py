@@ -1,4 +1,5 @@
-"""``python -m train fit`` (the default command): train an architecture on MIAS under a protocol."""
+"""``python -m train fit`` (the default command): train an architecture under a protocol,
+on MIAS or on any dataset manifest (``docs/datasets.md``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from . import architectures
 
 DESCRIPTION = """\
 Train a model (--arch; the seed study's CNN by default) on the MIAS MiniMammographic
-Database.
+Database, or on your own labelled images described by a dataset manifest (a CSV: image,
+label, patient, optional study, laterality, view, finding, group, split and lesion
+geometry x, y, radius or mask; see docs/datasets.md). MIAS goes through the same
+manifest reader (python -m train manifest --mias writes it out).
 
 Protocols:
   patient (default, honest)  Stratified K-fold cross-validation grouped by patient: a
@@ -24,6 +28,12 @@ Protocols:
                              every image rotated --rotations times (180 in the study), THEN a
                              random 80/20 split: rotated copies of one mammogram land in both
                              training and test. Reports the leak and the accuracy it inflates.
+                             MIAS only.
+  lesion (lite0's default)   The lite0 recipe: patches from the lesion geometry, then
+                             whole-image tuning (image labels alone where there is none).
+
+A manifest's split column fixes the folds (--folds is then ignored). A manifest needs at
+least 10 patients with an abnormal image and 10 with a normal one.
 
 Outputs in --out: metrics.json, predictions.csv (image,patient,fold,label,probability),
 model.keras with model_contract.json beside it (architecture and preprocessing, which
@@ -43,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         required=True,
         type=Path,
-        help="MIAS folder or all-mias.tar.gz (e.g. ../shared/mias/all-mias.tar.gz)",
+        help="a dataset manifest (.csv, docs/datasets.md), or the MIAS folder or "
+        "all-mias.tar.gz (e.g. ../shared/mias/all-mias.tar.gz)",
     )
     parser.add_argument(
         "--protocol",
@@ -53,12 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
         "lesion for lite0)",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--folds", type=int, default=5, help="patient protocol: CV folds (5)")
+    parser.add_argument(
+        "--folds", type=int, default=5, help="patient and lesion protocols: CV folds (5)"
+    )
     parser.add_argument(
         "--epochs",
         type=int,
         default=None,
-        help="maximum epochs; early stopping usually ends sooner (patient: 40, seed: 50)",
+        help="maximum epochs; early stopping usually ends sooner (patient: 40, seed: 50); "
+        "lesion: the epochs of each stage (default 4 patch, 2 whole-image)",
     )
     parser.add_argument(
         "--rotations",
@@ -86,7 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size",
         type=int,
         default=None,
-        help="square model input side (default: the architecture's own; seed: 128)",
+        help="square model input side (default: the architecture's own; seed: 128); "
+        "lesion: the input height, a multiple of 64 >= 256 (width half of it; default 512)",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="lesion and patient protocols: start from this trained model.keras (e.g. "
+        "reports/lesion/model.keras) instead of ImageNet. The shipped models saw all of "
+        "MIAS: fine-tune on your own images, and judge on MIAS nothing it gains",
+    )
+    parser.add_argument(
+        "--patches-per-epoch",
+        type=int,
+        default=1600,
+        help="lesion protocol: lesion/normal patches per patch epoch (1600)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument(
@@ -112,8 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _problems(args) -> list[str]:
     problems = []
     if args.folds < 2:
         problems.append(f"--folds must be at least 2, got {args.folds}")
@@ -125,67 +153,56 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"--epochs must be at least 1, got {args.epochs}")
     if args.augment_copies < 1:
         problems.append(f"--augment-copies must be at least 1, got {args.augment_copies}")
+    if args.patches_per_epoch < 32:
+        problems.append(f"--patches-per-epoch must be at least 32, got {args.patches_per_epoch}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    problems = _problems(args)
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
 
-    # Imported late: the MIAS checks above answer fast without loading TensorFlow.
+    # Imported late: the data checks below answer fast without loading TensorFlow.
+    from .dataset import DatasetError, mias_training_set, open_training_set
     from .mias import MiasError, open_mias
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     try:
-        dataset = open_mias(args.data)
-        dataset.verify_images()
-        log(f"MIAS: {len(dataset)} images, {len(dataset.rows)} Info.txt rows from {args.data}")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         protocol = args.protocol or getattr(architectures.get(args.arch), "PROTOCOL", "patient")
-        if protocol == "lesion":
-            from .lesion_protocol import LesionSettings, run_lesion_protocol
-
-            if args.arch != "lite0":
-                raise ValueError("the lesion protocol trains the lite0 architecture: --arch lite0")
-            settings = LesionSettings(
-                folds=args.folds,
-                seed=args.seed,
-                pretrained=not args.no_pretrained,
-                lesions=not args.no_lesions,
-                breast_crop=not args.no_breast_crop,
-                half_resolution=args.half_resolution,
-                train_final_model=not args.no_final_model,
-            )
-            run_lesion_protocol(dataset, args.out, settings, log)
-        elif protocol == "seed":
-            from .seed_protocol import SeedSettings, run_seed_protocol
-
-            settings = SeedSettings(
-                rotations=args.rotations,
-                epochs=args.epochs or 50,
-                image_size=args.image_size,
-                arch=args.arch,
-                seed=args.seed,
-            )
-            run_seed_protocol(dataset, args.out, settings, log)
+        if args.data.suffix.lower() == ".csv":
+            if protocol == "seed":
+                raise ValueError("the seed protocol reproduces the study on MIAS only")
+            dataset = open_training_set(args.data)
+            _report_manifest(dataset, log)
         else:
-            from .patient_protocol import PatientSettings, run_patient_protocol
+            mias = open_mias(args.data)
+            mias.verify_images()
+            log(f"MIAS: {len(mias)} images, {len(mias.rows)} Info.txt rows from {args.data}")
+            dataset = mias if protocol == "seed" else mias_training_set(mias)
+        if protocol != "seed":
+            dataset.check_enough()
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from .run_protocol import run_protocol
 
-            settings = PatientSettings(
-                folds=args.folds,
-                epochs=args.epochs or 40,
-                image_size=args.image_size,
-                arch=args.arch,
-                seed=args.seed,
-                augment_copies=args.augment_copies,
-                train_final_model=not args.no_final_model,
-            )
-            run_patient_protocol(dataset, args.out, settings, log)
-    except MiasError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except ValueError as error:
+        run_protocol(protocol, dataset, args, log)
+    except (MiasError, DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     log(f"Wrote results to {args.out}")
     return 0
+
+
+def _report_manifest(dataset, log) -> None:
+    """Say what the manifest holds and list every row it could not use."""
+    counts = dataset.dataset.counts()
+    log(f"manifest {dataset.source}: {counts.describe()}")
+    rejected = dataset.dataset.rejected
+    if rejected:
+        log(f"{len(rejected)} row(s) not used:\n{dataset.dataset.rejected_report()}")
+    dataset.verify_images()

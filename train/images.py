@@ -14,11 +14,12 @@ import numpy as np
 
 from mammo_edge.preprocess import PreprocessConfig, to_model_input
 
+from .dataset import TrainingSet
 from .mias import MiasDataset
 
 
 def mias_batch(
-    dataset: MiasDataset,
+    dataset: MiasDataset | TrainingSet,
     references: Sequence[str],
     config: PreprocessConfig,
     log: Callable[[str], None] | None = None,
@@ -26,7 +27,8 @@ def mias_batch(
     """Read and preprocess the images named by ``references``, in that order.
 
     Args:
-        references: MIAS references (``mdbNNN``); a repeated one is read again.
+        dataset: MIAS, or a training set (a manifest's images, any format).
+        references: image references (MIAS: ``mdbNNN``); a repeated one is read again.
         config: the model's preprocessing.
         log: called with a progress line every 50 images and at the end.
 
@@ -38,7 +40,10 @@ def mias_batch(
     """
     batch = np.empty((len(references), config.height, config.width, 1), dtype=np.float32)
     for index, reference in enumerate(references):
-        batch[index] = to_model_input(dataset.read_image(reference), config)
+        if isinstance(dataset, TrainingSet):  # any format; a DICOM's chest-wall side kept
+            batch[index] = dataset.prepare(reference, config).model_input
+        else:
+            batch[index] = to_model_input(dataset.read_image(reference), config)
         count = index + 1
         if log is not None and (count % 50 == 0 or count == len(references)):
             log(f"  read {count}/{len(references)} images")

@@ -5,10 +5,17 @@ rotation/flip augmentation applied on the fly to training images only; every nor
 image kept (class weights instead of dropping). Each image gets exactly one
 out-of-fold probability, from the fold model that never saw its patient. Afterwards a
 final model is trained on all images for the median of the folds' best epoch counts.
+
+Any architecture trains here (an uncompiled one, lite0, is compiled by ``fit.new_model``),
+on MIAS or on a dataset manifest (whose ``split`` column, when given, fixes the folds).
+A finished fold writes ``OUT/folds/fold_K.json`` (its out-of-fold probabilities and
+history) and is kept on a rerun with the same settings (resumable per fold).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +24,16 @@ import numpy as np
 
 from . import architectures
 from .contract import ModelContract, save_model, write_contract
+from .cv_report import cross_fitted_points
+from .dataset import TrainingSet, as_training_set
 from .fit import AugmentedBatches, best_epoch, callbacks, new_model, predict
 from .images import mias_batch
+from .initialise import initialise_from
 from .metrics import evaluate, youden_threshold
 from .mias import MiasDataset
 from .plots import plot_roc, plot_training_curves
-from .protocols import class_weights, patient_folds, validation_patients
+from .progress import EpochLog
+from .protocols import class_weights, dataset_folds, validation_patients
 from .report import write_metrics, write_predictions
 
 DEFAULT_THRESHOLD = 0.5
@@ -40,6 +51,8 @@ class PatientSettings:
     augment_copies: int = 16
     validation_fraction: float = 0.2
     train_final_model: bool = True
+    #: a trained model.keras of the same architecture to start from (fine-tuning), or None.
+    init: str | None = None
 
 
 @dataclass
@@ -55,16 +68,43 @@ class FoldLog:
     history: dict = field(default_factory=dict)
 
 
+def _new_model(settings: PatientSettings, config, seed: int, log):
+    model = new_model(settings.arch, config, seed)
+    if settings.init is not None:
+        copied = initialise_from(model, Path(settings.init))
+        log(f"  start: {copied} layers' weights from {settings.init} (not ImageNet)")
+    return model
+
+
+def _check_resumable(out: Path, settings: PatientSettings) -> None:
+    """Write ``OUT/settings.json``; refuse folds of a run with other settings."""
+    path = out / "settings.json"
+    written = json.dumps(dataclasses.asdict(settings), indent=2, default=str)
+    if path.is_file() and any((out / "folds").glob("fold_*.json")):
+        if json.loads(path.read_text()) != json.loads(written):
+            raise ValueError(
+                f"{out} holds folds of a run with other settings ({path}); resume with "
+                "the same options or choose another --out"
+            )
+    (out / "folds").mkdir(parents=True, exist_ok=True)
+    path.write_text(written)
+
+
 def run_patient_protocol(
-    dataset: MiasDataset, out: Path, settings: PatientSettings, log=print
+    dataset: TrainingSet | MiasDataset, out: Path, settings: PatientSettings, log=print
 ) -> tuple[dict, list[FoldLog]]:
     """Cross-validate, train the final model, and write every output to ``out``.
 
     Returns:
         (metrics dict as written to metrics.json, per-fold logs).
+
+    Raises:
+        ValueError: ``out`` holds folds of a run with other settings.
     """
     started = time.time()
+    dataset = as_training_set(dataset)
     out.mkdir(parents=True, exist_ok=True)
+    _check_resumable(out, settings)
     config = architectures.preprocess_for(settings.arch, settings.image_size)
     contract = ModelContract(arch=settings.arch, preprocess=config)
     records = dataset.records
@@ -81,17 +121,33 @@ def run_patient_protocol(
     out_of_fold = np.full(len(records), np.nan)
     fold_of = np.zeros(len(records), dtype=int)
     fold_logs: list[FoldLog] = []
-    for fold, (train_indices, test_indices) in enumerate(
-        patient_folds(records, settings.folds, settings.seed), start=1
-    ):
+    folds = dataset_folds(records, settings.folds, settings.seed, log)
+    for fold, (train_indices, test_indices) in enumerate(folds, start=1):
         fit_indices, validation_indices = validation_patients(
             records, train_indices, settings.validation_fraction, settings.seed + fold
         )
+        fold_path = out / "folds" / f"fold_{fold}.json"
+        if fold_path.is_file():
+            saved = json.loads(fold_path.read_text())
+            out_of_fold[test_indices] = saved["probabilities"]
+            fold_of[test_indices] = fold
+            fold_logs.append(
+                FoldLog(
+                    fold,
+                    fit_indices,
+                    validation_indices,
+                    test_indices,
+                    best_epoch=saved["best_epoch"],
+                    history=saved["history"],
+                )
+            )
+            log(f"Fold {fold}/{len(folds)}: done earlier, kept ({fold_path})")
+            continue
         log(
-            f"Fold {fold}/{settings.folds}: fit {len(fit_indices)} images, "
+            f"Fold {fold}/{len(folds)}: fit {len(fit_indices)} images, "
             f"validate {len(validation_indices)}, test {len(test_indices)}"
         )
-        model = new_model(settings.arch, config, settings.seed + fold)
+        model = _new_model(settings, config, settings.seed + fold, log)
         batches = AugmentedBatches(
             inputs,
             labels,
@@ -104,24 +160,31 @@ def run_patient_protocol(
             batches,
             validation_data=(inputs[validation_indices], labels[validation_indices]),
             epochs=settings.epochs,
-            callbacks=callbacks(out / "checkpoints" / f"fold{fold}.keras"),
-            verbose=2,
+            callbacks=[
+                *callbacks(out / "checkpoints" / f"fold{fold}.keras"),
+                EpochLog(f"  fold {fold}/{len(folds)}", settings.epochs, log),
+            ],
+            verbose=0,
         )
         out_of_fold[test_indices] = predict(model, inputs[test_indices])
         fold_of[test_indices] = fold
-        fold_logs.append(
-            FoldLog(
-                fold=fold,
-                fit_indices=fit_indices,
-                validation_indices=validation_indices,
-                test_indices=test_indices,
-                augmented_indices=set(batches.augmented_indices),
-                best_epoch=best_epoch(history),
-                history={"name": f"fold {fold}", **history.history},
-            )
+        fold_log = FoldLog(
+            fold=fold,
+            fit_indices=fit_indices,
+            validation_indices=validation_indices,
+            test_indices=test_indices,
+            augmented_indices=set(batches.augmented_indices),
+            best_epoch=best_epoch(history),
+            history={
+                "name": f"fold {fold}",
+                **{key: [float(v) for v in values] for key, values in history.history.items()},
+            },
         )
+        fold_logs.append(fold_log)
+        _save_fold(fold_path, out_of_fold[test_indices], fold_log)
 
     metrics = _cv_metrics(labels, out_of_fold, patients, fold_of, fold_logs, settings)
+    metrics["operating_points_cross_fitted"] = cross_fitted_points(labels, out_of_fold, fold_of)
     log(
         f"Out-of-fold AUC {metrics['auc']:.3f} (95% CI {metrics['auc_ci95'][0]:.3f}-"
         f"{metrics['auc_ci95'][1]:.3f}); accuracy {metrics['accuracy']:.3f} vs always-normal "
@@ -132,7 +195,7 @@ def run_patient_protocol(
     if settings.train_final_model:
         final_epochs = metrics["final_model"]["epochs"]
         log(f"Final model: all {len(records)} images, {final_epochs} epochs (median best epoch)")
-        model = new_model(settings.arch, config, settings.seed)
+        model = _new_model(settings, config, settings.seed, log)
         every_image = np.arange(len(records))
         history = model.fit(
             AugmentedBatches(
@@ -144,7 +207,8 @@ def run_patient_protocol(
                 seed=settings.seed,
             ),
             epochs=final_epochs,
-            verbose=2,
+            verbose=0,
+            callbacks=[EpochLog("  final model", final_epochs, log)],
         )
         save_model(model, out / "model.keras", contract)
         histories.append({"name": "final", **history.history})
@@ -179,6 +243,21 @@ def run_patient_protocol(
     )
     plot_training_curves(histories, out / "training_curves.png", "Patient protocol")
     return metrics, fold_logs
+
+
+def _save_fold(path: Path, probabilities: np.ndarray, fold_log: FoldLog) -> None:
+    """A finished fold's results, written whole (a rerun keeps the fold)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(
+        json.dumps(
+            {
+                "probabilities": [float(value) for value in probabilities],
+                "best_epoch": fold_log.best_epoch,
+                "history": fold_log.history,
+            }
+        )
+    )
+    partial.replace(path)
 
 
 def _cv_metrics(labels, out_of_fold, patients, fold_of, fold_logs, settings) -> dict:

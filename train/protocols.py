@@ -151,6 +151,32 @@ def patient_folds(
     ]
 
 
+def dataset_folds(records, folds: int, seed: int, log=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The cross-validation folds of a training set.
+
+    A manifest's ``split`` column, when given, fixes them: one fold per distinct value, in
+    sorted order, testing the images of that value (the manifest reader has checked that no
+    patient straddles two values). Otherwise :func:`patient_folds` with ``folds`` and
+    ``seed`` (MIAS and manifests without splits).
+
+    Raises:
+        ValueError: fewer than two distinct splits, or too few patients for ``folds``.
+    """
+    splits = np.array([str(getattr(record, "split", None) or "") for record in records])
+    if not splits.any():
+        return patient_folds(records, folds, seed)
+    names = sorted(set(splits.tolist()))
+    if len(names) < 2:
+        raise ValueError(f"the split column holds one value ({names[0]!r}); give two or more")
+    if log is not None:
+        shown = ", ".join(
+            f"{number} = {name!r} ({(splits == name).sum()} images)"
+            for number, name in enumerate(names, start=1)
+        )
+        log(f"folds from the manifest's split column (--folds ignored): {shown}")
+    return [(np.flatnonzero(splits != name), np.flatnonzero(splits == name)) for name in names]
+
+
 def validation_patients(
     records: list[ImageRecord], train_indices: np.ndarray, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -49,10 +49,17 @@ def get(name: str) -> ModuleType:
 
 
 def preprocess_for(name: str, image_size: int | None = None):
-    """Architecture ``name``'s preprocessing, with its input side set to ``image_size`` if given."""
+    """Architecture ``name``'s preprocessing, its input side (a non-square input's height,
+    the width in proportion) set to ``image_size`` if given."""
     import dataclasses
 
     config = get(name).default_preprocess()
     if image_size is None:
         return config
+    if config.input_height and config.input_width:
+        # A non-square input (lite0's 512x256) keeps its shape: image_size is its height.
+        width = max(8, round(image_size * config.input_width / config.input_height))
+        return dataclasses.replace(
+            config, input_size=image_size, input_height=image_size, input_width=width
+        )
     return dataclasses.replace(config, input_size=image_size)
