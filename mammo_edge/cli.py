@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException, NoArgsIsHelpError
 
 from . import __version__
-from .commands import bench, evaluate, explain, info, predict, report, serve
+from .commands import bench, calibrate, evaluate, explain, info, predict, report, serve
 from .commands.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -44,6 +44,7 @@ app = typer.Typer(
 app.command("predict")(predict.predict_command)
 app.command("info")(info.info_command)
 app.command("evaluate")(evaluate.evaluate_command)
+app.command("calibrate")(calibrate.calibrate_command)
 app.command("explain")(explain.explain_command)
 app.command("report")(report.report_command)
 app.command("serve")(serve.serve_command)

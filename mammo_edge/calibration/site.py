@@ -120,30 +120,55 @@ def check_enough(site: SiteImages) -> None:
 
     Raises:
         CalibrationError: fewer than 10 abnormal images, 10 normal images or 10 patients,
-            or fewer than 2 patients with an abnormal (or a normal) image to cross-fit.
+            fewer than 2 patients with an abnormal (or a normal) image to cross-fit, or a
+            fold whose complement holds one class only.
     """
-    abnormal = int(site.labels.sum())
-    normal = int(len(site.labels) - abnormal)
-    patients = len(set(site.patients.tolist()))
-    short = []
-    if abnormal < MIN_ABNORMAL_IMAGES:
-        short.append(f"{abnormal} abnormal images (at least {MIN_ABNORMAL_IMAGES} needed)")
-    if normal < MIN_NORMAL_IMAGES:
-        short.append(f"{normal} normal images (at least {MIN_NORMAL_IMAGES} needed)")
-    if patients < MIN_PATIENTS:
-        short.append(f"{patients} patients (at least {MIN_PATIENTS} needed)")
-    for label, word in ((1, "an abnormal"), (0, "a normal")):
-        with_label = len(set(site.patients[site.labels == label].tolist()))
-        if with_label < 2:
-            short.append(f"{with_label} patient(s) with {word} image (at least 2 to cross-fit)")
+    short = _shortfalls(site.labels, site.patients)
     for fold in np.unique(site.folds):
         if len(set(site.labels[site.folds != fold].tolist())) < 2:
             short.append(f"fold {fold}'s other folds hold one class only (give more patients)")
     if short:
         raise CalibrationError(
             f"too little labelled data to calibrate: {len(site.labels)} labelled, scored "
-            f"images of {patients} patients, with {'; '.join(short)}. Nothing was written."
+            f"images of {len(set(site.patients.tolist()))} patients, with "
+            f"{'; '.join(short)}. Nothing was written."
         )
+
+
+def check_label_counts(records: Sequence) -> None:
+    """Refuse before any scoring when the labels file itself holds too little (every row
+    counted, an image without a patient as its own: the most scoring could leave).
+
+    Raises:
+        CalibrationError: as :func:`check_enough`, naming the labels file's counts.
+    """
+    labels = np.array([int(record.label) for record in records], dtype=np.int64)
+    patients = np.array([record.patient or record.image for record in records]).astype(str)
+    short = _shortfalls(labels, patients)
+    if short:
+        raise CalibrationError(
+            f"too little labelled data to calibrate: the labels hold {len(labels)} images of "
+            f"{len(set(patients.tolist()))} patients, with {'; '.join(short)}. Nothing was "
+            "scored or written."
+        )
+
+
+def _shortfalls(labels: np.ndarray, patients: np.ndarray) -> list[str]:
+    abnormal = int(labels.sum())
+    normal = int(len(labels) - abnormal)
+    count = len(set(patients.tolist()))
+    short = []
+    if abnormal < MIN_ABNORMAL_IMAGES:
+        short.append(f"{abnormal} abnormal images (at least {MIN_ABNORMAL_IMAGES} needed)")
+    if normal < MIN_NORMAL_IMAGES:
+        short.append(f"{normal} normal images (at least {MIN_NORMAL_IMAGES} needed)")
+    if count < MIN_PATIENTS:
+        short.append(f"{count} patients (at least {MIN_PATIENTS} needed)")
+    for label, word in ((1, "an abnormal"), (0, "a normal")):
+        with_label = len(set(patients[labels == label].tolist()))
+        if with_label < 2:
+            short.append(f"{with_label} patient(s) with {word} image (at least 2 to cross-fit)")
+    return short
 
 
 def patient_folds(
