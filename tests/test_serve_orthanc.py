@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -156,11 +157,16 @@ def test_storescu_orthanc_autoroute_and_sr_back_in_orthanc(tmp_path):
         assert "Probability of abnormality" in dump.stdout
         assert "POINT" in dump.stdout
 
-        predictor = Predictor()
+        # predict on the same files, as one study: each breast weighed against the other
+        by_name = {
+            Path(record.path).stem: record
+            for record in Predictor().iter_predict_paths([str(tmp_path / "in")])
+        }
+        assert {record.view_group for record in by_name.values()} == {"exam"}
         found = read_probabilities(pydicom.dcmread(report_file))
         assert set(found) == set(names)
         for uid, probability in found.items():
-            expected = predictor.predict(str(EXAMPLES / f"{names[uid]}.pgm")).probability
+            expected = by_name[names[uid]].probability
             assert probability == pytest.approx(expected, abs=1e-6)
         while len(orthanc.instances_of_modality("OT")) < 2 and time.monotonic() < deadline:
             time.sleep(0.3)
