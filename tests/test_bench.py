@@ -22,9 +22,11 @@ from mammo_edge.bench import ROW_FIELDS, BenchSettings, run_bench
 from mammo_edge.bench.images import synthetic_mammogram, write_synthetic_set
 from mammo_edge.bench.machine import MachineFacts
 from mammo_edge.bench.model_alone import (
+    BATCH_MARGIN,
     CPU_BATCHES,
     GPU_BATCHES,
     candidate_batches,
+    choose_batch,
     search_best_batch,
 )
 from mammo_edge.bench.process import run_process
@@ -130,12 +132,21 @@ def test_best_batch_is_the_fastest_of_every_size_tried():
         time.sleep(0.005)  # a fixed cost per call, as a launch overhead: big batches win
 
     inputs = np.zeros((8, 4, 4, 1), dtype=np.float32)
-    best, rates = search_best_batch(score, inputs, [1, 2, 8], streams=1)
+    best, rates = search_best_batch(score, inputs, [1, 2, 8], streams=1, default=1)
     assert sorted(rates) == [1, 2, 8] and best == max(rates, key=rates.get)
-    assert best == 8 and rates[8] > rates[1]
+    assert best == 8 and rates[8] > rates[1] * (1 + BATCH_MARGIN)
     # Each size: one untimed warm-up call, then a pass over the 8 inputs, at least two
     # batches long (inputs repeated), so that a stream never waits for work.
     assert calls == [1] * 9 + [2] * 5 + [8] * 3
+
+
+def test_another_batch_must_beat_the_default_by_the_margin():
+    rates = {1: 100.0, 2: 100.0 * (1 + BATCH_MARGIN) - 0.01, 4: 90.0}
+    assert choose_batch(rates, default=1) == 1  # within the margin: noise, keep predict's
+    assert choose_batch({**rates, 8: 100.0 * (1 + BATCH_MARGIN) + 0.01}, default=1) == 8
+    assert choose_batch(rates, default=4) == 2  # the default itself is slower by more
+    assert choose_batch(rates) == 2  # no default: the fastest
+    assert choose_batch(rates, default=16) == 2  # a default not tried does not count
 
 
 def test_candidate_batches_depend_on_the_device_and_the_images():

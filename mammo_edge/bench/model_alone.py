@@ -22,6 +22,8 @@ Score = Callable[[np.ndarray], object]
 #: Batch sizes tried on each kind of device (the Predictor's default is always added).
 CPU_BATCHES = (1, 2, 4, 8)
 GPU_BATCHES = (1, 8, 16, 32, 64)
+#: How much faster than the default batch another must be to replace it (a fraction).
+BATCH_MARGIN = 0.10
 #: Batch-1 latency: enough calls for a p95 (20), about a second at most.
 LATENCY_POLICY = RepeatPolicy(
     warmup=2, min_repeats=20, min_seconds=0.3, max_repeats=400, max_seconds=1.0
@@ -87,12 +89,17 @@ def warm_up(score: Score, inputs: np.ndarray, batch: int, streams: int) -> None:
 
 
 def search_best_batch(
-    score: Score, inputs: np.ndarray, batches: Sequence[int], streams: int
+    score: Score,
+    inputs: np.ndarray,
+    batches: Sequence[int],
+    streams: int,
+    default: int | None = None,
 ) -> tuple[int, dict[int, float]]:
-    """The batch with the most images/s, and the images/s of every batch tried.
+    """The batch to measure at, and the images/s of every batch tried.
 
     Each batch is warmed up (:func:`warm_up`) and timed over one pass (:func:`pass_rate`);
-    the rounds that follow re-measure only the winner.
+    :func:`choose_batch` picks from those rates (``default``: the Predictor's own batch),
+    and the rounds that follow re-measure only that one.
     """
     if not batches:
         raise ValueError("no batch sizes to search")
@@ -100,7 +107,17 @@ def search_best_batch(
     for batch in batches:
         warm_up(score, inputs, batch, streams)
         rates[batch] = pass_rate(score, inputs, batch, streams)
-    return max(rates, key=rates.__getitem__), rates
+    return choose_batch(rates, default), rates
+
+
+def choose_batch(rates: dict[int, float], default: int | None = None) -> int:
+    """The fastest batch of ``rates`` (batch -> images/s), unless it beats ``default`` by
+    less than :data:`BATCH_MARGIN`: one pass each on a shared machine differs by that much
+    from noise alone, and the default is what ``predict`` runs."""
+    fastest = max(rates, key=rates.__getitem__)
+    if default in rates and rates[fastest] < rates[default] * (1 + BATCH_MARGIN):
+        return default
+    return fastest
 
 
 def batch1_latency(

@@ -62,7 +62,8 @@ class BenchRow:
         model: the model as named (installed name or path); sha256 its file's digest.
         device: ``cpu``, ``cuda`` or ``tensorrt``; provider: the provider that ran.
         precision: ``INT8`` when the graph holds quantised operators, else ``FP32``.
-        batch: images per call, the best of the search; used end to end too.
+        batch: images per call, chosen by the search (:func:`~.model_alone.choose_batch`);
+            used end to end too.
         threads: onnxruntime intra-op threads per call (``None``: onnxruntime's default).
         streams: inference calls in flight at once.
         model_alone_images_per_s: ``session.run`` on preprocessed input at ``batch``.
@@ -225,7 +226,9 @@ def bench_model(
     streams, score = predictor.streams, predictor.score_batch
     say(f"{model} on {device}: searching the batch")
     batches = candidate_batches(predictor.provider, predictor.batch_size, len(screened.paths))
-    best, rates = search_best_batch(score, screened.model_input, batches, streams)
+    best, rates = search_best_batch(
+        score, screened.model_input, batches, streams, default=predictor.batch_size
+    )
     runner = Predictor(predictor.model, batch_size=best, streams=streams)
     end_to_end_rate(runner, screened.paths[: 2 * best * streams + runner.workers])  # warm-up
     flags = ["--model", model, "--device", device, "--batch-size", str(best)]
