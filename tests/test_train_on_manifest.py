@@ -136,6 +136,7 @@ def test_lite0_trains_under_the_patient_protocol_and_fine_tunes_from_a_model(
     assert "layers' weights from" in err and "fold 1/2 epoch 1/1" in err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_images"] == 40 and "operating_points_cross_fitted" in metrics
+    assert "not out of sample" in metrics["init_note"]
     assert len(list((out / "folds").glob("fold_*.json"))) == 2
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import architectures
 from .contract import ModelContract, save_model, write_contract
-from .cv_report import cross_fitted_points
+from .cv_report import cross_fitted_points, init_note
 from .dataset import TrainingSet, as_training_set
 from .fit import AugmentedBatches, best_epoch, callbacks, new_model, predict
 from .images import mias_batch
@@ -185,6 +185,7 @@ def run_patient_protocol(
 
     metrics = _cv_metrics(labels, out_of_fold, patients, fold_of, fold_logs, settings)
     metrics["operating_points_cross_fitted"] = cross_fitted_points(labels, out_of_fold, fold_of)
+    metrics.update(init_note(settings))
     log(
         f"Out-of-fold AUC {metrics['auc']:.3f} (95% CI {metrics['auc_ci95'][0]:.3f}-"
         f"{metrics['auc_ci95'][1]:.3f}); accuracy {metrics['accuracy']:.3f} vs always-normal "
