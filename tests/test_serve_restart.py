@@ -79,21 +79,25 @@ def test_sigkill_mid_transfer_then_restart_scores_each_instance_once(tmp_path):
     assert 0 < received_before_kill < len(expected), "the kill must land mid-transfer"
 
     process, _ = start_serve(out, *arguments)
-    for thread in threads:
-        thread.join(max(1.0, deadline - time.monotonic()))
-    assert len(done) == ASSOCIATIONS, "some sender never got its instances accepted"
-    while time.monotonic() < deadline:
-        if {record["sop_instance_uid"] for record in read_results(out)} >= expected:
-            break
-        time.sleep(0.1)
-    time.sleep(1.0)  # duplicates re-sent after the restart must not add lines either
-    records = read_results(out)
-    # An instance is recorded once per revision of its study: a later revision records it
-    # again only with its exam values updated (the latest line is its record).
-    counts = Counter((record["sop_instance_uid"], record["revision"]) for record in records)
-    assert {uid for uid, _ in counts} == expected
-    assert set(counts.values()) == {1}, [key for key, n in counts.items() if n > 1]
-    assert all(record["status"] == "ok" for record in records)
+    try:
+        for thread in threads:
+            thread.join(max(1.0, deadline - time.monotonic()))
+        assert len(done) == ASSOCIATIONS, "some sender never got its instances accepted"
+        while time.monotonic() < deadline:
+            if {record["sop_instance_uid"] for record in read_results(out)} >= expected:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)  # duplicates re-sent after the restart must not add lines either
+        records = read_results(out)
+        # An instance is recorded once per revision of its study: a later revision records it
+        # again only with its exam values updated (the latest line is its record).
+        counts = Counter((record["sop_instance_uid"], record["revision"]) for record in records)
+        assert {uid for uid, _ in counts} == expected
+        assert set(counts.values()) == {1}, [key for key, n in counts.items() if n > 1]
+        assert all(record["status"] == "ok" for record in records)
+    except BaseException:
+        process.kill()  # a failed check must not leave the node running after the test
+        raise
 
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
