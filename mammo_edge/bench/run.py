@@ -247,16 +247,14 @@ def bench_model(
 
 
 def _one_round(runner, screened: ScreenedInputs, flags: list[str], work: Path) -> dict:
-    """One round's figures. End to end runs between two half passes of the model alone,
-    whose combined rate is the round's model alone, so a load that comes or goes during
-    the round weighs on both sides of the share alike."""
+    """One round's figures. End to end runs between two passes of the model alone over
+    the same images, whose combined rate is the round's model alone, so a load that comes
+    or goes during the round weighs on both sides of the share alike."""
     score, inputs = runner.score_batch, screened.model_input
-    batch, streams, half = runner.batch_size, runner.streams, max(1, len(inputs) // 2)
-    before_images, before_s = timed_pass(score, inputs[:half], batch, streams)
+    batch, streams = runner.batch_size, runner.streams
+    before_images, before_s = timed_pass(score, inputs, batch, streams)
     through = end_to_end_rate(runner, screened.paths)
-    after_images, after_s = timed_pass(
-        score, inputs[half:] if len(inputs) > 1 else inputs, batch, streams
-    )
+    after_images, after_s = timed_pass(score, inputs, batch, streams)
     alone = (before_images + after_images) / (before_s + after_s)
     latency = batch1_latency(score, inputs[:1])
     return {
