@@ -2,7 +2,9 @@
 
 Each round runs, one after the other, ``mammo-edge bench --model M --rounds 1 --json`` and
 ``python -m benchmarks.overlap --model M --rounds 1 --images N -- --batch-size B`` (B: the
-batch bench chose in the first round), each as a fresh child, for every model. Compared:
+batch bench chose in the first round; N: ``--suite-images``, 128 as the suite's own
+default, since its marginal rate is a difference of two wall times and needs long runs),
+each as a fresh child, for every model. Compared:
 
 - end to end: bench's in-process rate (files in, records out, steady state) against the
   suite's marginal rate of fresh ``mammo-edge predict`` processes ((2N - N) / (wall 2N -
@@ -11,7 +13,8 @@ batch bench chose in the first round), each as a fresh child, for every model. C
   it (``cli_settings``; its default batch, said when it differs from bench's);
 - the share: bench's against the suite's marginal rate over its CLI-like model alone.
 
-    python -m benchmarks.bench_vs_suite --rounds 3 --images 48 --out reports/benchmarks/bench
+    python -m benchmarks.bench_vs_suite --rounds 3 --images 48 --suite-images 128 \
+        --out reports/benchmarks/bench
 """
 
 from __future__ import annotations
@@ -79,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     prog = "python -m benchmarks.bench_vs_suite"
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--images", type=int, default=48, help="bench's images; the suite's N")
+    parser.add_argument("--images", type=int, default=48, help="bench's images")
+    parser.add_argument(
+        "--suite-images", type=int, default=128, help="the suite's N (runs of N and 2N)"
+    )
     parser.add_argument("--model", action="append", help=f"default: {', '.join(DEFAULT_MODELS)}")
     parser.add_argument("--out", type=Path, required=True)
     arguments = parser.parse_args(argv)
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 batch = (rounds[model]["bench"] or [row])[0]["batch"]
                 rounds[model]["bench"].append(row)
                 rounds[model]["suite"].append(
-                    suite_round(model, arguments.images, batch, Path(work))
+                    suite_round(model, arguments.suite_images, batch, Path(work))
                 )
                 print(f"round {index + 1}: {model} done", file=sys.stderr)
     report = {

@@ -22,6 +22,8 @@ Score = Callable[[np.ndarray], object]
 #: Batch sizes tried on each kind of device (the Predictor's default is always added).
 CPU_BATCHES = (1, 2, 4, 8)
 GPU_BATCHES = (1, 8, 16, 32, 64)
+#: Passes over the batch sizes in the search (each size's fastest pass counts).
+SEARCH_PASSES = 2
 #: How much faster than the default batch another must be to replace it (a fraction).
 BATCH_MARGIN = 0.10
 #: Batch-1 latency: enough calls for a p95 (20), about a second at most.
@@ -94,19 +96,24 @@ def search_best_batch(
     batches: Sequence[int],
     streams: int,
     default: int | None = None,
+    passes: int = SEARCH_PASSES,
 ) -> tuple[int, dict[int, float]]:
-    """The batch to measure at, and the images/s of every batch tried.
+    """The batch to measure at, and the best images/s of every batch tried.
 
-    Each batch is warmed up (:func:`warm_up`) and timed over one pass (:func:`pass_rate`);
-    :func:`choose_batch` picks from those rates (``default``: the Predictor's own batch),
-    and the rounds that follow re-measure only that one.
+    Each batch is warmed up once (:func:`warm_up`), then timed over ``passes`` passes
+    (:func:`pass_rate`) that go round the sizes in turn, keeping each size's fastest: a
+    burst of other work on the machine then slows one pass of a size, not its figure.
+    :func:`choose_batch` picks from those rates (``default``: the Predictor's own batch);
+    the rounds that follow re-measure only that one.
     """
     if not batches:
         raise ValueError("no batch sizes to search")
-    rates = {}
+    rates: dict[int, float] = {}
     for batch in batches:
         warm_up(score, inputs, batch, streams)
-        rates[batch] = pass_rate(score, inputs, batch, streams)
+    for _ in range(passes):
+        for batch in batches:
+            rates[batch] = max(rates.get(batch, 0.0), pass_rate(score, inputs, batch, streams))
     return choose_batch(rates, default), rates
 
 
