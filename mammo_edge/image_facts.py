@@ -68,7 +68,7 @@ def _dicom_facts(path: Path) -> ImageFacts | str:
         import pydicom
     except ImportError:
         return "unreadable image: reading DICOM needs pydicom: pip install 'mammo-edge[dicom]'"
-    from .dicom import laterality, view_position
+    from .dicom_tags import laterality, view_position
 
     try:
         dataset = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)

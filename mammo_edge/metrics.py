@@ -291,17 +291,10 @@ def youden_threshold(labels, scores) -> OperatingPoint:
     The cut sits at the lowest score still called abnormal; among equal J the highest cut
     wins (the first ROC point), as with ``sklearn.metrics.roc_curve``. Capped at 1.0.
     """
-    labels, scores = check_scores(labels, scores)
-    if not has_both_classes(labels):
-        nan = float("nan")
-        return OperatingPoint(nan, nan, nan)
-    curve = roc_curve(labels, scores)
-    best = int(np.argmax(curve.true_positive_rate - curve.false_positive_rate))
-    return OperatingPoint(
-        threshold=float(min(curve.thresholds[best], 1.0)),
-        sensitivity=float(curve.true_positive_rate[best]),
-        specificity=float(1.0 - curve.false_positive_rate[best]),
-    )
+    curve = _curve_of_both_classes(labels, scores, drop_intermediate=True)
+    if curve is None:
+        return _UNDEFINED_POINT
+    return _point(curve, int(np.argmax(curve.true_positive_rate - curve.false_positive_rate)))
 
 
 def sensitivity_at_specificity(labels, scores, specificity: float = 0.9) -> OperatingPoint:
@@ -311,20 +304,12 @@ def sensitivity_at_specificity(labels, scores, specificity: float = 0.9) -> Oper
     is ``>= specificity``, the one with the highest sensitivity (the lowest such cut).
     ``nan`` rates when a class is absent.
     """
-    labels, scores = check_scores(labels, scores)
-    if not has_both_classes(labels):
-        nan = float("nan")
-        return OperatingPoint(nan, nan, nan)
-    curve = roc_curve(labels, scores, drop_intermediate=False)
-    achieved = 1.0 - curve.false_positive_rate
+    curve = _curve_of_both_classes(labels, scores, drop_intermediate=False)
+    if curve is None:
+        return _UNDEFINED_POINT
     # A tiny tolerance so 0.9 reached exactly (e.g. 9 of 10) is not lost to rounding.
-    allowed = np.flatnonzero(achieved >= specificity - 1e-12)
-    best = allowed[np.argmax(curve.true_positive_rate[allowed])]
-    return OperatingPoint(
-        threshold=float(curve.thresholds[best]),
-        sensitivity=float(curve.true_positive_rate[best]),
-        specificity=float(achieved[best]),
-    )
+    allowed = np.flatnonzero(1.0 - curve.false_positive_rate >= specificity - 1e-12)
+    return _point(curve, allowed[np.argmax(curve.true_positive_rate[allowed])], cap=False)
 
 
 def specificity_at_sensitivity(labels, scores, sensitivity: float = 0.9) -> OperatingPoint:
@@ -334,17 +319,31 @@ def specificity_at_sensitivity(labels, scores, sensitivity: float = 0.9) -> Oper
     ``sensitivity`` of the abnormal images abnormal, the highest. ``nan`` when a class is
     absent.
     """
+    curve = _curve_of_both_classes(labels, scores, drop_intermediate=False)
+    if curve is None:
+        return _UNDEFINED_POINT
+    allowed = np.flatnonzero(curve.true_positive_rate >= sensitivity - 1e-12)
+    return _point(curve, allowed[0])  # thresholds decrease along the curve: the highest
+
+
+_UNDEFINED_POINT = OperatingPoint(float("nan"), float("nan"), float("nan"))
+
+
+def _curve_of_both_classes(labels, scores, drop_intermediate: bool) -> RocCurve | None:
+    """The ROC curve, or ``None`` when a class is absent (every rate undefined)."""
     labels, scores = check_scores(labels, scores)
     if not has_both_classes(labels):
-        nan = float("nan")
-        return OperatingPoint(nan, nan, nan)
-    curve = roc_curve(labels, scores, drop_intermediate=False)
-    allowed = np.flatnonzero(curve.true_positive_rate >= sensitivity - 1e-12)
-    best = allowed[0]  # thresholds decrease along the curve: the first is the highest
+        return None
+    return roc_curve(labels, scores, drop_intermediate=drop_intermediate)
+
+
+def _point(curve: RocCurve, index: int, cap: bool = True) -> OperatingPoint:
+    """The operating point at ROC index ``index`` (its threshold capped at 1 when ``cap``)."""
+    threshold = float(curve.thresholds[index])
     return OperatingPoint(
-        threshold=float(min(curve.thresholds[best], 1.0)),
-        sensitivity=float(curve.true_positive_rate[best]),
-        specificity=float(1.0 - curve.false_positive_rate[best]),
+        threshold=min(threshold, 1.0) if cap else threshold,
+        sensitivity=float(curve.true_positive_rate[index]),
+        specificity=float(1.0 - curve.false_positive_rate[index]),
     )
 
 

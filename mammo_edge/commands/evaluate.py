@@ -66,6 +66,19 @@ PredictionsOption = Annotated[
 ]
 
 
+def _check_sources(paths: list[str] | None, predictions: Path | None) -> None:
+    """Images to score or a predict run to reuse: exactly one of the two."""
+    if predictions is not None and paths:
+        raise typer.BadParameter(
+            "give image PATHS to score, or --predictions to reuse a predict run, not both",
+            param_hint="--predictions",
+        )
+    if predictions is None and not paths:
+        raise typer.BadParameter(
+            "give image PATHS to score, or --predictions FILE", param_hint="PATHS"
+        )
+
+
 def evaluate_command(
     paths: PathsArgument = None,
     labels: LabelsOption = ...,  # type: ignore[assignment]
@@ -94,15 +107,7 @@ def evaluate_command(
     from ..labels import LabelsError, match_labels, read_labels
     from ..predictor import Predictor
 
-    if predictions is not None and paths:
-        raise typer.BadParameter(
-            "give image PATHS to score, or --predictions to reuse a predict run, not both",
-            param_hint="--predictions",
-        )
-    if predictions is None and not paths:
-        raise typer.BadParameter(
-            "give image PATHS to score, or --predictions FILE", param_hint="PATHS"
-        )
+    _check_sources(paths, predictions)
     try:
         truth = read_labels(labels)
     except LabelsError as error:

@@ -205,3 +205,24 @@ NumCpusOption = Annotated[
         "Default: all cores.",
     ),
 ]
+
+
+def check_predict_options(output_format, output, resume, force, address, num_cpus) -> None:
+    """Refuse ``predict`` option combinations that make no sense, before anything loads."""
+    if address is not None and num_cpus is not None:
+        raise typer.BadParameter(
+            "--num-cpus sizes a local Ray instance; a cluster (--address) has its own",
+            param_hint="--num-cpus",
+        )
+    if resume and output is None:
+        raise typer.BadParameter(
+            "--resume needs --output FILE (jsonl or csv)", param_hint="--resume"
+        )
+    if force and not resume:
+        raise typer.BadParameter("--force only applies with --resume", param_hint="--force")
+    if resume and output_format not in ("jsonl", "csv"):
+        raise typer.BadParameter(
+            f"--resume works with --format jsonl or csv (one record per line); a "
+            f"{output_format} file cannot be continued",
+            param_hint="--format",
+        )

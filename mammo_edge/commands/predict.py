@@ -45,6 +45,7 @@ from .options import (
     ThreadsOption,
     ThresholdOption,
     WorkersOption,
+    check_predict_options,
     input_arguments,
 )
 
@@ -78,7 +79,7 @@ def predict_command(
     from ..outputs import exclusive_output, refuse_input_overlap
     from ..predictor import Predictor
 
-    _check_options(output_format.value, output, resume, force, address, num_cpus)
+    check_predict_options(output_format.value, output, resume, force, address, num_cpus)
     engine_found = engine_class(engine)
     locked = exclusive_output(output) if output is not None else contextlib.nullcontext()
     with sigterm_as_exception(), locked:
@@ -107,27 +108,6 @@ def predict_command(
         except BrokenPipeError:
             discard_stdout()
             raise typer.Exit(EXIT_PIPE_CLOSED) from None
-
-
-def _check_options(output_format, output, resume, force, address, num_cpus) -> None:
-    """Refuse option combinations that make no sense, before anything is loaded."""
-    if address is not None and num_cpus is not None:
-        raise typer.BadParameter(
-            "--num-cpus sizes a local Ray instance; a cluster (--address) has its own",
-            param_hint="--num-cpus",
-        )
-    if resume and output is None:
-        raise typer.BadParameter(
-            "--resume needs --output FILE (jsonl or csv)", param_hint="--resume"
-        )
-    if force and not resume:
-        raise typer.BadParameter("--force only applies with --resume", param_hint="--force")
-    if resume and output_format not in ("jsonl", "csv"):
-        raise typer.BadParameter(
-            f"--resume works with --format jsonl or csv (one record per line); a "
-            f"{output_format} file cannot be continued",
-            param_hint="--format",
-        )
 
 
 @dataclass

@@ -57,28 +57,32 @@ from .options import (
 PAGE_NAME = "index.html"
 
 
+ReportOutOption = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Folder for index.html and its images (created if missing).",
+        file_okay=False,
+        show_default=False,
+    ),
+]
+ReportLabelsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels",
+        "-l",
+        help="Truth (as for evaluate): a CSV image,label[,patient,group,finding] or a "
+        "MIAS Info.txt. Adds metrics, ROC, confusion matrix and TP/FP/FN/TN per row.",
+        dir_okay=False,
+    ),
+]
+
+
 def report_command(
     paths: PathsArgument = None,
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Folder for index.html and its images (created if missing).",
-            file_okay=False,
-            show_default=False,
-        ),
-    ] = ...,  # type: ignore[assignment]
-    labels: Annotated[
-        Path | None,
-        typer.Option(
-            "--labels",
-            "-l",
-            help="Truth (as for evaluate): a CSV image,label[,patient,group,finding] or a "
-            "MIAS Info.txt. Adds metrics, ROC, confusion matrix and TP/FP/FN/TN per row.",
-            dir_okay=False,
-        ),
-    ] = None,
+    out: ReportOutOption = ...,  # type: ignore[assignment]
+    labels: ReportLabelsOption = None,
     model: ModelOption = None,
     method: MethodOption = Method.auto,
     threshold: ThresholdOption = None,

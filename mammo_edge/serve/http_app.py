@@ -171,15 +171,7 @@ def create_app(
             {"error_code": code, "error_message": message}, status_code=status, headers=headers
         )
 
-    identity = {
-        "model_name": predictor.model_name,
-        "model_version": predictor.model_version,
-        "model_sha256": predictor.model_sha256,
-        "provider": predictor.provider,
-        "threshold": predictor.threshold,
-        "single_view_threshold": predictor.single_view_threshold,
-        "operating_point": predictor.operating_point,
-    }
+    identity = _identity(predictor)
 
     @app.get("/healthz")
     async def healthz():
@@ -228,6 +220,20 @@ def create_app(
 
 
 _ROUTES = ("/healthz", "/v1/models", "/v1/predict", "/metrics")
+
+
+def _identity(predictor) -> dict:
+    """What ``/healthz`` and ``/v1/models`` say of the model and its thresholds (an upload
+    is scored alone: ``single_view_threshold`` labels it for a pair-head model)."""
+    return {
+        "model_name": predictor.model_name,
+        "model_version": predictor.model_version,
+        "model_sha256": predictor.model_sha256,
+        "provider": predictor.provider,
+        "threshold": predictor.threshold,
+        "single_view_threshold": predictor.single_view_threshold,
+        "operating_point": predictor.operating_point,
+    }
 
 
 def _authorised(header: bytes, token: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..dicom import laterality, view_position
+from ..dicom_tags import laterality, view_position
 from ..errors import ErrorCode
 
 #: Storage SOP classes the service scores (PS3.4 B.5), by UID.

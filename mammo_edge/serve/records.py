@@ -69,7 +69,7 @@ class ServeRecord:
     @classmethod
     def from_dict(cls, record: dict) -> ServeRecord:
         """The record a line of ``results.jsonl`` holds (the reader of :meth:`as_dict`)."""
-        # The view is the prediction's (mammo_edge.dicom.view_position); older lines also
+        # The view is the prediction's (mammo_edge.dicom_tags.view_position); older lines also
         # carried it as a DICOM field.
         extra = {field.name: record.get(field.name) for field in fields(cls)[1:]}
         return cls(prediction=record_from_dict(record, "results.jsonl record"), **extra)

@@ -84,7 +84,6 @@ def build_report(
         NothingToReport: no record of ``records`` is a scored image found in ``evidence``.
     """
     import highdicom as hd
-    from pydicom.sr.codedict import codes
 
     scored = [record for record in records if record.ok and record.peak_x is not None]
     by_uid = {str(dataset.get("SOPInstanceUID", "")): dataset for dataset in evidence}
@@ -116,17 +115,8 @@ def build_report(
         value = scored[-1].prediction.exam_probability
         groups.append(_summary_group(scored, by_uid, algorithm, "exam", value, None))
 
-    observer = hd.sr.ObserverContext(
-        observer_type=codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=derived_uid(first.model_sha256, "device"),
-            name="mammo-edge",
-            manufacturer_name="mammo-edge",
-            model_name=first.model_name,
-        ),
-    )
     report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        observation_context=hd.sr.ObservationContext(observer_device_context=_observer(first)),
         procedure_reported=hd.sr.CodedConcept("71651007", "SCT", "Mammography"),
         imaging_measurements=groups,
     )
@@ -141,6 +131,22 @@ def build_report(
         series_description=f"mammo-edge results ({RESEARCH_USE})"[:64],
         is_complete=True,
         is_final=False,
+    )
+
+
+def _observer(first):
+    """The device observer (mammo-edge, the model that scored) of the report's content."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    return hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=derived_uid(first.model_sha256, "device"),
+            name="mammo-edge",
+            manufacturer_name="mammo-edge",
+            model_name=first.model_name,
+        ),
     )
 
 
