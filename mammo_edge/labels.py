@@ -82,6 +82,7 @@ __all__ = [
     "MiasRow",
     "RejectedRow",
     "group_mias_rows",
+    "labels_of",
     "match_labels",
     "mias_patient_of",
     "parse_mias_info",
@@ -184,6 +185,11 @@ def _csv_records(text: str, source: Path) -> tuple[LabelRecord, ...]:
         shown = "; ".join(f"line {row.line}: {row.reason}" for row in dataset.rejected[:5])
         more = len(dataset.rejected) - 5
         raise LabelsError(f"{source} {shown}" + (f"; and {more} more" if more > 0 else ""))
+    return labels_of(dataset)
+
+
+def labels_of(dataset: Dataset) -> tuple[LabelRecord, ...]:
+    """The label record of each of a dataset's images (its first line names the row)."""
     return tuple(
         LabelRecord(
             image=image.image,

@@ -49,6 +49,10 @@ GPU_BATCH_PIXELS = 16 * 512 * 256
 GPU_MAX_BATCH = 64
 
 
+#: The settings of :meth:`Predictor.from_model_bytes` that open the model's bytes.
+BYTES_OPENING = frozenset({"source", "device", "threads"})
+
+
 def default_batch_size(preprocess, streams: int = 1, provider: str = CPU_PROVIDER) -> int:
     """Images per inference call when none is asked for, for the provider that runs it.
 
@@ -153,31 +157,22 @@ class Predictor:
         self.max_pixels = max_pixels
 
     @classmethod
-    def from_model_bytes(
-        cls,
-        model_bytes: bytes,
-        *,
-        sha256: str,
-        source: str = "model",
-        device: str = "auto",
-        threads: int | None = None,
-        **settings,
-    ) -> Predictor:
+    def from_model_bytes(cls, model_bytes: bytes, *, sha256: str, **settings) -> Predictor:
         """A Predictor over model bytes already in memory (e.g. shipped to a Ray actor).
 
         Args:
             model_bytes: the ONNX file content.
             sha256: the SHA-256 (hex) the bytes must have; they are refused otherwise.
-            source: where the bytes came from, for messages and ``model_file.path``.
-            device, threads, settings: as for the constructor.
+            settings: ``source`` (where the bytes came from, for messages and
+                ``model_file.path``), ``device`` and ``threads`` as for
+                :meth:`Model.from_bytes <mammo_edge.model.Model.from_bytes>`; the rest as for
+                the constructor.
 
         Raises:
             ModelError: the bytes' SHA-256 differs from ``sha256``, or as for the constructor.
         """
-        model = Model.from_bytes(
-            model_bytes, sha256=sha256, source=source, device=device, threads=threads
-        )
-        return cls(model, **settings)
+        opening = {key: settings.pop(key) for key in BYTES_OPENING & settings.keys()}
+        return cls(Model.from_bytes(model_bytes, sha256=sha256, **opening), **settings)
 
     def _threshold(
         self, threshold: float | None, operating_point: str | None, single_view: bool = False

@@ -216,7 +216,7 @@ def read_site_labels(path: Path) -> SiteLabels:
         LabelsError: the file cannot be read (the message names file and line).
     """
     from ..dataset_manifest import read_dataset
-    from ..labels import LabelRecord, Labels, LabelsError, read_labels
+    from ..labels import Labels, LabelsError, labels_of, read_labels
     from ..manifest_rows import MANIFEST_REQUIRED, first_content_line, header_columns, read_text
 
     try:
@@ -228,17 +228,7 @@ def read_site_labels(path: Path) -> SiteLabels:
     if not all(name in columns for name in MANIFEST_REQUIRED):
         return SiteLabels(read_labels(path), {}, (), sha256)
     dataset = read_dataset(path)
-    records = tuple(
-        LabelRecord(
-            image=image.image,
-            label=image.label,
-            line=image.lines[0],
-            patient=image.patient,
-            group=image.group,
-            finding=image.finding,
-        )
-        for image in dataset.images
-    )
+    records = labels_of(dataset)
     rejected = tuple(f"line {row.line} ({row.image}): {row.reason}" for row in dataset.rejected)
     splits = {image.image: image.split for image in dataset.images}
     return SiteLabels(Labels(records, Path(path), "csv"), splits, rejected, sha256)

@@ -23,6 +23,7 @@ from .common import (
     EXIT_USAGE_OR_MODEL,
     announce,
     expand_or_fail,
+    open_predictor,
     progress_bar,
 )
 from .options import (
@@ -34,27 +35,20 @@ from .options import (
     QuietOption,
     ThreadsOption,
     WorkersOption,
+    folder_out_option,
+    paths_argument,
 )
 
-PathsArgument = Annotated[
-    list[str],
-    typer.Argument(
-        help="The site's labelled images: files, folders, globs or @list files (as for "
-        "predict). Both breasts of an exam let the pair head be refitted.",
-        show_default=False,
-    ),
-]
-OutOption = Annotated[
-    Path,
-    typer.Option(
-        "--out",
-        "-o",
-        help="New folder for the calibrated model (manifest.json, ONNX, MODEL_CARD.md); "
-        "it must not exist or be empty. Then: --model OUT.",
-        file_okay=False,
-        show_default=False,
-    ),
-]
+PathsArgument = paths_argument(
+    "The site's labelled images: files, folders, globs or @list files (as for "
+    "predict). Both breasts of an exam let the pair head be refitted.",
+    required=True,
+)
+OutOption = folder_out_option(
+    "New folder for the calibrated model (manifest.json, ONNX, MODEL_CARD.md); "
+    "it must not exist or be empty. Then: --model OUT.",
+    show_default=False,
+)
 NameOption = Annotated[
     str | None,
     typer.Option(
@@ -87,20 +81,12 @@ def calibrate_command(
     from ..calibration.run import calibrate
     from ..calibration.site import CalibrationError, check_label_counts, read_site_labels
     from ..labels import LabelsError, match_labels
-    from ..predictor import Predictor
 
     try:
         truth = read_site_labels(labels)
     except LabelsError as error:
         raise typer.BadParameter(str(error), param_hint="--labels") from None
-    predictor = Predictor(
-        model,
-        device=device.value,
-        threads=threads,
-        batch_size=batch_size,
-        workers=workers,
-        group_by="auto",
-    )
+    predictor = open_predictor(model, device, threads, batch_size, workers=workers)
     try:
         check_out_folder(out, predictor.model_file.path)
         check_base_head(predictor.metadata.head)

@@ -145,6 +145,41 @@ def create_engine(name: str, predictor, **options):
         raise typer.BadParameter(str(error), param_hint="--engine") from None
 
 
+def open_predictor(
+    model: str | None,
+    device,
+    threads: int | None,
+    batch_size: int | None,
+    threshold: float | None = None,
+    operating_point: str | None = None,
+    group_by=None,
+    workers: int | None = None,
+    streams: int | None = None,
+):
+    """The :class:`~mammo_edge.predictor.Predictor` of a verb's shared run options.
+
+    ``device`` and ``group_by`` are the verb's :class:`~.options.Device` and
+    :class:`~.options.GroupBy` choices (``group_by=None``: ``auto``); the rest as the
+    Predictor takes them (``None``: its default).
+
+    Raises:
+        ModelError: the model cannot be used (the CLI exits 1).
+    """
+    from ..predictor import Predictor
+
+    return Predictor(
+        model,
+        device=device.value,
+        threads=threads,
+        threshold=threshold,
+        batch_size=batch_size,
+        workers=workers,
+        operating_point=operating_point,
+        group_by="auto" if group_by is None else group_by.value,
+        streams=streams,
+    )
+
+
 def make_folder(out: Path) -> None:
     """Create the ``--out`` folder, or fail with a usage error saying why."""
     try:

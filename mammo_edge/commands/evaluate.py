@@ -24,6 +24,7 @@ from .common import (
     engine_class,
     expand_or_fail,
     make_folder,
+    open_predictor,
     progress_bar,
 )
 from .options import (
@@ -42,16 +43,13 @@ from .options import (
     ThreadsOption,
     ThresholdOption,
     WorkersOption,
+    paths_argument,
 )
 
-PathsArgument = Annotated[
-    list[str] | None,
-    typer.Argument(
-        help="Image files, folders, globs or list files to score (as for predict). "
-        "Leave out when --predictions is given.",
-        show_default=False,
-    ),
-]
+PathsArgument = paths_argument(
+    "Image files, folders, globs or list files to score (as for predict). "
+    "Leave out when --predictions is given."
+)
 OutOption = Annotated[
     Path, typer.Option("--out", "-o", help="Folder for metrics.json, predictions.csv, roc.svg.")
 ]
@@ -105,7 +103,6 @@ def evaluate_command(
     from ..evaluation import ModelFacts, evaluate_results, write_evaluation
     from ..evaluation_summary import summary_text, unmatched_warnings
     from ..labels import LabelsError, match_labels, read_labels
-    from ..predictor import Predictor
 
     _check_sources(paths, predictions)
     try:
@@ -116,15 +113,8 @@ def evaluate_command(
         results, facts, threshold = _read_predictions(predictions, model, threshold)
     else:
         engine_class(engine)  # a missing engine fails before the model loads
-        predictor = Predictor(
-            model,
-            device=device.value,
-            threads=threads,
-            threshold=threshold,
-            batch_size=batch_size,
-            workers=workers,
-            operating_point=operating_point,
-            group_by=group_by.value,
+        predictor = open_predictor(
+            model, device, threads, batch_size, threshold, operating_point, group_by, workers
         )
         scoring = create_engine(engine, predictor, address=address, num_cpus=num_cpus)
         results = _score(scoring, expand_or_fail(paths), quiet)

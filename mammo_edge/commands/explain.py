@@ -23,6 +23,7 @@ from .common import (
     Terminated,
     expand_or_fail,
     make_folder,
+    open_predictor,
     progress_bar,
     sigterm_as_exception,
     stop_reason,
@@ -42,7 +43,9 @@ from .options import (
     QuietOption,
     ThreadsOption,
     ThresholdOption,
+    folder_out_option,
     input_arguments,
+    paths_argument,
 )
 
 OVERLAY_FOLDER = "overlays"
@@ -56,13 +59,12 @@ class Method(str, Enum):
 
 
 #: What explain and report share: the inputs and how the heatmap is made.
-PathsArgument = Annotated[
-    list[str] | None,
-    typer.Argument(
-        help="Image files, folders, glob patterns or @list files (as for predict).",
-        show_default=False,
-    ),
-]
+PathsArgument = paths_argument(
+    "Image files, folders, glob patterns or @list files (as for predict)."
+)
+OutOption = folder_out_option(
+    "Folder for explain.jsonl and overlays/*.png (created if missing).", show_default=False
+)
 MethodOption = Annotated[
     Method,
     typer.Option(help="auto: the model's own heatmap when its metadata has one, else occlusion."),
@@ -71,16 +73,7 @@ MethodOption = Annotated[
 
 def explain_command(
     paths: PathsArgument = None,
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Folder for explain.jsonl and overlays/*.png (created if missing).",
-            file_okay=False,
-            show_default=False,
-        ),
-    ] = ...,  # type: ignore[assignment]
+    out: OutOption = ...,  # type: ignore[assignment]
     model: ModelOption = None,
     method: MethodOption = Method.auto,
     threshold: ThresholdOption = None,
@@ -113,11 +106,11 @@ def explain_command(
             threshold,
             batch_size,
             threads,
-            device.value,
+            device,
             writes=[records_path],
             writes_into=[out / OVERLAY_FOLDER],
             operating_point=operating_point,
-            group_by=group_by.value,
+            group_by=group_by,
         )
         make_folder(out)
         with exclusive_output(records_path):
@@ -196,16 +189,17 @@ def open_explainer(
     threshold: float | None,
     batch_size: int | None,
     threads: int | None,
-    device: str,
+    device,
     *,
     writes: list[Path] = (),
     writes_into: list[Path] = (),
     operating_point: str | None = None,
-    group_by: str = "auto",
+    group_by=None,
 ):
     """Expand the inputs and load the model: ``(Explainer, input paths)``.
 
     Args:
+        device, group_by: the verb's choices, as :func:`~.common.open_predictor` takes them.
         writes, writes_into: the files the verb will write and the folders it writes into;
             an input among them is refused before anything is written.
 
@@ -216,19 +210,12 @@ def open_explainer(
     """
     from ..explain import Explainer
     from ..outputs import refuse_input_overlap
-    from ..predictor import Predictor
 
     inputs = expand_or_fail(paths)
     refuse_input_overlap(writes, inputs, folders=writes_into)
-    predictor = Predictor(
-        model,
-        device=device,
-        threads=threads,
-        threshold=threshold,
-        batch_size=batch_size,
-        operating_point=operating_point,
-        group_by=group_by,
-        streams=1,  # the explainer scores one batch at a time, on every core
+    # streams=1: the explainer scores one batch at a time, on every core
+    predictor = open_predictor(
+        model, device, threads, batch_size, threshold, operating_point, group_by, streams=1
     )
     return Explainer(predictor, method=method), inputs
 

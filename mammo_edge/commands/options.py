@@ -135,14 +135,34 @@ def input_arguments(paths: list[str] | None, from_list: list[Path] | None) -> li
 OutputFormat = Enum("OutputFormat", {name: name for name in FORMATS}, type=str)
 
 
-PathsArgument = Annotated[
-    list[str] | None,
-    typer.Argument(
-        help="Image files, folders (searched recursively), glob patterns, or list files "
-        "marked with @ (@paths.txt) holding one path per line.",
-        show_default=False,
-    ),
-]
+def paths_argument(help: str, *, required: bool = False):
+    """A verb's PATHS argument with its own ``help`` (``required``: no ``None`` default)."""
+    return Annotated[
+        list[str] if required else list[str] | None,
+        typer.Argument(help=help, show_default=False),
+    ]
+
+
+def folder_out_option(help: str, *, show_default: bool = True):
+    """A ``--out``/``-o`` option naming a folder (a file there is refused)."""
+    return Annotated[
+        Path,
+        typer.Option("--out", "-o", help=help, file_okay=False, show_default=show_default),
+    ]
+
+
+def pem_file_option(help: str):
+    """An optional PEM file option: the file must exist."""
+    return Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help=help, show_default=False),
+    ]
+
+
+PathsArgument = paths_argument(
+    "Image files, folders (searched recursively), glob patterns, or list files "
+    "marked with @ (@paths.txt) holding one path per line."
+)
 WorkersOption = Annotated[
     int | None,
     typer.Option(min=1, help="Threads decoding images ahead of inference. Default: up to 4."),

@@ -19,6 +19,7 @@ from .common import (
     discard_stdout,
     engine_class,
     expand_or_fail,
+    open_predictor,
     progress_bar,
     sigterm_as_exception,
     stop_reason,
@@ -77,7 +78,6 @@ def predict_command(
     SIGTERM (results so far kept, json closed), 141 when the output was closed (| head).
     """
     from ..outputs import exclusive_output, refuse_input_overlap
-    from ..predictor import Predictor
 
     check_predict_options(output_format.value, output, resume, force, address, num_cpus)
     engine_found = engine_class(engine)
@@ -87,15 +87,8 @@ def predict_command(
             inputs = expand_or_fail(input_arguments(paths, from_list))
             if output is not None:
                 refuse_input_overlap([output], inputs)  # before the output is opened
-            predictor = Predictor(
-                model,
-                device=device.value,
-                threads=threads,
-                threshold=threshold,
-                operating_point=operating_point,
-                group_by=group_by.value,
-                batch_size=batch_size,
-                workers=workers,
+            predictor = open_predictor(
+                model, device, threads, batch_size, threshold, operating_point, group_by, workers
             )
             scoring = create_engine(engine, predictor, address=address, num_cpus=num_cpus)
             plan = _plan(inputs, output, output_format.value, predictor, resume, force, quiet)

@@ -51,22 +51,16 @@ from .options import (
     QuietOption,
     ThreadsOption,
     ThresholdOption,
+    folder_out_option,
     input_arguments,
 )
 
 PAGE_NAME = "index.html"
 
 
-ReportOutOption = Annotated[
-    Path,
-    typer.Option(
-        "--out",
-        "-o",
-        help="Folder for index.html and its images (created if missing).",
-        file_okay=False,
-        show_default=False,
-    ),
-]
+ReportOutOption = folder_out_option(
+    "Folder for index.html and its images (created if missing).", show_default=False
+)
 ReportLabelsOption = Annotated[
     Path | None,
     typer.Option(
@@ -125,11 +119,11 @@ def report_command(
             threshold,
             batch_size,
             threads,
-            device.value,
+            device,
             writes=[out / name for name in written],
             writes_into=[out / images_folder()],
             operating_point=operating_point,
-            group_by=group_by.value,
+            group_by=group_by,
         )
         make_folder(out)
         with exclusive_output(out / RECORDS_NAME):

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .options import ModelOption, ThreadsOption
+from .options import ModelOption, ThreadsOption, folder_out_option, pem_file_option
 
 
 class ServeEngine(str, Enum):
@@ -53,15 +53,7 @@ SendToOption = Annotated[
     ),
 ]
 
-OutOption = Annotated[
-    Path,
-    typer.Option(
-        "--out",
-        "-o",
-        file_okay=False,
-        help="Folder for results.jsonl, the spool, SRs and overlays.",
-    ),
-]
+OutOption = folder_out_option("Folder for results.jsonl, the spool, SRs and overlays.")
 
 StableAfterOption = Annotated[
     float,
@@ -87,36 +79,13 @@ ReplicasOption = Annotated[
     int, typer.Option(min=1, help="With --engine ray: Ray Serve replicas (one CPU each).")
 ]
 
-TlsCertOption = Annotated[
-    Path | None,
-    typer.Option(
-        exists=True,
-        dir_okay=False,
-        help="PEM certificate: the DICOM port speaks DICOM TLS and HTTP becomes HTTPS.",
-        show_default=False,
-    ),
-]
-
-TlsKeyOption = Annotated[
-    Path | None,
-    typer.Option(
-        exists=True,
-        dir_okay=False,
-        help="PEM private key of --tls-cert (unencrypted).",
-        show_default=False,
-    ),
-]
-
-TlsCaOption = Annotated[
-    Path | None,
-    typer.Option(
-        exists=True,
-        dir_okay=False,
-        help="PEM CA certificate(s): clients (DICOM and HTTPS) must present a certificate "
-        "it signed.",
-        show_default=False,
-    ),
-]
+TlsCertOption = pem_file_option(
+    "PEM certificate: the DICOM port speaks DICOM TLS and HTTP becomes HTTPS."
+)
+TlsKeyOption = pem_file_option("PEM private key of --tls-cert (unencrypted).")
+TlsCaOption = pem_file_option(
+    "PEM CA certificate(s): clients (DICOM and HTTPS) must present a certificate it signed."
+)
 
 AllowAeOption = Annotated[
     list[str] | None,
