@@ -1,4 +1,4 @@
-"""Entry point: ``python -m export``."""
+"""Entry point: ``python -m export [COMMAND]`` (see :mod:`export.cli`)."""
 
 import sys
 

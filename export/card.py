@@ -1,6 +1,6 @@
-"""A shipped model's card: written by the export, re-rendered by ``python -m export.card``.
+"""A shipped model's card: written by the export, re-rendered by ``python -m export card``.
 
-``python -m export.card NAME [--card-notes NOTES.md]`` re-renders a shipped model's card.
+``python -m export card NAME [--card-notes NOTES.md]`` re-renders a shipped model's card.
 
 The card's notes (intended use, ablation table, limits) can grow after a model is shipped
 (e.g. when more ablation runs finish). Re-exporting would change the ONNX file's creation
@@ -105,7 +105,7 @@ def refresh_model_card(folder: Path, name: str, notes_path: Path | None) -> Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.card", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m export card", description=__doc__)
     parser.add_argument("name", help="shipped model name, e.g. lite0")
     parser.add_argument("--card-notes", type=Path, help="Markdown about the model")
     parser.add_argument("--folder", type=Path, default=MODELS_DIR, help="models folder")
@@ -117,7 +117,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {card}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""``python -m export.int8``: an exported FP32 ONNX model -> ``<name>-int8`` through the gate.
+"""``python -m export int8``: an exported FP32 ONNX model -> ``<name>-int8`` through the gate.
 
 For a model already exported (and shipped) whose INT8 twin was refused or never made: the
 FP32 file is read as it is (its bytes never change), quantised with its architecture's
@@ -10,7 +10,7 @@ when |ΔAUC| ≤ ``AUC_TOLERANCE``; with ``--ship`` it joins the models folder's
 
 Example (how ``lite0-int8`` was made)::
 
-    python -m export.int8 --onnx mammo_edge/models/lite0.onnx \\
+    python -m export int8 --onnx mammo_edge/models/lite0.onnx \\
         --predictions reports/lesion/predictions.csv --ship \\
         --card-notes reports/lesion/card_notes.md --report reports/int8/lite0-int8.json
 """
@@ -35,9 +35,9 @@ NOTE = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface of ``python -m export.int8``."""
+    """The command-line interface of ``python -m export int8``."""
     parser = argparse.ArgumentParser(
-        prog="python -m export.int8",
+        prog="python -m export int8",
         description="Quantise an exported FP32 model to <name>-int8 and keep it only if its "
         "AUC stays within the export's limit of FP32's.",
         epilog=__doc__.split("Example", 1)[1],
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             recipe_name=arguments.recipe,
             ship=arguments.ship,
             card_notes_path=arguments.card_notes,
-            command="python -m export.int8 " + shlex.join(argv),
+            command="python -m export int8 " + shlex.join(argv),
         )
     except ExportError as error:
         print(f"int8 failed: {error}", file=sys.stderr)
@@ -210,7 +210,3 @@ def _ship_twin(
         export_report.setdefault("shipped", {})[int8_path.stem] = asdict(entry)
         export_report_path.write_text(json.dumps(export_report, indent=2) + "\n")
         refresh_model_card(folder, name, card_notes_path)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

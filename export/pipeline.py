@@ -1,6 +1,6 @@
 """The export step end to end: Keras file -> verified, self-describing ONNX (+ INT8, + ship).
 
-``run_export`` is what ``python -m export`` calls; ``export_fp32`` and ``build_metadata``
+``run_export`` is what ``python -m export onnx`` calls; ``export_fp32`` and ``build_metadata``
 are the pieces tests use on tiny models without MIAS. The model's architecture and
 preprocessing come from its training contract (``model_contract.json`` beside the model,
 or ``--contract``); without one the export refuses, rather than guess.
@@ -61,7 +61,7 @@ KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What ``python -m export`` was asked to do (paths as given on the command line)."""
+    """What ``python -m export onnx`` was asked to do (paths as given on the command line)."""
 
     model_path: Path
     out_path: Path
@@ -87,7 +87,7 @@ class ExportOptions:
     #: How the threshold is chosen on the out-of-fold predictions: ``youden`` or
     #: ``sensitivity:0.90`` (the highest threshold reaching that sensitivity: triage).
     threshold_rule: str = "youden"
-    #: ``head.json`` of ``python -m train.repeated``: stacking head and operating points.
+    #: ``head.json`` of ``python -m train repeated``: stacking head and operating points.
     head_path: Path | None = None
 
 
@@ -190,7 +190,7 @@ def export_fp32(
 
 
 def run_export(options: ExportOptions) -> ExportResult:
-    """Do everything ``python -m export`` promises; see ``export.cli`` for the options.
+    """Do everything ``python -m export onnx`` promises; ``export.onnx_command`` has the options.
 
     Raises:
         ExportError: with a message for the person running the export.

@@ -1,6 +1,6 @@
 """Give a shipped pair-head model (and its INT8 twin) its single-view head and points.
 
-``python -m export.single_view NAME --from reports/single-view/single_view.json`` writes
+``python -m export single-view NAME --from reports/single-view/single_view.json`` writes
 into the shipped ONNX files' metadata what ``python -m train single-view`` fitted: the
 ``single`` head beside the ``pair`` head, the ``single_view`` operating points beside the
 paired ones, and the single-view figures in ``cv_metrics.single_view`` (what ``mammo-edge
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -80,10 +81,14 @@ def _update_reports(folder: Path, name: str, sha256: str, command: str) -> None:
     report_path.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def add_single_view(folder: Path, name: str, fitted: dict, notes: Path | None) -> list[str]:
-    """Give ``name`` and its INT8 twin (when shipped) the single-view head; the names done."""
+def add_single_view(
+    folder: Path, name: str, fitted: dict, notes: Path | None, command: str = ""
+) -> list[str]:
+    """Give ``name`` and its INT8 twin (when shipped) the single-view head; the names done.
+
+    ``command`` is recorded in each model's export report (how the head got there).
+    """
     manifest = json.loads((folder / "manifest.json").read_text())["models"]
-    command = " ".join(["python -m export.single_view", *sys.argv[1:]])
     done = []
     for model_name in (name, int8_name(name)):
         if model_name not in manifest:
@@ -109,7 +114,7 @@ def _props(path: Path) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.single_view", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m export single-view", description=__doc__)
     parser.add_argument("name", help="shipped pair-head model, e.g. lite0-pair")
     parser.add_argument(
         "--from",
@@ -120,16 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--card-notes", type=Path, help="the card's notes, rendered again")
     parser.add_argument("--folder", type=Path, default=MODELS_DIR, help="models folder")
+    argv = sys.argv[1:] if argv is None else list(argv)
     arguments = parser.parse_args(argv)
     try:
         fitted = json.loads(arguments.fitted.read_text())
-        done = add_single_view(arguments.folder, arguments.name, fitted, arguments.card_notes)
+        command = shlex.join(["python", "-m", "export", "single-view", *argv])
+        done = add_single_view(
+            arguments.folder, arguments.name, fitted, arguments.card_notes, command
+        )
     except (ExportError, OSError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"single-view head and points written into: {', '.join(done)}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""python -m export.int8: an exported FP32 model -> NAME-int8, only through the ΔAUC gate."""
+"""python -m export int8: an exported FP32 model -> NAME-int8, only through the ΔAUC gate."""
 
 from __future__ import annotations
 

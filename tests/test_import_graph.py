@@ -4,8 +4,8 @@ Read from the source (``ast``), every import counted, including those inside fun
 an import deferred for speed is still a dependency. Code under
 ``if TYPE_CHECKING:`` (names for type hints, never imported at run time) and under
 ``if __name__ == "__main__":`` is left out: it runs only when the file is the program
-(then the module is ``__main__``, not itself), as the deprecated ``python -m train.X``
-entries that forward to ``python -m train X`` do.
+(then the module is ``__main__``, not itself), as a benchmark run by ``python -m
+benchmarks.X`` does.
 """
 
 from __future__ import annotations

@@ -9,14 +9,9 @@ import pytest
 pytest.importorskip("keras")
 pytestmark = pytest.mark.tensorflow
 
-from train.lesion_protocol import (  # noqa: E402
-    ImageBatches,
-    LesionSettings,
-    PatchBatches,
-    cut_patch,
-    heatmap_peak,
-    prepare_dataset,
-)
+from train.lesion_data import ImageBatches, PatchBatches, cut_patch, prepare_dataset  # noqa: E402
+from train.lesion_settings import LesionSettings  # noqa: E402
+from train.lesion_stages import heatmap_peak  # noqa: E402
 from train.mias import open_mias  # noqa: E402
 
 SIZE = 1024

@@ -178,7 +178,7 @@ def test_training_and_runtime_prepare_identical_inputs(name, tmp_path):
     pytest.importorskip("keras")
     import tarfile
 
-    from train.lesion_protocol import prepare_dataset
+    from train.lesion_data import prepare_dataset
     from train.mias import open_mias
 
     info = "\n".join(["mdb005 F CIRC B 477 133 30", "mdb028 F CIRC M 338 314 56"])

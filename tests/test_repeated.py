@@ -9,21 +9,17 @@ pytest.importorskip("sklearn")
 
 from train.heads import cross_fitted_head  # noqa: E402
 from train.mias import AbnormalityRow, ImageRecord  # noqa: E402
-from train.repeated import (  # noqa: E402
-    Repeat,
-    build_candidates,
-    describe,
-    shipped_head,
-)
+from train.repeated_candidates import Repeat, build_candidates, describe  # noqa: E402
+from train.repeated_shipped import shipped_head  # noqa: E402
 
 CLASSES = ["CALC", "CIRC", "SPIC", "MISC", "ARCH", "ASYM"]
 
 
 @pytest.fixture(autouse=True)
 def _few_replicates(monkeypatch):
-    import train.repeated
+    import train.repeated_candidates
 
-    monkeypatch.setattr(train.repeated, "REPLICATES", 100)
+    monkeypatch.setattr(train.repeated_candidates, "REPLICATES", 100)
 
 
 def records(n_patients=60, seed=0):

@@ -113,42 +113,44 @@ def test_every_command_runs_its_modules_main():
         command_main("train")
 
 
-# runpy warns that the module was imported before (by this test process); it is meant.
-@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")
-@pytest.mark.parametrize(
-    ("module", "expected"),
-    [
-        ("train.lesion_protocol", ["fit", "--arch", "lite0", "--protocol", "lesion"]),
-        ("train.repeated", ["repeated"]),
-        ("train.ablation", ["ablation"]),
-        ("train.compare", ["compare"]),
-        ("train.localisation", ["localisation"]),
-        ("train.reproduce_published", ["reproduce-published"]),
-    ],
-)
-def test_old_module_entries_forward_to_their_command(
-    recorded, monkeypatch, capsys, module, expected
-):
-    import runpy
+def test_train_has_one_entry():
+    """No module of train/ runs as a program but ``__main__`` (the weights' one-off
+    converter under train/weights/ runs by path, in a throwaway environment)."""
+    import ast
 
-    monkeypatch.setattr(sys, "argv", [module, "--data", "d"])
-    with pytest.raises(SystemExit) as exit_:
-        runpy.run_module(module, run_name="__main__")
-    assert exit_.value.code == 0
-    assert recorded == [(expected[0], [*expected[1:], "--data", "d"])]
-    assert f"`python -m {module}` is now `python -m train {' '.join(expected)}`" in (
-        capsys.readouterr().err
-    )
+    programs = []
+    for path in sorted((REPO_ROOT / "train").rglob("*.py")):
+        if path.name == "__main__.py" or path.parent.name == "weights":
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            test = getattr(node, "test", None)
+            if isinstance(test, ast.Compare) and getattr(test.left, "id", "") == "__name__":
+                programs.append(path.relative_to(REPO_ROOT).as_posix())
+    assert programs == []
 
 
-def test_an_old_entry_still_runs_as_a_program(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "train.compare", str(tmp_path), str(tmp_path), "--out", "x.png"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=120,
-    )
-    assert result.returncode == 1
-    assert "is now `python -m train compare`" in result.stderr
-    assert "error: cannot read the runs" in result.stderr
+def test_repeated_runs_runs_fit_once_per_seed(recorded):
+    from train.cli import main
+
+    main(["repeated-runs", "--data", "d", "--out", "o", "--seeds", "0", "1", "--epochs", "1"])
+    assert recorded == [
+        ("repeated-runs", ["--data", "d", "--out", "o", "--seeds", "0", "1", "--epochs", "1"])
+    ]
+
+
+def test_repeated_runs_gives_each_seed_its_own_folder(monkeypatch):
+    from train import fit_command, repeated_runs
+
+    calls = []
+    monkeypatch.setattr(fit_command, "main", lambda argv: calls.append(argv) or 0)
+    assert repeated_runs.main(["--data", "d.tar.gz", "--out", "runs/r", "--epochs", "1"]) == 0
+    assert [call[call.index("--out") + 1] for call in calls] == [
+        "runs/r/seed_0",
+        "runs/r/seed_1",
+        "runs/r/seed_2",
+    ]
+    assert all("--no-final-model" in call and call[-2:] == ["--epochs", "1"] for call in calls)
+    assert [call[call.index("--seed") + 1] for call in calls] == ["0", "1", "2"]
+    monkeypatch.setattr(fit_command, "main", lambda argv: calls.append(argv) or 1)
+    calls.clear()
+    assert repeated_runs.main(["--data", "d", "--out", "o"]) == 1 and len(calls) == 1

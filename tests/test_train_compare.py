@@ -1,4 +1,4 @@
-"""`python -m train.compare`: the leak-vs-honest figure from two finished runs."""
+"""`python -m train compare`: the leak-vs-honest figure from two finished runs."""
 
 import json
 

@@ -130,7 +130,7 @@ def test_real_mias_through_its_manifest_gives_the_archive_splits_and_inputs(tmp_
         pytest.skip(f"needs the MIAS archive at {MIAS_ARCHIVE}")
     pytest.importorskip("keras")
     from train.architectures import lite0
-    from train.lesion_protocol import prepare_dataset
+    from train.lesion_data import prepare_dataset
 
     assert train_main(["manifest", "--mias", str(MIAS_ARCHIVE), "--out", str(tmp_path)]) == 0
     mias = open_mias(MIAS_ARCHIVE)

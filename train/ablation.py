@@ -260,9 +260,3 @@ def _plot(records, curves: dict[str, np.ndarray], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
-
-
-if __name__ == "__main__":
-    from .cli import forward_deprecated
-
-    raise SystemExit(forward_deprecated("train.ablation", "ablation"))

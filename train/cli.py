@@ -3,8 +3,8 @@
 Each command is a thin verb over a library module, imported only when it runs, so
 ``--help`` and bad options answer without loading TensorFlow. ``python -m train OPTIONS``
 without a command is ``python -m train fit OPTIONS`` (the commands docs/ and the
-reports quote keep working), and the old per-module entries (``python -m train.repeated``)
-forward here with a note.
+reports quote keep working). This is the only entry: no module of ``train`` runs as a
+program of its own.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from collections.abc import Callable
 COMMANDS = {
     "fit": "train a model on MIAS or a dataset manifest under a protocol; the default",
     "manifest": "write a dataset manifest (docs/datasets.md) from MIAS or CBIS-DDSM",
+    "repeated-runs": "the `fit` runs behind `repeated`: one lite0 run per patient-split seed",
     "repeated": "repeated cross-validation of the lite0 recipe from finished `fit` runs",
     "ablation": "the ablation table: out-of-fold predictions of several runs, measured alike",
     "compare": "the leak-vs-honest ROC figure from a seed run and a patient run",
+    "compare-runs": "two runs' out-of-fold scores compared image by image (same model?)",
     "localisation": "do heatmap peaks fall on the Info.txt lesion circles?",
     "reproduce-published": "the seed study's table with its published weights, then honestly",
     "single-view": "a pair-head model's single-view head and operating points, out of sample",
@@ -32,12 +34,16 @@ def command_main(command: str) -> Callable[[list[str] | None], int]:
         from .fit_command import main
     elif command == "manifest":
         from .manifest import main
+    elif command == "repeated-runs":
+        from .repeated_runs import main
     elif command == "repeated":
         from .repeated import main
     elif command == "ablation":
         from .ablation import main
     elif command == "compare":
         from .compare import main
+    elif command == "compare-runs":
+        from .compare_runs import main
     elif command == "localisation":
         from .localisation import main
     elif command == "reproduce-published":
@@ -72,16 +78,3 @@ def main(argv: list[str] | None = None) -> int:
     if arguments and arguments[0] in ("-h", "--help"):
         print(usage())
     return command_main(DEFAULT_COMMAND)(arguments)
-
-
-def forward_deprecated(module: str, command: str, *fixed: str) -> int:
-    """Run ``python -m train COMMAND`` for an old ``python -m train.MODULE`` entry, saying so.
-
-    Args:
-        module: the old entry's module (``train.repeated``).
-        fixed: arguments the old entry implied (``--arch lite0``), put before the user's.
-    """
-    implied = " ".join(fixed)
-    replacement = f"python -m train {command}" + (f" {implied}" if implied else "")
-    print(f"note: `python -m {module}` is now `{replacement}`", file=sys.stderr)
-    return main([command, *fixed, *sys.argv[1:]])

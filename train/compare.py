@@ -70,9 +70,3 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    from .cli import forward_deprecated
-
-    raise SystemExit(forward_deprecated("train.compare", "compare"))

@@ -21,7 +21,7 @@ from .mias import MiasDataset
 from .protocols import class_weights
 
 if TYPE_CHECKING:
-    from .lesion_protocol import LesionSettings
+    from .lesion_settings import LesionSettings
 
 BACKGROUND = -1.0  # what black (blanked) pixels become after Lite's scaling
 

@@ -392,9 +392,3 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "table.md").write_text(table)
     print(table)
     return 0
-
-
-if __name__ == "__main__":
-    from .cli import forward_deprecated
-
-    raise SystemExit(forward_deprecated("train.localisation", "localisation"))

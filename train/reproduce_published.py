@@ -323,7 +323,7 @@ def card_notes(result: dict) -> str:
         "The study's own released weights (Cruz Diaz 2021, `pretrained_model.h5`, MIT),\n"
         "converted to ONNX unchanged. Its training samples were rotated copies of mini-MIAS\n"
         "images split at random after rotation, so its test accuracy counts rotated twins of\n"
-        "training images. Reproduced with `python -m train.reproduce_published` on the\n"
+        "training images. Reproduced with `python -m train reproduce-published` on the\n"
         "images of this data set (accuracy at threshold 0.5; the study's splits also held\n"
         "images of patients not in this set):\n\n" + "\n".join(rows) + "\n\n"
         "The study's 97.21% on fitted samples is, as Keras reports it, most likely the\n"
@@ -384,9 +384,3 @@ def main(argv: list[str] | None = None) -> int:
         raise
     log(f"Wrote {arguments.out}")
     return 0
-
-
-if __name__ == "__main__":
-    from .cli import forward_deprecated
-
-    raise SystemExit(forward_deprecated("train.reproduce_published", "reproduce-published"))

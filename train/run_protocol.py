@@ -11,7 +11,8 @@ from __future__ import annotations
 def run_protocol(protocol: str, dataset, args, log) -> None:
     """Run ``protocol`` on ``dataset`` with the command's options."""
     if protocol == "lesion":
-        from .lesion_protocol import LesionSettings, run_lesion_protocol
+        from .lesion_protocol import run_lesion_protocol
+        from .lesion_settings import LesionSettings
 
         if args.arch != "lite0":
             raise ValueError("the lesion protocol trains the lite0 architecture: --arch lite0")

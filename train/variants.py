@@ -36,7 +36,9 @@ def score_variants(dataset: MiasDataset, run: Path, log=print) -> Path:
     import keras
 
     from .architectures import lite0
-    from .lesion_protocol import LesionSettings, prepare_dataset, score
+    from .lesion_data import prepare_dataset
+    from .lesion_settings import LesionSettings
+    from .lesion_stages import score
 
     settings = LesionSettings(**json.loads((run / "settings.json").read_text()))
     config = settings.preprocess()
