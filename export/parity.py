@@ -18,6 +18,8 @@ from .errors import ExportError
 
 #: max |Δp| allowed between Keras and onnxruntime (issue 3).
 PARITY_TOLERANCE = 1e-5
+#: Heatmap cells may differ between Keras and onnxruntime by at most this much.
+HEATMAP_PARITY_TOLERANCE = 1e-4
 _CHUNK = 32
 
 
@@ -110,3 +112,25 @@ def check_parity(
             "the ONNX file was not written. Check the tf2onnx/onnxruntime versions."
         )
     return report
+
+
+def check_heatmap_parity(keras_model: keras.Model, onnx_model, batch: np.ndarray) -> dict | None:
+    """Largest |Keras - onnxruntime| heatmap cell on the first 16 images; None without one."""
+    if len(keras_model.outputs) < 2:
+        return None
+    sample = batch[:16]
+    session = ort.InferenceSession(
+        onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    onnx_heatmap = session.run(["heatmap"], {session.get_inputs()[0].name: sample})[0]
+    keras_heatmap = np.asarray(keras_model(sample, training=False)[1])
+    worst = float(np.abs(onnx_heatmap - keras_heatmap).max())
+    if worst > HEATMAP_PARITY_TOLERANCE:
+        raise ExportError(
+            f"heatmap parity failed: max |Δ| {worst:.3g} > {HEATMAP_PARITY_TOLERANCE:g}"
+        )
+    return {
+        "images": len(sample),
+        "max_abs_difference": worst,
+        "tolerance": HEATMAP_PARITY_TOLERANCE,
+    }

@@ -1,15 +1,15 @@
 """The export step end to end: Keras file -> verified, self-describing ONNX (+ INT8, + ship).
 
-``run_export`` is what ``python -m export onnx`` calls; ``export_fp32`` and ``build_metadata``
-are the pieces tests use on tiny models without MIAS. The model's architecture and
-preprocessing come from its training contract (``model_contract.json`` beside the model,
-or ``--contract``); without one the export refuses, rather than guess.
+``run_export`` is what ``python -m export onnx`` calls; ``export_fp32`` and
+:func:`export.model_metadata.build_metadata` are the pieces tests use on tiny models
+without MIAS. The model's architecture and preprocessing come from its training contract
+(``model_contract.json`` beside the model, or ``--contract``); without one the export
+refuses, rather than guess.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -21,26 +21,27 @@ import onnx
 
 import mammo_edge
 from mammo_edge.metadata import ModelMetadata
-from mammo_edge.preprocess import PreprocessConfig
 from train.contract import ContractError, ModelContract, contract_path, read_contract
 
 from .card import card_text
-from .contract import DEFAULT_OPSET, OUTPUT_NAME, TENSOR_OUTPUT_ROLES
+from .contract import DEFAULT_OPSET
 from .convert import Conversion, keras_to_onnx, model_input_shape
 from .errors import ExportError
 from .images import LabelledBatch, load_mias_batch
 from .keras_source import exported_model, load_keras
-from .parity import ParityReport, check_parity
-from .provenance import (
-    attach_metadata,
-    code_revision,
-    created_utc,
-    file_sha256,
+from .model_metadata import (
+    build_metadata,
+    metadata_outputs,
+    output_tensor_names,
+    recorded_threshold,
+    threshold_warnings,
+    with_shipped_head,
 )
+from .parity import ParityReport, check_heatmap_parity, check_parity
+from .provenance import attach_metadata, file_sha256, package_versions
 from .quantize import Int8Agreement, compare_int8, quantize_int8, recipe_for
 from .ship import (
     DEFAULT_DATA,
-    REPOSITORY,
     int8_name,
     manifest_entry,
     merge_manifest,
@@ -55,7 +56,6 @@ from .threshold import (
 )
 from .transposes import ort_optimized_op_counts
 
-VERSIONED_PACKAGES = ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
@@ -101,70 +101,6 @@ class ExportResult:
     report: dict
 
 
-def build_metadata(
-    model_name: str,
-    model_version: str,
-    threshold: ThresholdChoice | None,
-    training_protocol: str,
-    cv_metrics: dict,
-    dataset_sha256: str,
-    preprocess: PreprocessConfig,
-    arch: str = "",
-    outputs: dict | None = None,
-) -> ModelMetadata:
-    """Assemble the metadata an exported model carries (code revision and date filled in).
-
-    Without out-of-fold predictions the threshold is a documented fixed 0.5.
-    """
-    return ModelMetadata(
-        model_name=model_name,
-        model_version=model_version,
-        preprocess=preprocess,
-        arch=arch,
-        outputs=dict(outputs) if outputs else {"probability": OUTPUT_NAME},
-        threshold=0.5 if threshold is None else threshold.threshold,
-        threshold_method=(
-            "fixed 0.5 (no out-of-fold predictions given to the export)"
-            if threshold is None
-            else threshold.method
-        ),
-        training_protocol=training_protocol,
-        cv_metrics=cv_metrics,
-        dataset_sha256=dataset_sha256,
-        code_revision=code_revision(REPOSITORY),
-        created=created_utc(),
-    )
-
-
-def with_shipped_head(metadata: ModelMetadata, path: Path) -> ModelMetadata:
-    """``metadata`` carrying the head and operating points of ``head.json``.
-
-    The model's threshold becomes the default operating point's; both points, with the
-    out-of-sample figures measured for them, travel in ``mammo_edge.operating_points``.
-
-    Raises:
-        ExportError: the file is missing, malformed, or its head unusable by the runtime.
-    """
-    from mammo_edge.metadata import MetadataError, check_operating_points
-    from mammo_edge.stacking import HeadError, single_head
-
-    try:
-        shipped = json.loads(Path(path).read_text())
-        points = check_operating_points(shipped["operating_points"], str(path))
-        single_head(shipped.get("head", {}))
-        default = points["points"][points["default"]]
-    except (OSError, ValueError, KeyError, TypeError, MetadataError, HeadError) as error:
-        raise ExportError(f"{path}: not a usable head.json ({error})") from None
-    return dataclasses.replace(
-        metadata,
-        threshold=float(default["threshold"]),
-        threshold_method=f"operating point {points['default']!r}: {default['rule']} "
-        f"({default['source']})",
-        operating_points=points,
-        head=shipped.get("head", {}),
-    )
-
-
 def export_fp32(
     keras_model: keras.Model,
     metadata: ModelMetadata,
@@ -202,28 +138,15 @@ def run_export(options: ExportOptions) -> ExportResult:
     keras_model, loaded_with = load_keras(options.model_path, contract)
     keras_model = exported_model(keras_model, contract)
     metrics = read_metrics(options.metrics_path) if options.metrics_path else {}
-    preprocess = contract.preprocess
-    data = load_mias_batch(options.data_path, preprocess)
+    data = load_mias_batch(options.data_path, contract.preprocess)
     _check_input_shape(data.batch, model_input_shape(keras_model), str(options.data_path))
     predictions = read_predictions(options.predictions_path) if options.predictions_path else None
     threshold = (
         choose_threshold(predictions, options.threshold_rule)
         if predictions
-        else _recorded_threshold(metrics)
+        else recorded_threshold(metrics)
     )
-    metadata = build_metadata(
-        model_name=model_name,
-        model_version=options.model_version,
-        threshold=threshold,
-        training_protocol=str(metrics.get("protocol", options.protocol)),
-        cv_metrics=metrics,
-        dataset_sha256=data.dataset_sha256,
-        preprocess=preprocess,
-        arch=contract.arch,
-        outputs=_metadata_outputs(contract),
-    )
-    if options.head_path is not None:
-        metadata = with_shipped_head(metadata, options.head_path)
+    metadata = _metadata(options, contract, model_name, threshold, metrics, data)
     fp32_model, conversion, parity = export_fp32(
         keras_model,
         metadata,
@@ -241,7 +164,7 @@ def run_export(options: ExportOptions) -> ExportResult:
         "onnx": str(options.out_path),
         "onnx_sha256": file_sha256(options.out_path),
         "opset": conversion.opset,
-        "versions": _versions(),
+        "versions": package_versions(),
         "metadata": metadata.to_props(),
         "transposes": {
             "before_tf2onnx_optimizer": conversion.transposes_before_optimizer,
@@ -251,39 +174,72 @@ def run_export(options: ExportOptions) -> ExportResult:
         },
         "op_counts": conversion.op_counts,
         "parity": asdict(parity),
-        "heatmap_parity": _heatmap_parity(keras_model, fp32_model, data.batch),
-        "threshold": (
-            {"threshold": metadata.threshold, "method": metadata.threshold_method}
-            if options.head_path is not None
-            else None
-            if threshold is None
-            else asdict(threshold)
-        ),
-        "warnings": _threshold_warnings(threshold, metrics),
+        "heatmap_parity": check_heatmap_parity(keras_model, fp32_model, data.batch),
+        "threshold": _threshold_entry(options, metadata, threshold),
+        "warnings": threshold_warnings(threshold, metrics),
     }
 
     int8_path = None
     int8_metadata = dataclasses.replace(metadata, model_name=f"{metadata.model_name}-int8")
     if options.int8:
         agreement, int8_path = _export_int8(options, fp32_model, int8_metadata, data, predictions)
-        report["int8"] = {
-            **asdict(agreement),
-            "accepted": agreement.accepted,
-            "recipe": asdict(recipe_for(metadata.arch)),
-            "file": None if int8_path is None else str(int8_path),
-            "sha256": None if int8_path is None else file_sha256(int8_path),
-            "note": (
-                "FP32 and INT8 are both the exported model (trained on all images), scored "
-                "on the out-of-fold image set, so the AUCs are in-sample; only their "
-                "difference is meaningful."
-            ),
-        }
+        report["int8"] = _int8_entry(agreement, metadata.arch, int8_path)
     if options.ship:
         _ship(options, contract, metadata, int8_metadata, int8_path, parity, report, data)
 
     report_path = options.out_path.with_name(options.out_path.stem + ".export.json")
     report_path.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
     return ExportResult(options.out_path, int8_path, report_path, report)
+
+
+def _metadata(
+    options: ExportOptions,
+    contract: ModelContract,
+    model_name: str,
+    threshold: ThresholdChoice | None,
+    metrics: dict,
+    data: LabelledBatch,
+) -> ModelMetadata:
+    """The exported model's metadata, with the shipped head when ``--head`` names one."""
+    metadata = build_metadata(
+        model_name=model_name,
+        model_version=options.model_version,
+        threshold=threshold,
+        training_protocol=str(metrics.get("protocol", options.protocol)),
+        cv_metrics=metrics,
+        dataset_sha256=data.dataset_sha256,
+        preprocess=contract.preprocess,
+        arch=contract.arch,
+        outputs=metadata_outputs(contract),
+    )
+    if options.head_path is not None:
+        metadata = with_shipped_head(metadata, options.head_path)
+    return metadata
+
+
+def _threshold_entry(
+    options: ExportOptions, metadata: ModelMetadata, threshold: ThresholdChoice | None
+) -> dict | None:
+    """The report's ``threshold``: the head's default point, the chosen one, or None."""
+    if options.head_path is not None:
+        return {"threshold": metadata.threshold, "method": metadata.threshold_method}
+    return None if threshold is None else asdict(threshold)
+
+
+def _int8_entry(agreement: Int8Agreement, arch: str, int8_path: Path | None) -> dict:
+    """The report's ``int8``: the gate's figures, the recipe and the file (None: refused)."""
+    return {
+        **asdict(agreement),
+        "accepted": agreement.accepted,
+        "recipe": asdict(recipe_for(arch)),
+        "file": None if int8_path is None else str(int8_path),
+        "sha256": None if int8_path is None else file_sha256(int8_path),
+        "note": (
+            "FP32 and INT8 are both the exported model (trained on all images), scored "
+            "on the out-of-fold image set, so the AUCs are in-sample; only their "
+            "difference is meaningful."
+        ),
+    }
 
 
 def _check_options(options: ExportOptions) -> None:
@@ -325,54 +281,6 @@ def _read_contract(options: ExportOptions) -> ModelContract:
         return read_contract(_contract_location(options))
     except ContractError as error:
         raise ExportError(f"{options.model_path}: {error}") from None
-
-
-#: Heatmap cells may differ between Keras and onnxruntime by at most this much.
-HEATMAP_PARITY_TOLERANCE = 1e-4
-
-
-def output_tensor_names(outputs: dict) -> tuple[str, ...]:
-    """ONNX output names from a metadata ``outputs`` map: probability first, then heatmap."""
-    return tuple(
-        str(outputs[role]) if role != "probability" else OUTPUT_NAME
-        for role in TENSOR_OUTPUT_ROLES
-        if role in outputs
-    )
-
-
-def _metadata_outputs(contract: ModelContract) -> dict:
-    """The contract's outputs as the ONNX model names them (the heatmap grid kept as is)."""
-    outputs = {"probability": OUTPUT_NAME}
-    if "heatmap" in contract.outputs:
-        outputs["heatmap"] = "heatmap"
-        outputs.update(
-            {key: value for key, value in contract.outputs.items() if key.startswith("heatmap_")}
-        )
-    return outputs
-
-
-def _heatmap_parity(keras_model: keras.Model, onnx_model, batch: np.ndarray) -> dict | None:
-    """Largest |Keras - onnxruntime| heatmap cell on the first 16 images; None without one."""
-    if len(keras_model.outputs) < 2:
-        return None
-    import onnxruntime as ort
-
-    sample = batch[:16]
-    session = ort.InferenceSession(
-        onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
-    onnx_heatmap = session.run(["heatmap"], {session.get_inputs()[0].name: sample})[0]
-    keras_heatmap = np.asarray(keras_model(sample, training=False)[1])
-    worst = float(np.abs(onnx_heatmap - keras_heatmap).max())
-    if worst > HEATMAP_PARITY_TOLERANCE:
-        raise ExportError(
-            f"heatmap parity failed: max |Δ| {worst:.3g} > {HEATMAP_PARITY_TOLERANCE:g}"
-        )
-    return {
-        "images": len(sample),
-        "max_abs_difference": worst,
-        "tolerance": HEATMAP_PARITY_TOLERANCE,
-    }
 
 
 def _check_input_shape(batch: np.ndarray, input_shape: tuple[int, int], source: str) -> None:
@@ -474,40 +382,6 @@ def _ship(
     report["model_card"] = str(folder / card)
 
 
-def _recorded_threshold(metrics: dict) -> ThresholdChoice | None:
-    """Without out-of-fold predictions: the fixed threshold the evaluation itself used.
-
-    Taken only when metrics.json states both the threshold and how it was chosen.
-    """
-    threshold, method = metrics.get("threshold"), metrics.get("threshold_method")
-    if not isinstance(threshold, (int, float)) or not isinstance(method, str):
-        return None
-    if not 0.0 <= threshold <= 1.0:
-        raise ExportError(f"metrics.json threshold {threshold} is not in [0, 1]")
-    return ThresholdChoice(
-        threshold=float(threshold),
-        method=f"{method} (from metrics.json)",
-        sensitivity=float(metrics.get("sensitivity", float("nan"))),
-        specificity=float(metrics.get("specificity", float("nan"))),
-    )
-
-
-def _threshold_warnings(threshold: ThresholdChoice | None, metrics: dict) -> list[str]:
-    # The training run reports its own Youden threshold under "youden_on_out_of_fold";
-    # the export recomputes it from predictions.csv, and the two must agree.
-    youden = metrics.get("youden_on_out_of_fold")
-    recorded = youden.get("threshold") if isinstance(youden, dict) else None
-    if threshold is None or not isinstance(recorded, (int, float)):
-        return []
-    if abs(recorded - threshold.threshold) <= 1e-6:
-        return []
-    return [
-        f"metrics.json youden_on_out_of_fold.threshold {recorded} differs from the Youden "
-        f"threshold {threshold.threshold} recomputed from predictions.csv; the model uses "
-        "the latter. Were the two files written by the same run?"
-    ]
-
-
 def save_atomically(model: onnx.ModelProto, path: Path) -> None:
     """Write ``model`` to ``path`` through ``PATH.partial``, creating the folder."""
     # Written under a temporary name first so a failed export never leaves a half file
@@ -516,16 +390,6 @@ def save_atomically(model: onnx.ModelProto, path: Path) -> None:
     temporary = path.with_name(path.name + ".partial")
     onnx.save(model, str(temporary))
     os.replace(temporary, path)
-
-
-def _versions() -> dict[str, str]:
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
 
 
 def _json_default(value: object) -> object:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib.metadata
 import os
 import subprocess
 from pathlib import Path
@@ -15,6 +16,8 @@ import onnx
 from mammo_edge.metadata import REQUIRED_KEYS, ModelMetadata
 
 METADATA_PREFIX = "mammo_edge."
+#: The packages whose versions an export report records.
+VERSIONED_PACKAGES = ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
 
 
 def code_revision(repository: Path) -> str:
@@ -82,3 +85,14 @@ def read_metadata_props(model: onnx.ModelProto) -> dict[str, str]:
 def missing_metadata(props: dict[str, str]) -> list[str]:
     """Required keys absent or empty in ``props`` (empty strings count as missing)."""
     return [key for key in REQUIRED_KEYS if not props.get(key)]
+
+
+def package_versions() -> dict[str, str]:
+    """The installed version of each of :data:`VERSIONED_PACKAGES` (or "not installed")."""
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions

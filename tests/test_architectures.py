@@ -64,7 +64,8 @@ def _tiny_preprocess(module) -> PreprocessConfig:
 def test_architecture_builds_exports_and_runs_through_the_runtime(name, tmp_path):
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf2onnx")
-    from export.pipeline import build_metadata, export_fp32
+    from export.model_metadata import build_metadata
+    from export.pipeline import export_fp32
     from mammo_edge.imageio import load_image
     from mammo_edge.predictor import Predictor
     from mammo_edge.preprocess import to_model_batch
@@ -150,7 +151,8 @@ def test_lite0_windows_off_the_breast_can_hold_neither_score_nor_peak():
 @pytest.mark.tensorflow
 def test_lite0_variant_exports_with_parity_and_runs_through_the_runtime(tmp_path):
     pytest.importorskip("tf2onnx")
-    from export.pipeline import build_metadata, export_fp32
+    from export.model_metadata import build_metadata
+    from export.pipeline import export_fp32
     from mammo_edge.imageio import load_image
     from mammo_edge.predictor import Predictor
     from mammo_edge.preprocess import to_model_batch

@@ -18,8 +18,9 @@ from mias_fixtures import MIAS_ARCHIVE, REPO_ROOT, info_rows, write_mias_folder 
 from export.cli import main  # noqa: E402
 from export.convert import keras_to_onnx  # noqa: E402
 from export.errors import ExportError  # noqa: E402
+from export.model_metadata import build_metadata  # noqa: E402
 from export.parity import PARITY_TOLERANCE, check_parity, keras_probabilities  # noqa: E402
-from export.pipeline import build_metadata, export_fp32  # noqa: E402
+from export.pipeline import export_fp32  # noqa: E402
 from export.provenance import missing_metadata, read_metadata_props  # noqa: E402
 from export.quantize import compare_int8, quantize_int8  # noqa: E402
 from export.ship import verify_shipped  # noqa: E402

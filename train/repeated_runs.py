@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The options of ``python -m train repeated-runs``; the rest go to ``fit``."""
     parser = argparse.ArgumentParser(
         prog="python -m train repeated-runs",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`"),
     )
     parser.add_argument("--data", required=True, help="MIAS folder, all-mias.tar.gz or manifest")
     parser.add_argument("--out", required=True, type=Path, help="one OUT/seed_S per seed")
