@@ -37,7 +37,7 @@ def int8_accuracy(fp32_path: Path, int8_path: Path) -> Int8Accuracy | None:
 
     from export.images import load_mias_batch
     from export.quantize import compare_int8
-    from mammo_edge.metadata import ModelMetadata
+    from mammo_edge.model.metadata import ModelMetadata
 
     fp32_model = onnx.load(str(fp32_path))
     props = {prop.key: prop.value for prop in fp32_model.metadata_props}

@@ -65,7 +65,7 @@ def run_cli(arguments: list[str]) -> tuple[int, str]:
 def judged_calls(model: str, paths: list[str], out: Path) -> dict[str, dict]:
     """``mammo-edge predict`` of ``paths`` with ``model``; per image its probability and its
     call at each point (the record's own family: paired or single-view)."""
-    from mammo_edge.model import Model
+    from mammo_edge.model.onnx_model import Model
 
     code, _ = run_cli(["predict", *paths, "--model", model, "-f", "jsonl", "-o", str(out), "-q"])
     if code != 0:
@@ -117,21 +117,21 @@ def calibrate_fold(rows, fold: int, images: Path, work: Path, model: str, log) -
 
 
 def _props(folder: Path) -> dict:
-    from mammo_edge.model import Model
+    from mammo_edge.model.onnx_model import Model
 
     return Model(folder, device="cpu").session.get_modelmeta().custom_metadata_map
 
 
 def summarise(folds: list[dict]) -> dict:
     """Pooled and per-fold figures of the judged calls; the paired BA differences."""
-    from mammo_edge.metrics import (
+    from mammo_edge.evaluation.metrics import (
         BOOTSTRAP_REPLICATES,
         BOOTSTRAP_SEED,
         auc_with_ci,
         confusion_at,
         patient_resamples,
     )
-    from mammo_edge.repeated_metrics import paired_auc_difference
+    from mammo_edge.evaluation.repeated_metrics import paired_auc_difference
 
     images = [image for fold in folds for image in fold["images"]]
     labels = np.array([image["label"] for image in images])
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     arguments = parser.parse_args(argv)
-    from mammo_edge.model import Model
+    from mammo_edge.model.onnx_model import Model
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

@@ -223,8 +223,8 @@ def stage_split(
     folder: Path, model_path: Path, batch: int, threads: int | None, limit: int = 64
 ) -> StageSplit:
     """Per-image milliseconds of decode, resize and inference, in this process, one by one."""
-    from mammo_edge.imageio import load_image
-    from mammo_edge.preprocess import to_model_input
+    from mammo_edge.images.decode import load_image
+    from mammo_edge.images.preprocess import to_model_input
 
     from .inference import onnx_session, preprocess_of
 

@@ -17,8 +17,8 @@ import onnxruntime as ort
 
 from mammo_edge.bench.model_alone import random_batch
 from mammo_edge.bench.timing import LatencySummary, RepeatPolicy, summarize, time_calls
-from mammo_edge.providers import CPU_PROVIDER as CPU
-from mammo_edge.providers import CUDA_PROVIDER as CUDA
+from mammo_edge.model.providers import CPU_PROVIDER as CPU
+from mammo_edge.model.providers import CUDA_PROVIDER as CUDA
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class InferenceRow:
 
 def preprocess_of(session: ort.InferenceSession, source: object):
     """The preprocessing contract the model at ``source`` carries in its metadata."""
-    from mammo_edge.metadata import ModelMetadata
+    from mammo_edge.model.metadata import ModelMetadata
 
     props = session.get_modelmeta().custom_metadata_map
     return ModelMetadata.from_props(props, str(source)).preprocess
@@ -61,8 +61,8 @@ def preprocess_of(session: ort.InferenceSession, source: object):
 def onnx_session(
     model_path: Path, threads: int | None, provider: str = CPU
 ) -> ort.InferenceSession:
-    """The session the runtime builds (:func:`mammo_edge.providers.create_session`)."""
-    from mammo_edge.providers import create_session
+    """The session the runtime builds (:func:`mammo_edge.model.providers.create_session`)."""
+    from mammo_edge.model.providers import create_session
 
     device = "cpu" if provider == CPU else "cuda"
     return create_session(

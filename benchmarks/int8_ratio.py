@@ -24,8 +24,8 @@ from .endtoend import prepare_pgm_folder
 def main(argv: list[str] | None = None) -> int:
     from mammo_edge import Predictor
     from mammo_edge.bench.model_alone import pass_rate
-    from mammo_edge.imageio import load_image
-    from mammo_edge.preprocess import prepare
+    from mammo_edge.images.decode import load_image
+    from mammo_edge.images.preprocess import prepare
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.int8_ratio", description=__doc__)
     parser.add_argument("--images", type=int, default=64)

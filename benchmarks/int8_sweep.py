@@ -53,7 +53,7 @@ def cache_images(model: Path, data: Path, cache: Path) -> Path:
 
     from export.images import load_mias_batch
     from export.provenance import read_metadata_props
-    from mammo_edge.metadata import ModelMetadata
+    from mammo_edge.model.metadata import ModelMetadata
 
     cache.mkdir(parents=True, exist_ok=True)
     proto = onnx.load(str(model), load_external_data=False)
@@ -151,7 +151,7 @@ def sweep_recipe(args: argparse.Namespace) -> dict:
         quantize_static,
     )
 
-    from mammo_edge.metrics import roc_auc
+    from mammo_edge.evaluation.metrics import roc_auc
 
     cached = np.load(_cached(args.cache, args.model, "mias.npz"))
     batch, labels = cached["batch"], cached["labels"]
@@ -199,7 +199,7 @@ def _threshold(model: Path) -> float:
     import onnx
 
     from export.provenance import read_metadata_props
-    from mammo_edge.metadata import ModelMetadata
+    from mammo_edge.model.metadata import ModelMetadata
 
     proto = onnx.load(str(model), load_external_data=False)
     return ModelMetadata.from_props(read_metadata_props(proto), source=str(model)).threshold

@@ -6,7 +6,7 @@ only (``pip install openvino``). Engines, each at batch 1 on real preprocessed M
 breasts, interleaved round by round so a busy machine slows all alike:
 
 - onnxruntime FP32 (``lite0``) and INT8 (``lite0-int8``), sessions as the runtime builds
-  them (:func:`mammo_edge.providers.create_session`);
+  them (:func:`mammo_edge.model.providers.create_session`);
 - OpenVINO FP32 and the same QDQ INT8 file (OpenVINO runs QDQ models in int8), compiled
   for CPU with ``PERFORMANCE_HINT=LATENCY``, ``INFERENCE_PRECISION_HINT=f32`` and the same
   thread count.
@@ -36,7 +36,7 @@ from .sources import MIAS_ARCHIVE
 
 
 def _inputs(config, count: int) -> np.ndarray:
-    from mammo_edge.preprocess import prepare
+    from mammo_edge.images.preprocess import prepare
     from train.mias import open_mias
 
     dataset = open_mias(MIAS_ARCHIVE)
@@ -48,8 +48,8 @@ def _engines(threads: int) -> dict:
     """name -> callable(batch) -> probabilities, for every engine measured."""
     import openvino as ov
 
-    from mammo_edge.providers import create_session
-    from mammo_edge.registry import read_verified, resolve_model
+    from mammo_edge.model.providers import create_session
+    from mammo_edge.model.registry import read_verified, resolve_model
 
     engines = {}
     core = ov.Core()

@@ -12,7 +12,7 @@ absolute rates.
 - ``with start-up``: 2N / wall of the 2N run (what a user waits for);
 - ``marginal``: N / (wall 2N - wall N), start-up cancelled out;
 - peak RSS of each child from ``/proc`` (VmHWM), as in :mod:`benchmarks.endtoend`;
-- *load alone*: median ms per image of :func:`mammo_edge.pipeline.load_input` (read,
+- *load alone*: median ms per image of :func:`mammo_edge.images.pipeline.load_input` (read,
   decode, guard, preprocess) over the 2N images, one thread, in a child of each checkout
   run beside its CLI runs: the CPU each image costs besides the model.
 
@@ -69,7 +69,7 @@ _LOAD_ALONE = """
 import statistics, sys, time
 from pathlib import Path
 from mammo_edge import Predictor
-from mammo_edge.pipeline import load_input
+from mammo_edge.images.pipeline import load_input
 config = Predictor(sys.argv[2] or None).metadata.preprocess
 paths = sorted(Path(sys.argv[1]).iterdir())
 for path in paths[:4]:

@@ -101,7 +101,7 @@ def run_ray_benchmark(
     import ray
 
     from mammo_edge.engines.ray_engine import RayEngine, plan_actors, start_ray
-    from mammo_edge.inputs import expand_inputs
+    from mammo_edge.images.inputs import expand_inputs
     from mammo_edge.predictor import Predictor
 
     rows: list[EngineRow] = []

@@ -18,7 +18,7 @@ import onnx
 from export.provenance import file_sha256
 from mammo_edge.bench.model_alone import random_batch
 from mammo_edge.bench.timing import FULL_POLICY, QUICK_POLICY
-from mammo_edge.metadata import MetadataError, ModelMetadata
+from mammo_edge.model.metadata import MetadataError, ModelMetadata
 
 from .choice import best_row, choose
 from .endtoend import cli_throughput, cold_start, prepare_pgm_folder, stage_split, startup_parts

@@ -10,7 +10,7 @@ network's time does not depend on the pixel values). CPU time is this process's
 (``time.process_time``: every thread), far less moved by other jobs than wall time.
 
 Why idle intra-op threads do not spin (``reports/benchmarks/spinning.txt``, the setting
-``mammo_edge.providers`` makes)::
+``mammo_edge.model.providers`` makes)::
 
     python -m benchmarks.session_speed mammo_edge/models/lite0.onnx \\
         mammo_edge/models/lite0-int8.onnx --threads 2 --batch 2 --spinning both --rounds 10

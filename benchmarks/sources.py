@@ -3,7 +3,7 @@
 Resolution, in order:
 
 * ONNX: ``--model`` (an .onnx file, or a folder with ``manifest.json``), else the shipped
-  ``mammo_edge/models/manifest.json``, read through ``mammo_edge.registry``. Every model
+  ``mammo_edge/models/manifest.json``, read through ``mammo_edge.model.registry``. Every model
   the manifest lists is measured, grouped into *families*: a model and, when listed, its
   INT8 twin ``NAME-int8``. ``--models NAME,...`` keeps only some families; ``--quick``
   keeps the default model's and the seed CNN's.
@@ -156,7 +156,7 @@ def shipped_families(folder: Path, installed: bool = False) -> list[ModelFamily]
             name; otherwise the CLI is given each file's path.
     """
     from mammo_edge.errors import ModelError
-    from mammo_edge.registry import MANIFEST_NAME, read_manifest, shipped_models
+    from mammo_edge.model.registry import MANIFEST_NAME, read_manifest, shipped_models
 
     manifest_path = folder / MANIFEST_NAME
     if not manifest_path.is_file():
@@ -423,7 +423,7 @@ def _export_here(
     from export.convert import keras_to_onnx
     from export.provenance import attach_metadata
     from export.quantize import quantize_int8
-    from mammo_edge.metadata import ModelMetadata
+    from mammo_edge.model.metadata import ModelMetadata
 
     if preprocess is None:
         raise BenchmarkError(

@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from mammo_edge.metadata import ModelMetadata
-from mammo_edge.registry import MODELS_DIR
+from mammo_edge.model.metadata import ModelMetadata
+from mammo_edge.model.registry import MODELS_DIR
 
 from .errors import ExportError
 from .provenance import read_metadata_props

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.images.preprocess import PreprocessConfig
 from train.dataset import open_training_set
 from train.images import mias_batch
 from train.mias import MiasError

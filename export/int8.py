@@ -125,7 +125,7 @@ def quantize_exported(
     """
     import onnx
 
-    from mammo_edge.metadata import MetadataError, ModelMetadata
+    from mammo_edge.model.metadata import MetadataError, ModelMetadata
 
     from .images import load_mias_batch
     from .pipeline import save_atomically

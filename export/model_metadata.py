@@ -1,6 +1,6 @@
 """What an exported model carries: its metadata, threshold, head and operating points.
 
-:func:`build_metadata` assembles the :class:`mammo_edge.metadata.ModelMetadata` written into
+:func:`build_metadata` assembles the :class:`mammo_edge.model.metadata.ModelMetadata` written into
 the ONNX file (code revision and date filled in); :func:`with_shipped_head` adds the head and
 operating points of ``python -m train repeated``'s ``head.json``; the threshold comes from
 the out-of-fold predictions (:mod:`export.threshold`) or, without them, from what
@@ -13,8 +13,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from mammo_edge.metadata import ModelMetadata
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.images.preprocess import PreprocessConfig
+from mammo_edge.model.metadata import ModelMetadata
 from train.contract import ModelContract
 
 from .contract import OUTPUT_NAME, TENSOR_OUTPUT_ROLES
@@ -68,8 +68,8 @@ def with_shipped_head(metadata: ModelMetadata, path: Path) -> ModelMetadata:
     Raises:
         ExportError: the file is missing, malformed, or its head unusable by the runtime.
     """
-    from mammo_edge.metadata import MetadataError, check_operating_points
-    from mammo_edge.stacking import HeadError, single_head
+    from mammo_edge.model.heads import HeadError, single_head
+    from mammo_edge.model.metadata import MetadataError, check_operating_points
 
     try:
         shipped = json.loads(Path(path).read_text())

@@ -79,7 +79,7 @@ def check_parity(
     Args:
         keras_model: the model that was exported.
         model_bytes: the serialized ONNX model.
-        batch: (N, S, S, 1) float32, preprocessed with ``mammo_edge.preprocess``.
+        batch: (N, S, S, 1) float32, preprocessed with ``mammo_edge.images.preprocess``.
         image_source: where the images came from, for the report.
         tolerance: largest allowed |Δp|.
 

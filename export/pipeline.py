@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 import mammo_edge
-from mammo_edge.metadata import ModelMetadata
+from mammo_edge.model.metadata import ModelMetadata
 from train.contract import ContractError, ModelContract, contract_path, read_contract
 
 from .card import card_text

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from mammo_edge.metadata import REQUIRED_KEYS, ModelMetadata
+from mammo_edge.model.metadata import REQUIRED_KEYS, ModelMetadata
 
 METADATA_PREFIX = "mammo_edge."
 #: The packages whose versions an export report records.

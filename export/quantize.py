@@ -39,8 +39,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from mammo_edge.metadata import ModelMetadata
-from mammo_edge.metrics import roc_auc
+from mammo_edge.evaluation.metrics import roc_auc
+from mammo_edge.model.metadata import ModelMetadata
 
 from .errors import ExportError
 from .parity import onnx_probabilities

@@ -2,7 +2,7 @@
 
 Several models ship side by side in ``mammo_edge/models/``; each has a name (``seed``),
 an optional INT8 twin (``seed-int8``) and a card ``MODEL_CARD.<name>.md``. The manifest
-format and its reading belong to ``mammo_edge.registry``; this module only builds entries
+format and its reading belong to ``mammo_edge.model.registry``; this module only builds entries
 and the card text, and merges entries in through the registry.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mammo_edge.errors import ModelError
-from mammo_edge.metadata import ModelMetadata
-from mammo_edge.registry import add_to_manifest, manifest_model, read_verified
+from mammo_edge.model.metadata import ModelMetadata
+from mammo_edge.model.registry import add_to_manifest, manifest_model, read_verified
 
 from .errors import ExportError
 from .provenance import file_sha256
@@ -172,7 +172,7 @@ same research-use condition.
 
 ## Input and output
 - Input `image`: float32 NHWC, one channel, made from an 8-bit grayscale image by
-  `mammo_edge.preprocess` with this contract (stored in the model's metadata; the runtime
+  `mammo_edge.images.preprocess` with this contract (stored in the model's metadata; the runtime
   reads it from there): `{preprocess}`.
 - Output `probability`: float32 `[N, 1]`, probability of `{metadata.class_names[1]}`.{heatmap_line}
 - Decision threshold {metadata.threshold:.6g}: {metadata.threshold_method}.

@@ -18,8 +18,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from mammo_edge.metadata import ModelMetadata
-from mammo_edge.registry import MODELS_DIR
+from mammo_edge.model.metadata import ModelMetadata
+from mammo_edge.model.registry import MODELS_DIR
 
 from .card import refresh_model_card
 from .errors import ExportError

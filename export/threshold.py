@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import metrics as runtime_metrics
+from mammo_edge.evaluation import metrics as runtime_metrics
 
 from .errors import ExportError
 
@@ -99,7 +99,7 @@ def youden_threshold(predictions: OutOfFoldPredictions) -> ThresholdChoice:
 
     The cut is placed at the lowest out-of-fold probability still called abnormal (ties:
     the highest such cut), the same rule as ``sklearn.metrics.roc_curve``; the maths is
-    :func:`mammo_edge.metrics.youden_threshold`.
+    :func:`mammo_edge.evaluation.metrics.youden_threshold`.
     """
     point = runtime_metrics.youden_threshold(predictions.labels, predictions.probabilities)
     return _choice(point, predictions, "Youden J maximiser")

@@ -34,24 +34,24 @@ __all__ = [
 
 _LAZY = {
     "Predictor": "predictor",
-    "PredictionResult": "records",
-    "load_image": "imageio",
-    "DecodedImage": "imageio",
+    "PredictionResult": "records.record",
+    "load_image": "images.decode",
+    "DecodedImage": "images.decode",
     "ErrorCode": "errors",
     "InputError": "errors",
     "ModelError": "errors",
-    "expand_inputs": "inputs",
-    "iter_inputs": "inputs",
-    "load_input": "pipeline",
+    "expand_inputs": "images.inputs",
+    "iter_inputs": "images.inputs",
+    "load_input": "images.pipeline",
 }
 
 if TYPE_CHECKING:
-    from .errors import ErrorCode, InputError, ModelError
-    from .imageio import DecodedImage, load_image
-    from .inputs import expand_inputs, iter_inputs
-    from .pipeline import load_input
-    from .predictor import Predictor
-    from .records import PredictionResult
+    from mammo_edge.errors import ErrorCode, InputError, ModelError
+    from mammo_edge.images.decode import DecodedImage, load_image
+    from mammo_edge.images.inputs import expand_inputs, iter_inputs
+    from mammo_edge.images.pipeline import load_input
+    from mammo_edge.predictor import Predictor
+    from mammo_edge.records.record import PredictionResult
 
 
 def __getattr__(name: str):

@@ -18,9 +18,9 @@ try:  # typer >= 0.20 vendors click; older releases depend on it
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException, NoArgsIsHelpError
 
-from . import __version__
-from .commands import bench, calibrate, evaluate, explain, info, predict, report, serve
-from .commands.common import (
+from mammo_edge import __version__
+from mammo_edge.commands import bench, calibrate, evaluate, explain, info, predict, report, serve
+from mammo_edge.commands.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_FAILED,  # noqa: F401  (the exit-code table, re-exported)
@@ -28,7 +28,7 @@ from .commands.common import (
     EXIT_USAGE_OR_MODEL,
     Terminated,
 )
-from .errors import ModelError, OutputError
+from mammo_edge.errors import ModelError, OutputError
 
 app = typer.Typer(
     name="mammo-edge",

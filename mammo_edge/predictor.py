@@ -1,4 +1,4 @@
-"""The Predictor: a :class:`~mammo_edge.model.Model` and the settings of one scoring run.
+"""The Predictor: a :class:`~mammo_edge.model.onnx_model.Model` and the settings of one scoring run.
 
 The model object owns the file, the session and the contract; the Predictor adds what a
 run chooses (threshold or operating point, batch size, decoding threads, exam grouping)
@@ -12,14 +12,14 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from .errors import ModelError
-from .grouping import GROUP_BY_CHOICES, ExamScoring, exam_fields, group_records
-from .imageio import MAX_PIXELS
-from .metadata import MetadataError
-from .model import Model
-from .pipeline import ImageInput, LoadedImage
-from .providers import CPU_PROVIDER, on_gpu
-from .records import (  # noqa: F401  (PredictionResult and its fields were defined here)
+from mammo_edge.errors import ModelError
+from mammo_edge.exams import GROUP_BY_CHOICES, ExamScoring, exam_fields, group_records
+from mammo_edge.images.decode import MAX_PIXELS
+from mammo_edge.images.pipeline import ImageInput, LoadedImage
+from mammo_edge.model.metadata import MetadataError
+from mammo_edge.model.onnx_model import Model
+from mammo_edge.model.providers import CPU_PROVIDER, on_gpu
+from mammo_edge.records.record import (  # noqa: F401  (PredictionResult and its fields were defined here)
     RESULT_FIELDS,
     STATUS_ERROR,
     STATUS_OK,
@@ -57,7 +57,8 @@ def default_batch_size(preprocess, streams: int = 1, provider: str = CPU_PROVIDE
     """Images per inference call when none is asked for, for the provider that runs it.
 
     On CPU, sized from the model's input and shared among the ``streams`` calls in flight,
-    so memory stays that of one batch; on a GPU provider (:func:`~mammo_edge.providers.on_gpu`)
+    so memory stays that of one batch; on a GPU provider
+    (:func:`~mammo_edge.model.providers.on_gpu`)
     :data:`GPU_BATCH_PIXELS`, at most :data:`GPU_MAX_BATCH` images.
     """
     image_pixels = preprocess.height * preprocess.width
@@ -69,7 +70,7 @@ def default_batch_size(preprocess, streams: int = 1, provider: str = CPU_PROVIDE
 def default_streams(device: str, threads: int | None) -> int:
     """Calls in flight when none is asked for: :data:`CPU_STREAMS` on a multi-core CPU when
     the threads are left to mammo-edge; one on a GPU or with ``threads`` given."""
-    from .providers import available_providers
+    from mammo_edge.model.providers import available_providers
 
     cores = os.cpu_count() or 1
     on_gpu = device == "cuda" or (
@@ -84,7 +85,7 @@ class Predictor:
     Args:
         model: ``None`` for ``$MAMMO_EDGE_MODEL`` or the shipped default, an installed model
             name (``seed``, ``seed-int8``, ...), a folder with a ``manifest.json``, an
-            ``.onnx`` path, or a :class:`~mammo_edge.model.Model` already open.
+            ``.onnx`` path, or a :class:`~mammo_edge.model.onnx_model.Model` already open.
         device: ``auto`` (CUDA when onnxruntime offers it), ``cpu`` or ``cuda``.
         threads: onnxruntime intra-op threads; ``None`` for one per core.
         threshold: decision threshold in [0, 1]; ``None`` uses the model's own.
@@ -92,7 +93,7 @@ class Predictor:
         workers: decoding threads; ``None`` for ``min(4, cpu_count)``.
         max_pixels: the decompression-bomb limit per image.
         group_by: ``auto`` adds each record's exam fields (both breasts, per-breast and
-            per-exam probability; :mod:`mammo_edge.grouping`), ``none`` leaves them empty.
+            per-exam probability; :mod:`mammo_edge.exams`), ``none`` leaves them empty.
         operating_point: a named threshold of the model (``triage``, ``balanced``; see
             ``mammo-edge info``); ``None`` uses the model's default. Not with ``threshold``.
         streams: inference calls the local engine keeps in flight, each with
@@ -165,7 +166,8 @@ class Predictor:
             sha256: the SHA-256 (hex) the bytes must have; they are refused otherwise.
             settings: ``source`` (where the bytes came from, for messages and
                 ``model_file.path``), ``device`` and ``threads`` as for
-                :meth:`Model.from_bytes <mammo_edge.model.Model.from_bytes>`; the rest as for
+                :meth:`Model.from_bytes <mammo_edge.model.onnx_model.Model.from_bytes>`; the rest
+                as for
                 the constructor.
 
         Raises:
@@ -280,7 +282,7 @@ class Predictor:
     @property
     def exam_scoring(self) -> ExamScoring:
         """How this run scores an image with and without the other breast: the model's
-        heads and the run's paired and single-view thresholds (:mod:`mammo_edge.grouping`)."""
+        heads and the run's paired and single-view thresholds (:mod:`mammo_edge.exams`)."""
         return ExamScoring(
             pair_head=self.pair_head,
             single_head=self.head,
@@ -293,11 +295,11 @@ class Predictor:
 
     def record_alone(self, item: LoadedImage) -> PredictionResult:
         """The record of one image scored on its own (an HTTP upload): single-view head,
-        point and ``view_group`` (:func:`~mammo_edge.grouping.exam_fields` of one image)."""
+        point and ``view_group`` (:func:`~mammo_edge.exams.exam_fields` of one image)."""
         return exam_fields([build_record(item, self.record_context)], self.exam_scoring)[0]
 
     def group(self, records: Iterable[PredictionResult]) -> Iterator[PredictionResult]:
-        """The records with their exam fields (:func:`~mammo_edge.grouping.group_records`
+        """The records with their exam fields (:func:`~mammo_edge.exams.group_records`
         with :attr:`exam_scoring`); with ``group_by="none"`` each image stands alone."""
         if self.group_by == "none":
             return (exam_fields([record], self.exam_scoring)[0] for record in records)
@@ -323,7 +325,7 @@ class Predictor:
 
         Args:
             arguments: one argument or an iterable of them, each expanded by
-                :func:`mammo_edge.inputs.iter_inputs` (folders recursively, globs sorted,
+                :func:`mammo_edge.images.inputs.iter_inputs` (folders recursively, globs sorted,
                 ``@list.txt`` files line by line; a missing path becomes a NOT_FOUND record).
 
         Yields:
@@ -331,7 +333,7 @@ class Predictor:
             folders are walked lazily, so the first results arrive before a large archive
             has been listed.
         """
-        from .inputs import iter_inputs
+        from mammo_edge.images.inputs import iter_inputs
 
         if isinstance(arguments, (str, os.PathLike)):
             arguments = [arguments]
@@ -342,10 +344,10 @@ class Predictor:
 
         Each input is an exact file path (or URI) or an image array; to expand folders,
         globs and list files use :meth:`iter_predict_paths`. With ``group_by="auto"`` a
-        record may wait (at most :data:`~mammo_edge.grouping.GROUP_WINDOW` inputs) for the
+        record may wait (at most :data:`~mammo_edge.exams.GROUP_WINDOW` inputs) for the
         other images of its exam, so that it carries their per-breast/per-exam values.
         """
-        from .engines.local import LocalEngine
+        from mammo_edge.engines.local import LocalEngine
 
         return LocalEngine(self).iter_score(inputs)
 

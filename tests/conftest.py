@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mammo_edge.metadata import ModelMetadata
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.images.preprocess import PreprocessConfig
+from mammo_edge.model.metadata import ModelMetadata
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIAS_ARCHIVE = REPO_ROOT / ".." / "shared" / "mias" / "all-mias.tar.gz"
@@ -120,7 +120,7 @@ def build_tiny_models_dir(directory: Path, metadata: ModelMetadata | None = None
 
 def tiny_probability(pixels: np.ndarray, scale: float = TINY_SCALE, shift: float = TINY_SHIFT):
     """What the tiny model returns for an 8-bit image, computed independently in numpy."""
-    from mammo_edge.preprocess import SEED_PREPROCESS, to_model_input
+    from mammo_edge.images.preprocess import SEED_PREPROCESS, to_model_input
 
     # The tiny models carry the seed's contract (tiny_metadata's default PreprocessConfig).
     mean = float(to_model_input(pixels, SEED_PREPROCESS).astype(np.float64).mean())
@@ -132,7 +132,7 @@ def synthetic_mammogram(
 ) -> np.ndarray:
     """A ``(height, width)`` uint8 image shaped like a mammogram: a textured half-ellipse
     (the breast) against the chest wall on the left, on a near-black film background, so
-    it passes the runtime's mammogram guard (:mod:`mammo_edge.guard`).
+    it passes the runtime's mammogram guard (:mod:`mammo_edge.images.guard`).
 
     Args:
         level: the breast's mean gray level (noise of +-6 around it); ``None`` for a

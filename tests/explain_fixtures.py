@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from conftest import tiny_metadata
 
-from mammo_edge.metadata import ModelMetadata
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.images.preprocess import PreprocessConfig
+from mammo_edge.model.metadata import ModelMetadata
 
 #: A breast-aware contract (crop, chest wall left) at a small, non-square input.
 CROP_CONFIG = PreprocessConfig(

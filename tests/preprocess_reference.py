@@ -1,6 +1,6 @@
 """The breast-aware preprocessing before it was made faster, written plainly.
 
-The same arithmetic as ``mammo_edge/preprocess.py`` at commit 73c78e0, without its speed
+The same arithmetic as ``mammo_edge/images/preprocess.py`` at commit 73c78e0, without its speed
 tricks (whole-frame numpy masks, means and copies): the reference that
 tests/test_preprocess_identity.py holds the runtime's ``breast_mask`` and ``prepare`` to,
 byte for byte. Copied, not imported, so that a later change to ``mammo_edge`` cannot move
@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mammo_edge.preprocess import (
+from mammo_edge.images.preprocess import (
     INTERPOLATIONS,
     Geometry,
     NoBreastFoundError,

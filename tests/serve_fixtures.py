@@ -211,7 +211,7 @@ def in_process_scorer(out: Path, predictor=None, **options):
     (``stable_after`` defaults to 0). Not started: call ``score_study`` or ``start()``.
     """
     from mammo_edge import Predictor
-    from mammo_edge.explain import Explainer
+    from mammo_edge.explain.explainer import Explainer
     from mammo_edge.serve.metrics import Metrics
     from mammo_edge.serve.outbox import Outbox
     from mammo_edge.serve.records import ResultsLog

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mammo_edge import metrics, repeated_metrics
+from mammo_edge.evaluation import metrics, repeated_metrics
 from train.ablation import markdown_table, pair_scores, partner_index, summarise
 from train.mias import group_by_image, parse_info
 

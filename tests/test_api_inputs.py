@@ -12,10 +12,10 @@ import pytest
 from conftest import synthetic_mammogram, tiny_probability
 
 from mammo_edge.errors import ErrorCode
-from mammo_edge.inputs import expand_inputs, iter_inputs
-from mammo_edge.pipeline import LoadedImage, load_input, score_loaded
-from mammo_edge.preprocess import Geometry, PreprocessConfig
-from mammo_edge.records import RecordContext, build_record
+from mammo_edge.images.inputs import expand_inputs, iter_inputs
+from mammo_edge.images.pipeline import LoadedImage, load_input, score_loaded
+from mammo_edge.images.preprocess import Geometry, PreprocessConfig
+from mammo_edge.records.record import RecordContext, build_record
 
 
 @pytest.fixture

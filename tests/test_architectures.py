@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES_DIR
 
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.images.preprocess import PreprocessConfig
 from train import architectures
 from train.contract import (
     CONTRACT_NAME,
@@ -66,9 +66,9 @@ def test_architecture_builds_exports_and_runs_through_the_runtime(name, tmp_path
     pytest.importorskip("tf2onnx")
     from export.model_metadata import build_metadata
     from export.pipeline import export_fp32
-    from mammo_edge.imageio import load_image
+    from mammo_edge.images.decode import load_image
+    from mammo_edge.images.preprocess import to_model_batch
     from mammo_edge.predictor import Predictor
-    from mammo_edge.preprocess import to_model_batch
 
     module = architectures.get(name)
     config = _tiny_preprocess(module)
@@ -153,9 +153,9 @@ def test_lite0_variant_exports_with_parity_and_runs_through_the_runtime(tmp_path
     pytest.importorskip("tf2onnx")
     from export.model_metadata import build_metadata
     from export.pipeline import export_fp32
-    from mammo_edge.imageio import load_image
+    from mammo_edge.images.decode import load_image
+    from mammo_edge.images.preprocess import to_model_batch
     from mammo_edge.predictor import Predictor
-    from mammo_edge.preprocess import to_model_batch
     from train.architectures import lite0
 
     config = lite0.test_preprocess()

@@ -34,9 +34,9 @@ from mammo_edge.bench.run import VIEWS_PER_STUDY, default_devices, precision_of
 from mammo_edge.bench.timing import RepeatPolicy, spread, summarize, time_calls
 from mammo_edge.cli import main
 from mammo_edge.errors import ProviderError
+from mammo_edge.images.preprocess import PreprocessConfig
+from mammo_edge.model.providers import CPU_PROVIDER, CUDA_PROVIDER, TENSORRT_PROVIDER, providers_for
 from mammo_edge.predictor import Predictor, default_batch_size
-from mammo_edge.preprocess import PreprocessConfig
-from mammo_edge.providers import CPU_PROVIDER, CUDA_PROVIDER, TENSORRT_PROVIDER, providers_for
 
 #: The machine fields of ``--json``, as issue 24 lists them.
 MACHINE_FIELDS = {

@@ -20,8 +20,8 @@ from mammo_edge.calibration.figures import after_figures
 from mammo_edge.calibration.fitting import IMAGE, PAIRED, SINGLE_VIEW, fit_calibration
 from mammo_edge.calibration.site import CalibrationError, SiteImages, patient_folds
 from mammo_edge.cli import main
-from mammo_edge.onnx_props import METADATA_PROPS_FIELD, top_level_fields
-from mammo_edge.repeated_metrics import OPERATING_POINT_RULES
+from mammo_edge.evaluation.repeated_metrics import OPERATING_POINT_RULES
+from mammo_edge.model.onnx_props import METADATA_PROPS_FIELD, top_level_fields
 
 PATIENTS = 24
 ABNORMAL_PATIENTS = 14
@@ -106,7 +106,7 @@ def site(tmp_path_factory):
 
 
 def test_calibrate_writes_a_model_folder_that_loads_with_new_thresholds_and_sha(site):
-    from mammo_edge.model import Model
+    from mammo_edge.model.onnx_model import Model
 
     assert site["code"] == 0
     out = site["out"]
@@ -188,7 +188,7 @@ def test_every_verb_loads_the_folder(site, capsys):
     assert code == 0
     records = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert {r["model_name"] for r in records} == {"fp32-calibrated"}
-    from mammo_edge.model import Model
+    from mammo_edge.model.onnx_model import Model
 
     balanced = Model(out, device="cpu").metadata.operating_points["points"]["balanced"]
     assert {r["threshold"] for r in records if r["view_group"] == "exam"} == {balanced["threshold"]}
@@ -235,7 +235,7 @@ def test_images_that_fail_to_score_count_against_the_floor(tmp_path, capsys):
 
 def test_an_output_folder_with_files_or_the_shipped_models_is_refused(site, tmp_path, capsys):
     from mammo_edge.calibration.folder import check_out_folder
-    from mammo_edge.registry import MODELS_DIR
+    from mammo_edge.model.registry import MODELS_DIR
 
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -252,7 +252,7 @@ def test_an_output_folder_with_files_or_the_shipped_models_is_refused(site, tmp_
 
 
 def test_a_model_without_a_head_gets_points_only(tmp_path):
-    from mammo_edge.model import Model
+    from mammo_edge.model.onnx_model import Model
 
     labels = write_site(tmp_path / "site")
     base = build_tiny_model(tmp_path / "plain.onnx")
@@ -319,7 +319,7 @@ def test_a_fold_is_never_judged_by_its_own_labels():
 
 
 def test_a_manifest_split_fixes_the_folds_and_unusable_rows_are_named(tmp_path, capsys):
-    from mammo_edge.model import Model
+    from mammo_edge.model.onnx_model import Model
 
     labels = write_site(tmp_path / "site", splits=3)
     with labels.open("a") as handle:

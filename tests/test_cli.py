@@ -15,7 +15,7 @@ from conftest import EXAMPLES_DIR, synthetic_mammogram
 
 from mammo_edge import __version__
 from mammo_edge.cli import main
-from mammo_edge.records import RESULT_FIELDS
+from mammo_edge.records.record import RESULT_FIELDS
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ def test_info_text(capsys, tiny_models_dir):
 
 
 def test_info_summarises_cv_metrics_beside_the_baseline():
-    from mammo_edge.model_info import metrics_summary
+    from mammo_edge.model.info import metrics_summary
 
     summary = metrics_summary(
         {
@@ -244,7 +244,7 @@ def test_info_summarises_cv_metrics_beside_the_baseline():
 
 
 def test_info_says_when_figures_are_at_another_threshold_or_in_sample():
-    from mammo_edge.model_info import metrics_summary
+    from mammo_edge.model.info import metrics_summary
 
     metrics = {"auc": 0.87, "sensitivity": 0.9, "specificity": 0.7, "threshold": 0.5}
     seed_like = metrics_summary(metrics, 0.481756, "patient")
@@ -268,7 +268,7 @@ def test_a_bad_model_name_from_the_environment_says_where_it_came_from(capsys, m
 
 
 def test_deprecated_model_alias_warns(caplog):
-    from mammo_edge.registry import resolve_model
+    from mammo_edge.model.registry import resolve_model
 
     with caplog.at_level("WARNING", logger="mammo_edge"):
         assert resolve_model("fp32").name == "seed"

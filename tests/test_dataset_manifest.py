@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import write_dicom
 
-from mammo_edge.dataset_manifest import read_dataset
-from mammo_edge.labels import LabelsError, match_labels, read_labels
+from mammo_edge.evaluation.dataset_manifest import read_dataset
+from mammo_edge.evaluation.labels import LabelsError, match_labels, read_labels
 
 HEADER = "image,label,patient,study,laterality,view,finding,group,split,x,y,radius,mask\n"
 

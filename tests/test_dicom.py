@@ -1,4 +1,4 @@
-"""mammo_edge.dicom: the grayscale pipeline as a look-up table, in bounded memory."""
+"""mammo_edge.images.dicom: the grayscale pipeline as a look-up table, in bounded memory."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import write_dicom
 
 pydicom = pytest.importorskip("pydicom")
 
-from mammo_edge import dicom  # noqa: E402
+from mammo_edge.images import dicom  # noqa: E402
 
 # A 4.5k x 2.8k detector frame, 12 bits in 16, as full-field digital mammograms come.
 LARGE_ROWS, LARGE_COLUMNS = 4500, 2800
@@ -81,7 +81,7 @@ def test_a_large_dicom_is_read_and_preprocessed_in_bounded_memory(tmp_path):
     from conftest import synthetic_mammogram
     from test_preprocess_breast import BREAST as lite0_contract
 
-    from mammo_edge.pipeline import load_input
+    from mammo_edge.images.pipeline import load_input
 
     breast = synthetic_mammogram(LARGE_ROWS, LARGE_COLUMNS, seed=1)
     path = write_dicom(

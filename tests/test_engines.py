@@ -17,10 +17,10 @@ from mammo_edge.predictor import Predictor
 
 #: A whole engine in one module: score inputs one at a time, in this process.
 SERIAL_ENGINE = textwrap.dedent(
-    '''
+    """
     from mammo_edge.engines import EngineBase
-    from mammo_edge.pipeline import input_label, score_loaded
-    from mammo_edge.records import build_record
+    from mammo_edge.images.pipeline import input_label, score_loaded
+    from mammo_edge.records.record import build_record
 
 
     class SerialEngine(EngineBase):
@@ -37,7 +37,7 @@ SERIAL_ENGINE = textwrap.dedent(
 
 
     ENGINE = SerialEngine
-    '''
+    """
 )
 
 
@@ -89,9 +89,7 @@ def test_an_engine_added_as_one_module_scores_from_the_cli(
             assert mine["probability"] == pytest.approx(theirs["probability"], abs=1e-5)
 
 
-def test_an_unknown_engine_is_a_usage_error_naming_those_that_exist(
-    capsys, study, tiny_models_dir
-):
+def test_an_unknown_engine_is_a_usage_error_naming_those_that_exist(capsys, study, tiny_models_dir):
     code = main(["predict", str(study), "-m", str(tiny_models_dir), "--engine", "warp"])
     err = capsys.readouterr().err
     assert code == 1 and "no engine named 'warp'" in err and "local" in err

@@ -15,8 +15,8 @@ import pytest
 from conftest import EXAMPLES_DIR, synthetic_mammogram
 from mias_fixtures import INFO_HEADER, REAL_ROWS
 
-from mammo_edge import metrics
 from mammo_edge.cli import main
+from mammo_edge.evaluation import metrics
 
 EXAMPLE_TRUTH = {
     "mdb003": 0,

@@ -20,7 +20,7 @@ from explain_fixtures import (
 
 from mammo_edge.cli import main
 from mammo_edge.errors import ModelError
-from mammo_edge.explain import (
+from mammo_edge.explain.explainer import (
     EXPLAIN_FIELDS,
     Explainer,
     HeatmapSpec,
@@ -30,9 +30,9 @@ from mammo_edge.explain import (
     occlusion_grid,
     render_overlay,
 )
+from mammo_edge.images.preprocess import PreprocessConfig, prepare
 from mammo_edge.predictor import Predictor
-from mammo_edge.preprocess import PreprocessConfig, prepare
-from mammo_edge.records import RESULT_FIELDS
+from mammo_edge.records.record import RESULT_FIELDS
 
 #: A square breast-crop contract for the mean-intensity tiny model (square inputs only).
 SQUARE_CROP = PreprocessConfig(
@@ -257,7 +257,7 @@ def test_every_shipped_model_explains_an_example(tmp_path):
     """The metadata the export writes is the metadata explain reads (lite0: its heatmap)."""
     from conftest import EXAMPLES_DIR
 
-    from mammo_edge.registry import installed_model_names
+    from mammo_edge.model.registry import installed_model_names
 
     example = EXAMPLES_DIR / "mdb028.pgm"
     names = installed_model_names()

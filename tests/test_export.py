@@ -29,8 +29,8 @@ from export.threshold import (  # noqa: E402
     read_predictions,
     youden_threshold,
 )
-from mammo_edge.metadata import ModelMetadata  # noqa: E402
-from mammo_edge.preprocess import PreprocessConfig, to_model_batch  # noqa: E402
+from mammo_edge.images.preprocess import PreprocessConfig, to_model_batch  # noqa: E402
+from mammo_edge.model.metadata import ModelMetadata  # noqa: E402
 from train.model import build_seed_cnn  # noqa: E402
 
 IMAGE_SIZE = 32

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper  # noqa: E402
 from export import quantize  # noqa: E402
 from export.int8 import main  # noqa: E402
 from export.quantize import QuantRecipe, calibration_subset, fp32_node_names  # noqa: E402
-from mammo_edge.registry import read_verified, resolve_model  # noqa: E402
+from mammo_edge.model.registry import read_verified, resolve_model  # noqa: E402
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import onnxruntime as ort
 import pytest
 from mias_fixtures import MIAS_ARCHIVE
 
-from mammo_edge.metadata import REQUIRED_KEYS, ModelMetadata
-from mammo_edge.registry import MODELS_DIR, read_manifest
+from mammo_edge.model.metadata import REQUIRED_KEYS, ModelMetadata
+from mammo_edge.model.registry import MODELS_DIR, read_manifest
 
 MANIFEST = MODELS_DIR / "manifest.json"
 pytestmark = pytest.mark.skipif(not MANIFEST.exists(), reason="no shipped model yet")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES_DIR
 
-from mammo_edge.imageio import load_image
-from mammo_edge.preprocess import breast_mask
+from mammo_edge.images.decode import load_image
+from mammo_edge.images.preprocess import breast_mask
 
 
 def framed(image: np.ndarray, kind: str, width: int) -> np.ndarray:
@@ -35,7 +35,7 @@ def test_the_frame_is_never_breast(kind, width):
 @pytest.mark.parametrize("kind", ["bright", "textured"])
 def test_score_and_heatmap_peak_ignore_a_frame(kind):
     from mammo_edge import Predictor
-    from mammo_edge.explain import Explainer
+    from mammo_edge.explain.explainer import Explainer
 
     width = 48
     image = load_image(EXAMPLES_DIR / "mdb005.pgm").pixels

@@ -16,8 +16,8 @@ import pytest
 from conftest import MIAS_ARCHIVE, REPO_ROOT
 
 from mammo_edge.cli import main
-from mammo_edge.records import RESULT_FIELDS
-from mammo_edge.registry import default_model_name
+from mammo_edge.model.registry import default_model_name
+from mammo_edge.records.record import RESULT_FIELDS
 
 GOLDEN = REPO_ROOT / "tests" / "golden"
 FLOAT_TOLERANCE = 1e-6

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mammo_edge.grouping import EXAM, SINGLE_VIEW, dicom_view, group_records, mias_view
-from mammo_edge.records import STATUS_ERROR, STATUS_OK, PredictionResult
+from mammo_edge.exams import EXAM, SINGLE_VIEW, dicom_view, group_records, mias_view
+from mammo_edge.records.record import STATUS_ERROR, STATUS_OK, PredictionResult
 
 
 def record(path, probability=0.5, exam=None, laterality=None, ok=True):
@@ -167,13 +167,13 @@ def test_the_default_model_weighs_each_breast_against_the_other():
 
 # --- view-matched pairing (docs/runtime.md's table) ---------------------------------------
 
-from mammo_edge.grouping import (  # noqa: E402
+from mammo_edge.exams import (  # noqa: E402
     ExamScoring,
     counterparts,
     exam_fields,
     partner_network_probabilities,
 )
-from mammo_edge.stacking import Head, logit  # noqa: E402
+from mammo_edge.model.heads import Head, logit  # noqa: E402
 
 PAIR = Head(("cnn_logit", "cnn_logit_minus_other"), (0.0, 0.0), (1.0, 1.0), (1.0, 0.7), 0.1)
 SINGLE = Head(("cnn_logit",), (0.0,), (1.0,), (1.3,), 0.4)

@@ -1,4 +1,4 @@
-"""Every input accounted for, nothing silent: the mammogram guard (mammo_edge.guard) for
+"""Every input accounted for, nothing silent: the mammogram guard (mammo_edge.images.guard) for
 every shipped model, high-bit data, multi-page TIFF, transparency, unreadable folders."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from conftest import EXAMPLES_DIR, MIAS_ARCHIVE, REPO_ROOT, synthetic_mammogram,
 
 from mammo_edge.cli import main
 from mammo_edge.errors import ErrorCode, InputError
-from mammo_edge.guard import MAX_COLOURFULNESS, check_mammogram, colourfulness
-from mammo_edge.imageio import load_image
+from mammo_edge.images.decode import load_image
+from mammo_edge.images.guard import MAX_COLOURFULNESS, check_mammogram, colourfulness
+from mammo_edge.model.registry import installed_model_names
 from mammo_edge.predictor import Predictor
-from mammo_edge.registry import installed_model_names
 
 EXAMPLE_IMAGES = sorted(EXAMPLES_DIR.glob("mdb*.pgm"))
 

@@ -1,4 +1,4 @@
-"""mammo_edge.imageio, headers and dicom: every format, the 8-bit mapping, every bad input."""
+"""mammo_edge.images.decode, headers and dicom: every format, the 8-bit mapping, every bad input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from conftest import synthetic_mammogram, write_dicom
 
 from mammo_edge.errors import ErrorCode, InputError
-from mammo_edge.imageio import MIN_SIDE, decode_image_bytes, image_from_array, load_image
+from mammo_edge.images.decode import MIN_SIDE, decode_image_bytes, image_from_array, load_image
 
 PIXELS = synthetic_mammogram(96, 80)
 # The same picture on 16 bits: v * 257 maps back to exactly v under round(v * 255 / 65535).

@@ -1,10 +1,10 @@
-"""mammo_edge.inputs: folders, globs and list files become an ordered list of paths."""
+"""mammo_edge.images.inputs: folders, globs and list files become an ordered list of paths."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mammo_edge.inputs import expand_inputs, find_images
+from mammo_edge.images.inputs import expand_inputs, find_images
 
 
 def touch(path: Path, content: bytes = b"x") -> Path:
@@ -104,7 +104,7 @@ def test_unlistable_subfolder_is_kept_as_an_input(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr("mammo_edge.inputs.os.scandir", scandir)
+    monkeypatch.setattr("mammo_edge.images.inputs.os.scandir", scandir)
     assert expand_inputs([tmp_path]) == [str(first), str(locked), str(later)]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mias_fixtures import INFO_HEADER, MIAS_ARCHIVE, REAL_ROWS
 
-from mammo_edge.labels import LabelsError, match_labels, read_labels
+from mammo_edge.evaluation.labels import LabelsError, match_labels, read_labels
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import pytest
 from explain_fixtures import build_heatmap_model, synthetic_breast
 from mias_fixtures import INFO_HEADER, pgm_bytes
 
-from mammo_edge.preprocess import breast_mask
+from mammo_edge.images.preprocess import breast_mask
 from train.localisation import (
     LesionImage,
     circles_mask,

@@ -1,11 +1,11 @@
-"""The one head fitter (mammo_edge/logistic.py) against scikit-learn's LogisticRegression."""
+"""The one head fitter (mammo_edge/model/logistic.py) against scikit-learn's LogisticRegression."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mammo_edge.logistic import fit_head, fit_logistic, head_probabilities
+from mammo_edge.model.logistic import fit_head, fit_logistic, head_probabilities
 
 
 def _data(n: int, k: int, seed: int, separable: bool = False):

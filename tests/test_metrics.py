@@ -1,4 +1,4 @@
-"""mammo_edge.metrics against scikit-learn on random data, and the one-copy rule."""
+"""mammo_edge.evaluation.metrics against scikit-learn on random data, and the one-copy rule."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mammo_edge import metrics
+from mammo_edge.evaluation import metrics
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -205,7 +205,8 @@ def test_train_wrappers_return_the_shared_numbers():
 
 @pytest.mark.parametrize("module", ["train/metrics.py", "export/threshold.py"])
 def test_no_second_copy_of_the_maths(module):
-    """The wrappers import the maths from mammo_edge.metrics (an import, not a mention)."""
+    """The wrappers import the maths from mammo_edge.evaluation.metrics (an import, not a
+    mention)."""
     import ast
 
     tree = ast.parse((REPO_ROOT / module).read_text())
@@ -216,16 +217,17 @@ def test_no_second_copy_of_the_maths(module):
         elif isinstance(node, ast.Import):
             imported |= {alias.name for alias in node.names}
     assert not any(name.startswith("sklearn") for name in imported)
-    assert "mammo_edge.metrics" in imported or any(
-        name.startswith("mammo_edge.metrics.") for name in imported
+    assert "mammo_edge.evaluation.metrics" in imported or any(
+        name.startswith("mammo_edge.evaluation.metrics.") for name in imported
     ), sorted(imported)
 
 
 def test_metrics_module_needs_numpy_only():
     # matplotlib is imported for roc.png only, when one is written.
     code = (
-        "import sys, mammo_edge.metrics, mammo_edge.repeated_metrics, mammo_edge.labels, "
-        "mammo_edge.evaluation, mammo_edge.evaluation_summary, mammo_edge.roc_plots; "
+        "import sys, mammo_edge.evaluation.metrics, mammo_edge.evaluation.repeated_metrics, "
+        "mammo_edge.evaluation.labels, mammo_edge.evaluation.results, "
+        "mammo_edge.evaluation.summary, mammo_edge.evaluation.plots; "
         "bad = [m for m in ('sklearn', 'scipy', 'tensorflow', 'matplotlib') if m in sys.modules]; "
         "sys.exit(str(bad) if bad else 0)"
     )

@@ -118,8 +118,8 @@ def test_real_archive_counts():
 
 def test_one_batch_helper_feeds_training_export_and_benchmarks_the_runtime_pixels(tmp_path):
     from export.images import load_mias_batch
-    from mammo_edge.imageio import load_image
-    from mammo_edge.preprocess import PreprocessConfig, to_model_input
+    from mammo_edge.images.decode import load_image
+    from mammo_edge.images.preprocess import PreprocessConfig, to_model_input
     from train.images import load_model_inputs, mias_batch
 
     folder = write_mias_folder(tmp_path / "mias", info_rows(3))

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from mammo_edge.registry import MODELS_DIR, installed_model_names
+from mammo_edge.model.registry import MODELS_DIR, installed_model_names
 
 pytest.importorskip("onnx")
 

@@ -11,8 +11,8 @@ from conftest import build_tiny_model, tiny_metadata
 
 from mammo_edge.cli import main
 from mammo_edge.errors import ModelError
-from mammo_edge.model_info import list_models
-from mammo_edge.registry import (
+from mammo_edge.model.info import list_models
+from mammo_edge.model.registry import (
     MODELS_DIR,
     add_to_manifest,
     manifest_model,

@@ -1,4 +1,4 @@
-"""metadata_props rewritten without the onnx package (mammo_edge/onnx_props.py), checked
+"""metadata_props rewritten without the onnx package (mammo_edge/model/onnx_props.py), checked
 against onnx itself and onnxruntime."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import REPO_ROOT, build_tiny_model
 
-from mammo_edge.onnx_props import (
+from mammo_edge.model.onnx_props import (
     METADATA_PROPS_FIELD,
     OnnxPropsError,
     read_props,

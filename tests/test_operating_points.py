@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mammo_edge import metrics, repeated_metrics
-from mammo_edge.metadata import MetadataError, ModelMetadata
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.evaluation import metrics, repeated_metrics
+from mammo_edge.images.preprocess import PreprocessConfig
+from mammo_edge.model.metadata import MetadataError, ModelMetadata
 
 
 def scored(n=120, seed=0):

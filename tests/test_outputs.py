@@ -1,4 +1,4 @@
-"""Outputs never destroy inputs or each other (mammo_edge.outputs, predict --output)."""
+"""Outputs never destroy inputs or each other (mammo_edge.records.outputs, predict --output)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ from conftest import REPO_ROOT, slowed_cli_script, synthetic_mammogram, write_st
 
 from mammo_edge.cli import main
 from mammo_edge.errors import OutputError
-from mammo_edge.outputs import atomic_file, exclusive_output, lock_path, refuse_input_overlap
+from mammo_edge.records.outputs import (
+    atomic_file,
+    exclusive_output,
+    lock_path,
+    refuse_input_overlap,
+)
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and flock")
 

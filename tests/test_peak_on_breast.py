@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from explain_fixtures import CROP_CONFIG, build_heatmap_model, heatmap_metadata, synthetic_breast
 
-from mammo_edge.breast import breast_mask
-from mammo_edge.heatmaps import HeatmapGrid, find_peak
-from mammo_edge.preprocess import Geometry
+from mammo_edge.explain.heatmaps import HeatmapGrid, find_peak
+from mammo_edge.images.breast import breast_mask
+from mammo_edge.images.preprocess import Geometry
 
 
 def film_with_marks() -> tuple[np.ndarray, dict[str, tuple[slice, slice]]]:
@@ -61,7 +61,7 @@ def test_the_peak_is_the_highest_cell_on_the_breast():
 
 def test_peak_on_a_film_with_labels_ruler_and_border(tmp_path, off_breast_model):
     from mammo_edge import Predictor
-    from mammo_edge.explain import Explainer
+    from mammo_edge.explain.explainer import Explainer
 
     image, marks = film_with_marks()
     path = tmp_path / "film.png"

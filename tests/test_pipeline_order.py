@@ -8,8 +8,8 @@ import time
 import numpy as np
 from conftest import synthetic_mammogram
 
-from mammo_edge import model as model_module
 from mammo_edge.engines.local import LocalEngine
+from mammo_edge.model import onnx_model as model_module
 from mammo_edge.predictor import Predictor
 
 BLANK = np.zeros((96, 80), np.uint8)

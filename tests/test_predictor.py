@@ -21,9 +21,9 @@ from conftest import (
 )
 
 from mammo_edge.errors import ErrorCode, ModelError, ProviderError
+from mammo_edge.model.registry import MODELS_DIR, read_manifest
 from mammo_edge.predictor import Predictor
-from mammo_edge.records import RESULT_FIELDS, PredictionResult
-from mammo_edge.registry import MODELS_DIR, read_manifest
+from mammo_edge.records.record import RESULT_FIELDS, PredictionResult
 
 IMAGES = [synthetic_mammogram(96, 80, seed) for seed in range(5)]
 BRIGHT = synthetic_mammogram(64, 64, level=250)  # tiny model: abnormal
@@ -111,7 +111,7 @@ def test_error_record_carries_code_message_and_no_probability(tiny_predictor):
 
 
 def test_unexpected_decoder_failure_becomes_a_record(tiny_models_dir, tmp_path, monkeypatch):
-    import mammo_edge.pipeline as pipeline_module
+    import mammo_edge.images.pipeline as pipeline_module
 
     def explode(path, max_pixels):
         raise RuntimeError("codec bug")
@@ -222,7 +222,7 @@ def test_not_an_onnx_file(tmp_path):
 
 
 def test_model_whose_input_disagrees_with_its_metadata(tmp_path):
-    from mammo_edge.preprocess import PreprocessConfig
+    from mammo_edge.images.preprocess import PreprocessConfig
 
     metadata = tiny_metadata(preprocess=PreprocessConfig(input_size=64))
     path = build_tiny_model(tmp_path / "m.onnx", metadata)
@@ -241,7 +241,7 @@ def test_model_whose_input_disagrees_with_its_metadata(tmp_path):
 
 
 def test_model_preprocessing_comes_from_its_metadata(tmp_path):
-    from mammo_edge.preprocess import PreprocessConfig
+    from mammo_edge.images.preprocess import PreprocessConfig
 
     metadata = tiny_metadata(preprocess=PreprocessConfig(input_size=64, pixel_scale=0.5))
     predictor = Predictor(build_tiny_model(tmp_path / "m.onnx", metadata), device="cpu")

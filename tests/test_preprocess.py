@@ -4,7 +4,12 @@ import cv2
 import numpy as np
 import pytest
 
-from mammo_edge.preprocess import SEED_PREPROCESS, PreprocessConfig, to_model_batch, to_model_input
+from mammo_edge.images.preprocess import (
+    SEED_PREPROCESS,
+    PreprocessConfig,
+    to_model_batch,
+    to_model_input,
+)
 
 
 def test_seed_recipe_exactly():

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mammo_edge.imageio import load_image
-from mammo_edge.preprocess import (
+from mammo_edge.images.decode import load_image
+from mammo_edge.images.preprocess import (
     NoBreastFoundError,
     PreprocessConfig,
     breast_mask,
@@ -23,8 +23,8 @@ def _shipped_lite0_contract() -> PreprocessConfig:
     """The breast-aware contract as the shipped lite0 model carries it (its metadata)."""
     import onnxruntime
 
-    from mammo_edge.metadata import ModelMetadata
-    from mammo_edge.registry import MODELS_DIR
+    from mammo_edge.model.metadata import ModelMetadata
+    from mammo_edge.model.registry import MODELS_DIR
 
     session = onnxruntime.InferenceSession(
         str(MODELS_DIR / "lite0.onnx"), providers=["CPUExecutionProvider"]
@@ -221,8 +221,8 @@ def test_dicom_patient_orientation_sets_the_chest_wall(tmp_path, orientation, ex
 
 def test_default_model_gives_no_breast_found_for_a_blank_frame():
     """Through the runtime: the shipped default (lite0) refuses a frame without a breast."""
+    from mammo_edge.model.registry import installed_model_names
     from mammo_edge.predictor import Predictor
-    from mammo_edge.registry import installed_model_names
 
     if "lite0" not in installed_model_names():
         pytest.skip("lite0 is not shipped in this install")

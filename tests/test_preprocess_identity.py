@@ -17,10 +17,10 @@ import numpy as np
 import preprocess_reference as reference
 import pytest
 
-from mammo_edge.breast import _upscale_nearest
-from mammo_edge.guard import check_mammogram
-from mammo_edge.imageio import decode_image_bytes
-from mammo_edge.preprocess import (
+from mammo_edge.images.breast import _upscale_nearest
+from mammo_edge.images.decode import decode_image_bytes
+from mammo_edge.images.guard import check_mammogram
+from mammo_edge.images.preprocess import (
     SEED_PREPROCESS,
     NoBreastFoundError,
     PreprocessConfig,

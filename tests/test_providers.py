@@ -1,4 +1,5 @@
-"""mammo_edge.providers: the onnxruntime/onnxruntime-gpu clash, found from package metadata."""
+"""mammo_edge.model.providers: the onnxruntime/onnxruntime-gpu clash, found from package
+metadata."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from mammo_edge.errors import ProviderError
-from mammo_edge.providers import (
+from mammo_edge.model.providers import (
     create_session,
     installed_onnxruntime_distributions,
     onnxruntime_clash,

@@ -15,7 +15,7 @@ import pytest
 from conftest import EXAMPLES_DIR
 
 from mammo_edge.errors import ModelError
-from mammo_edge.inputs import expand_inputs
+from mammo_edge.images.inputs import expand_inputs
 from mammo_edge.predictor import Predictor
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra")

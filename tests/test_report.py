@@ -328,7 +328,7 @@ def test_long_verbs_show_progress_on_a_terminal(tmp_path, tiny_models_dir, verb)
 
 
 def test_an_error_row_keeps_its_message_apart_from_the_truth_and_warnings():
-    from mammo_edge.report_html import EvaluationView, ReportPage, ReportRow, render_report
+    from mammo_edge.explain.report_html import EvaluationView, ReportPage, ReportRow, render_report
 
     row = ReportRow(
         index=0,

@@ -45,7 +45,7 @@ def test_read_split_rejects_an_unknown_split(tmp_path):
 
 def test_tiny_reproduction_writes_every_output(tmp_path):
     folder = write_mias_folder(tmp_path / "mias", info_rows(6), size=64)
-    # The runtime scores only what looks like a mammogram (mammo_edge.guard): a breast on
+    # The runtime scores only what looks like a mammogram (mammo_edge.images.guard): a breast on
     # a dark background, as every real MIAS sample is (rotated ones included).
     for seed, image in enumerate(sorted(folder.glob("*.pgm"))):
         image.write_bytes(pgm_bytes(synthetic_mammogram(64, 64, seed)))

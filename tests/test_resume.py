@@ -13,8 +13,8 @@ import pytest
 from conftest import synthetic_mammogram
 
 from mammo_edge.cli import main
-from mammo_edge.records import RESULT_FIELDS
-from mammo_edge.resume import ResumeError, prepare_resume
+from mammo_edge.records.record import RESULT_FIELDS
+from mammo_edge.records.resume import ResumeError, prepare_resume
 
 
 @pytest.fixture

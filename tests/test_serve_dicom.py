@@ -286,7 +286,7 @@ def test_compressed_transfer_syntaxes(node, predict_probabilities):
 
 
 def test_results_are_the_predict_fields_then_dicom_ones():
-    from mammo_edge.records import RESULT_FIELDS, PredictionResult
+    from mammo_edge.records.record import RESULT_FIELDS, PredictionResult
     from mammo_edge.serve.records import SERVE_FIELDS, ServeRecord
 
     prediction = PredictionResult(

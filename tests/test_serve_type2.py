@@ -137,7 +137,7 @@ def test_sr_is_written_without_the_attribute(tmp_path, keyword, mode):
 
 @pytest.mark.parametrize(("keyword", "mode"), CASES)
 def test_overlay_is_written_without_the_attribute(tmp_path, keyword, mode):
-    from mammo_edge.preprocess import Geometry
+    from mammo_edge.images.preprocess import Geometry
     from mammo_edge.serve.overlay import build_overlay
 
     source = source_image(keyword, mode)

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO_ROOT, slowed_cli_script, write_study
 
 from mammo_edge.cli import main
-from mammo_edge.records import RESULT_FIELDS
+from mammo_edge.records.record import RESULT_FIELDS
 
 pytestmark = pytest.mark.skipif(
     not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals"
@@ -145,7 +145,7 @@ def test_starting_ray_keeps_the_sigterm_handler_in_force():
         signal.signal(signal.SIGTERM, previous)
 
 
-REPORT_CHILD = slowed_cli_script("mammo_edge.explain:Explainer.iter_explain", 0.3)
+REPORT_CHILD = slowed_cli_script("mammo_edge.explain.explainer:Explainer.iter_explain", 0.3)
 
 
 @pytest.mark.parametrize("verb", ["report", "explain"])

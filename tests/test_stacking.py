@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import build_tiny_model, synthetic_mammogram, tiny_metadata, tiny_probability
 
-from mammo_edge.calcifications import assumed_mm_per_pixel, calcification_features
 from mammo_edge.errors import ModelError
-from mammo_edge.stacking import Head, HeadError, logit
+from mammo_edge.images.calcifications import assumed_mm_per_pixel, calcification_features
+from mammo_edge.model.heads import Head, HeadError, logit
 
 HEAD = {
     "features": ["cnn_logit", "calc_cluster"],

@@ -13,8 +13,8 @@ from mias_fixtures import MIAS_ARCHIVE, REAL_ROWS, info_rows, write_mias_archive
 
 pytest.importorskip("sklearn", reason="needs the train extra")
 
-from mammo_edge.dataset_manifest import read_dataset  # noqa: E402
-from mammo_edge.preprocess import PreprocessConfig, prepare  # noqa: E402
+from mammo_edge.evaluation.dataset_manifest import read_dataset  # noqa: E402
+from mammo_edge.images.preprocess import PreprocessConfig, prepare  # noqa: E402
 from train.cli import main as train_main  # noqa: E402
 from train.dataset import DatasetError, mias_training_set, open_training_set  # noqa: E402
 from train.images import mias_batch  # noqa: E402

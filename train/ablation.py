@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import metrics, repeated_metrics
+from mammo_edge.evaluation import metrics, repeated_metrics
 
 from .mias import ImageRecord, open_mias
 

@@ -1,6 +1,6 @@
 """Augmentation of model inputs: the seed's fixed rotations and on-the-fly random ones.
 
-Works on ``(size, size, 1)`` float32 model inputs produced by ``mammo_edge.preprocess``,
+Works on ``(size, size, 1)`` float32 model inputs produced by ``mammo_edge.images.preprocess``,
 so training never resizes pixels itself.
 """
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import metrics, repeated_metrics
+from mammo_edge.evaluation import metrics, repeated_metrics
 
 
 def read_rows(path: Path, repeat: str | None = None) -> dict[str, dict[str, str]]:

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.images.preprocess import PreprocessConfig
 
 CONTRACT_NAME = "model_contract.json"
 #: The model's output index that holds the probability of "abnormal".

@@ -3,7 +3,7 @@
 Every figure is out of fold (each image scored by the fold model that never saw its
 patient), with a patient bootstrap CI. Operating points are *cross-fitted*: the threshold
 an image is judged at was chosen on the other folds' images only
-(:func:`mammo_edge.repeated_metrics.cross_fitted_thresholds`), so the sensitivity and
+(:func:`mammo_edge.evaluation.repeated_metrics.cross_fitted_thresholds`), so the sensitivity and
 specificity printed at it are out of sample too. The triage threshold fitted on all
 out-of-fold predictions (``threshold``) is the one an exported model carries; the figures
 printed beside it are optimistic and say so.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import metrics, repeated_metrics
+from mammo_edge.evaluation import metrics, repeated_metrics
 
 from .ablation import aligned, read_predictions
 from .report import write_metrics

@@ -2,14 +2,15 @@
 
 ``python -m train --data`` takes a manifest CSV (``docs/datasets.md``) or the MIAS folder or
 ``all-mias.tar.gz``. Both become a :class:`TrainingSet` through
-:func:`mammo_edge.dataset_manifest.dataset_from_table`, the reader ``mammo-edge evaluate``
+:func:`mammo_edge.evaluation.dataset_manifest.dataset_from_table`, the reader ``mammo-edge
+evaluate``
 and ``calibrate`` use: MIAS is turned into the very manifest rows ``python -m train
 manifest --mias`` writes (:func:`train.mias_manifest.mias_manifest_text`), read in place from the
 archive. So a MIAS run from the archive and one from its converted manifest see the same
 images, labels, patients, lesion circles, splits and model inputs (tested).
 
-Pixels come from the runtime's decoder (``mammo_edge.imageio``) and the preprocessing
-contract (``mammo_edge.preprocess.prepare``, with the chest-wall side a DICOM's Patient
+Pixels come from the runtime's decoder (``mammo_edge.images.decode``) and the preprocessing
+contract (``mammo_edge.images.preprocess.prepare``, with the chest-wall side a DICOM's Patient
 Orientation gives). Lesions are circles in image pixels, origin top-left; a mask becomes one
 circle per connected region (its centroid and the radius of a disc of its area).
 """
@@ -23,17 +24,17 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from mammo_edge.dataset_manifest import (
+from mammo_edge.errors import InputError
+from mammo_edge.evaluation.dataset_manifest import (
     Dataset,
     DatasetImage,
     ImageFacts,
     dataset_from_table,
     read_dataset,
 )
-from mammo_edge.errors import InputError
-from mammo_edge.imageio import DecodedImage, decode_image_bytes, load_image
-from mammo_edge.manifest_rows import MANIFEST_REQUIRED, LabelsError, parse_table
-from mammo_edge.preprocess import PreparedImage, PreprocessConfig, prepare
+from mammo_edge.evaluation.manifest_rows import MANIFEST_REQUIRED, LabelsError, parse_table
+from mammo_edge.images.decode import DecodedImage, decode_image_bytes, load_image
+from mammo_edge.images.preprocess import PreparedImage, PreprocessConfig, prepare
 
 from .mias import MiasDataset, MiasError, open_mias
 

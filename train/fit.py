@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.images.preprocess import PreprocessConfig
 
 from . import architectures
 from .augment import random_augment

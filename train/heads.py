@@ -1,4 +1,4 @@
-"""Fitting the stacking head the runtime applies (:mod:`mammo_edge.stacking`).
+"""Fitting the stacking head the runtime applies (:mod:`mammo_edge.model.heads`).
 
 A logistic head on the CNN logit and the calcification cluster features, optionally with
 their differences to the patient's other breast; :func:`cross_fitted_head` scores each
@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from mammo_edge.calcifications import FEATURE_NAMES
-from mammo_edge.logistic import fit_head  # the one head fitter, shared with calibrate
-from mammo_edge.stacking import logit as runtime_logit
+from mammo_edge.images.calcifications import FEATURE_NAMES
+from mammo_edge.model.heads import logit as runtime_logit
+from mammo_edge.model.logistic import fit_head  # the one head fitter, shared with calibrate
 
 from .mias import ImageRecord
 
 
 def logit(probabilities: np.ndarray) -> np.ndarray:
-    """:func:`mammo_edge.stacking.logit` of every value (the same clipping)."""
+    """:func:`mammo_edge.model.heads.logit` of every value (the same clipping)."""
     return np.array([runtime_logit(float(value)) for value in np.ravel(probabilities)])
 
 

@@ -1,8 +1,8 @@
 """MIAS images as a model batch: the one place training, export and benchmarks make one.
 
 Pixels come from the runtime's own decoder (``MiasDataset.read_image`` reads through
-``mammo_edge.imageio``) and go through the runtime's own preprocessing contract
-(``mammo_edge.preprocess.to_model_input``), so a batch made here is what
+``mammo_edge.images.decode``) and go through the runtime's own preprocessing contract
+(``mammo_edge.images.preprocess.to_model_input``), so a batch made here is what
 ``mammo-edge predict`` would feed the model for the same files.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mammo_edge.preprocess import PreprocessConfig, to_model_input
+from mammo_edge.images.preprocess import PreprocessConfig, to_model_input
 
 from .dataset import TrainingSet
 from .mias import MiasDataset

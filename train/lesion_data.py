@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
-from mammo_edge.preprocess import Geometry, PreprocessConfig
+from mammo_edge.images.preprocess import Geometry, PreprocessConfig
 
 from .architectures import lite0
 from .dataset import TrainingSet, as_training_set
@@ -91,7 +91,7 @@ class PatchBatches(keras.utils.PyDataset):
         ]
         self.settings = settings
         # Breast pixels: after a breast crop everything else is blanked to BACKGROUND;
-        # without one, film background (gray <= 20, as in mammo_edge.preprocess) is excluded.
+        # without one, film background (gray <= 20, as in mammo_edge.images.preprocess) is excluded.
         config = settings.preprocess()
         self.breast_level = (
             BACKGROUND + 1e-3

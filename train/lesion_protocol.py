@@ -4,7 +4,7 @@ Under the same patient-grouped 5-fold split as the patient protocol (``patient_f
 seed 0; a manifest's ``split`` column fixes the folds instead), each fold:
 
 1. prepares every image once with the architecture's preprocessing contract
-   (``mammo_edge.preprocess.prepare``: breast crop, chest wall left, 512x256;
+   (``mammo_edge.images.preprocess.prepare``: breast crop, chest wall left, 512x256;
    :func:`train.lesion_data.prepare_dataset`), lesion circles (MIAS: Info.txt's, turned to
    a top-left origin; a manifest's x, y, radius or mask) mapped through the image's crop
    and flip;

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.images.preprocess import PreprocessConfig
 
 from .architectures import lite0
 

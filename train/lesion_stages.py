@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from mammo_edge.preprocess import Geometry
+from mammo_edge.images.preprocess import Geometry
 
 from .architectures import lite0
 from .initialise import initialise_from

@@ -6,7 +6,7 @@ the image's lesion circles grown by ``--margin-mm`` (10 mm; MIAS is 200 um per p
 +50 px). Info.txt's y has its origin at the bottom-left: the row is ``1023 - y``.
 
 Chance is what a point drawn uniformly from the breast would score: for each image, the
-fraction of its breast-mask pixels (``mammo_edge.preprocess.breast_mask``) inside the
+fraction of its breast-mask pixels (``mammo_edge.images.preprocess.breast_mask``) inside the
 grown circles, computed exactly on the pixel grid. Summed over images it is the number of
 hits a random pointer expects; the one-sided p-value is the exact Poisson-binomial tail
 ``P(hits >= observed)`` under those per-image chances.
@@ -15,7 +15,7 @@ Peaks come from either source, several at once (``NAME=...``):
 
 * ``--predictions NAME=CSV``: a table with ``image``, ``peak_x``, ``peak_y`` (e.g. the
   lesion protocol's out-of-fold ``runs/lesion/full/predictions.csv``);
-* ``--model NAME=MODEL``: a mammo-edge model run here through ``mammo_edge.explain``
+* ``--model NAME=MODEL``: a mammo-edge model run here through ``mammo_edge.explain.explainer``
   (its heatmap output, or occlusion), on every image with a circle. Say with ``--note``
   whether those images were in its training data.
 
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge.preprocess import NoBreastFoundError, breast_mask
+from mammo_edge.images.preprocess import NoBreastFoundError, breast_mask
 
 from .mias import CLASS_CODES, IMAGE_SIZE, AbnormalityRow, MiasDataset, open_mias
 
@@ -196,9 +196,10 @@ def peaks_from_csv(path: Path) -> dict[str, tuple[float, float]]:
 def peaks_from_model(
     model: str, dataset: MiasDataset, images: list[LesionImage], log
 ) -> tuple[dict[str, tuple[float, float]], str, dict]:
-    """Run ``mammo_edge.explain`` with ``model`` on the images; peaks, method, model facts."""
-    from mammo_edge.explain import Explainer
-    from mammo_edge.imageio import decode_image_bytes
+    """Run ``mammo_edge.explain.explainer`` with ``model`` on the images; peaks, method, model
+    facts."""
+    from mammo_edge.explain.explainer import Explainer
+    from mammo_edge.images.decode import decode_image_bytes
     from mammo_edge.predictor import Predictor
 
     predictor = Predictor(model, device="cpu", batch_size=8, workers=1)
@@ -233,7 +234,7 @@ def evaluate_source(
     pixels_cache: dict[str, np.ndarray],
 ) -> tuple[list[PeakResult], list[str]]:
     """Score every image; an image without a peak is a miss at chance (listed)."""
-    from mammo_edge.imageio import decode_image_bytes
+    from mammo_edge.images.decode import decode_image_bytes
 
     results, missing = [], []
     for image in images:

@@ -1,6 +1,6 @@
 """Evaluation of a training run, in the shape its metrics.json records.
 
-The maths lives in :mod:`mammo_edge.metrics` (numpy only, shared with ``mammo-edge
+The maths lives in :mod:`mammo_edge.evaluation.metrics` (numpy only, shared with ``mammo-edge
 evaluate`` and the export); these wrappers keep training's dict layout.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mammo_edge import metrics
-from mammo_edge.metrics import BOOTSTRAP_REPLICATES
+from mammo_edge.evaluation import metrics
+from mammo_edge.evaluation.metrics import BOOTSTRAP_REPLICATES
 
 __all__ = [
     "BOOTSTRAP_REPLICATES",
@@ -29,7 +29,7 @@ def auc_with_patient_ci(
 ) -> tuple[float, tuple[float, float]]:
     """ROC AUC and its 95% percentile bootstrap CI, resampling patients (not images).
 
-    See :func:`mammo_edge.metrics.auc_with_ci`.
+    See :func:`mammo_edge.evaluation.metrics.auc_with_ci`.
     """
     estimate = metrics.auc_with_ci(labels, probabilities, patients, replicates, seed)
     return estimate.auc, estimate.ci95

@@ -3,7 +3,7 @@
 Accepts the distribution as a folder (``Info.txt`` + ``mdbNNN.pgm``) or as the
 ``all-mias.tar.gz`` archive itself, read in place without extracting.
 
-Info.txt rows are parsed by the runtime's labels reader (``mammo_edge.labels``, the one
+Info.txt rows are parsed by the runtime's labels reader (``mammo_edge.evaluation.labels``, the one
 owner of the row format and its quirks), so training and ``mammo-edge evaluate`` cannot
 disagree on what a MIAS image's label, patient or lesion circle is. Here the rows become
 one :class:`ImageRecord` per image; x, y keep their bottom-left origin as written, and
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge.labels import (
+from mammo_edge.evaluation.labels import (
     MIAS_CLASS_CODES,
     MIAS_IMAGE_SIZE,
     MIAS_SEVERITY_CODES,
@@ -65,7 +65,7 @@ def patient_of(reference: str) -> int:
 
 
 def parse_info(text: str, source: str = "Info.txt") -> list[AbnormalityRow]:
-    """Parse the rows of Info.txt with the runtime's parser (``mammo_edge.labels``).
+    """Parse the rows of Info.txt with the runtime's parser (``mammo_edge.evaluation.labels``).
 
     Raises:
         MiasError: a row is malformed or uses an unknown code, naming source and line.
@@ -105,14 +105,14 @@ def group_by_image(rows: list[AbnormalityRow], source: str = "Info.txt") -> list
 def decode_pgm(data: bytes, name: str) -> np.ndarray:
     """Decode a MIAS PGM to a (H, W) uint8 array through mammo-edge's own reader.
 
-    The runtime's decoder (``mammo_edge.imageio``) is the one owner of image decoding, so
+    The runtime's decoder (``mammo_edge.images.decode``) is the one owner of image decoding, so
     training sees exactly the pixels ``mammo-edge predict`` sees.
 
     Raises:
         MiasError: the file is empty, truncated, corrupt or not 8-bit grayscale.
     """
     from mammo_edge.errors import InputError
-    from mammo_edge.imageio import decode_image_bytes
+    from mammo_edge.images.decode import decode_image_bytes
 
     if not data:
         raise MiasError(f"{name}: file is empty")

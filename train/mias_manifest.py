@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mammo_edge.mias_info import MIAS_TISSUE_CODES
+from mammo_edge.evaluation.mias_info import MIAS_TISSUE_CODES
 
 from .manifest_writer import MANIFEST_COLUMNS, manifest_text, write_atomically
 from .mias import MiasDataset

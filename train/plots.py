@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mammo_edge.metrics import roc_curve  # noqa: E402
+from mammo_edge.evaluation.metrics import roc_curve  # noqa: E402
 
 
 def plot_roc(curves: list[dict], path: Path, title: str) -> None:

@@ -12,7 +12,7 @@ default):
    (``lite0.Networks.image_model(breast_windows_only=True)``).
 3. ``+ flip``: test-time augmentation, the top-bottom mirror averaged in.
 4. ``+ calcifications``: a logistic head on (CNN logit, the three full-resolution
-   cluster features of ``mammo_edge.calcifications``).
+   cluster features of ``mammo_edge.images.calcifications``).
 5. ``+ other breast``: the same head plus (own - other breast's) CNN logit and cluster
    feature, when the patient's other image is present.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import metrics, repeated_metrics
+from mammo_edge.evaluation import metrics, repeated_metrics
 
 from .ablation import CLASSES, TISSUES, image_classes
 from .heads import cross_fitted_head, head_features, logit, partner_index

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import metrics
+from mammo_edge.evaluation import metrics
 
 from .repeated_candidates import Candidate, Repeat
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import repeated_metrics
-from mammo_edge.stacking import PAIR_FEATURE
+from mammo_edge.evaluation import repeated_metrics
+from mammo_edge.model.heads import PAIR_FEATURE
 
 from .heads import fit_head, head_feature_names, head_features, partner_index
 from .repeated_candidates import OPERATING_POINTS, Candidate, Repeat, pair_only

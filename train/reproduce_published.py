@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import metrics
-from mammo_edge.preprocess import to_model_input
+from mammo_edge.evaluation import metrics
+from mammo_edge.images.preprocess import to_model_input
 
 from .augment import rotate
 from .mias import MiasDataset, MiasError, open_mias

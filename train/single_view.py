@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge import metrics, repeated_metrics
+from mammo_edge.evaluation import metrics, repeated_metrics
 
 from .heads import fit_head, logit
 

@@ -3,7 +3,7 @@
 Nothing is trained here: each image of a finished ``python -m train --arch lite0`` run is
 scored again by the fold model that never saw it, in every variant (breast-only windows,
 top-bottom flip averaged in, both), and the full-resolution calcification cluster
-features of :mod:`mammo_edge.calcifications` are computed once per image. Both are
+features of :mod:`mammo_edge.images.calcifications` are computed once per image. Both are
 cached beside the run, so :mod:`train.repeated` can be rerun cheaply.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo_edge.calcifications import FEATURE_NAMES, calcification_features
+from mammo_edge.images.calcifications import FEATURE_NAMES, calcification_features
 
 from .mias import MiasDataset
 

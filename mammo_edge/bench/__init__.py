@@ -15,8 +15,8 @@ The development suite (``benchmarks/``) times through the same functions.
 
 from __future__ import annotations
 
-from .machine import MachineFacts, machine_facts
-from .run import (
+from mammo_edge.bench.machine import MachineFacts, machine_facts
+from mammo_edge.bench.run import (
     ROW_FIELDS,
     BenchError,
     BenchReport,
@@ -28,7 +28,14 @@ from .run import (
     default_models,
     run_bench,
 )
-from .timing import LatencySummary, RepeatPolicy, Spread, spread, summarize, time_calls
+from mammo_edge.bench.timing import (
+    LatencySummary,
+    RepeatPolicy,
+    Spread,
+    spread,
+    summarize,
+    time_calls,
+)
 
 __all__ = [
     "ROW_FIELDS",

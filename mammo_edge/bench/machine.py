@@ -44,8 +44,8 @@ def machine_facts() -> MachineFacts:
     """Collect :class:`MachineFacts` for this process (a fraction of a second)."""
     import onnxruntime
 
-    from .. import __version__
-    from ..providers import available_providers
+    from mammo_edge import __version__
+    from mammo_edge.model.providers import available_providers
 
     return MachineFacts(
         cpu=cpu_name(),

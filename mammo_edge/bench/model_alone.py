@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..providers import on_gpu
-from .timing import LatencySummary, RepeatPolicy, summarize, time_calls
+from mammo_edge.bench.timing import LatencySummary, RepeatPolicy, summarize, time_calls
+from mammo_edge.model.providers import on_gpu
 
 #: One call's work: ``(N, H, W, 1)`` float32 in, anything out (e.g. ``Predictor.score_batch``).
 Score = Callable[[np.ndarray], object]

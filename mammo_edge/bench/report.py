@@ -12,7 +12,7 @@ import csv
 from dataclasses import asdict
 from pathlib import Path
 
-from .run import ROW_FIELDS, BenchReport, BenchResult
+from mammo_edge.bench.run import ROW_FIELDS, BenchReport, BenchResult
 
 #: Digits kept in JSON and CSV for each kind of figure.
 _DIGITS = {"end_to_end_share": 3, "cold_start_s": 3, "studies_per_hour": 0}

@@ -15,12 +15,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..errors import ModelError
-from .end_to_end import ScreenedInputs, end_to_end_rate, screen_inputs
-from .machine import MachineFacts, machine_facts
-from .model_alone import batch1_latency, candidate_batches, search_best_batch, timed_pass
-from .process import cold_start, peak_rss
-from .timing import Spread, spread
+from mammo_edge.bench.end_to_end import ScreenedInputs, end_to_end_rate, screen_inputs
+from mammo_edge.bench.machine import MachineFacts, machine_facts
+from mammo_edge.bench.model_alone import (
+    batch1_latency,
+    candidate_batches,
+    search_best_batch,
+    timed_pass,
+)
+from mammo_edge.bench.process import cold_start, peak_rss
+from mammo_edge.bench.timing import Spread, spread
+from mammo_edge.errors import ModelError
 
 #: Images in one four-view screening study (left and right, CC and MLO).
 VIEWS_PER_STUDY = 4
@@ -133,7 +138,7 @@ class BenchReport:
 
 def default_models() -> list[str]:
     """The shipped default model and, when shipped, its INT8 twin ``NAME-int8``."""
-    from ..registry import default_model_name, installed_model_names
+    from mammo_edge.model.registry import default_model_name, installed_model_names
 
     default = default_model_name()
     twin = f"{default}-int8"
@@ -141,15 +146,15 @@ def default_models() -> list[str]:
 
 
 def all_models() -> list[str]:
-    """Every shipped model, default first (:func:`mammo_edge.registry.shipped_models`)."""
-    from ..registry import shipped_models
+    """Every shipped model, default first (:func:`mammo_edge.model.registry.shipped_models`)."""
+    from mammo_edge.model.registry import shipped_models
 
     return [model_file.name for model_file in shipped_models()]
 
 
 def default_devices() -> list[str]:
     """Every device this onnxruntime offers: ``cpu``, then ``cuda`` and ``tensorrt``."""
-    from ..providers import CUDA_PROVIDER, TENSORRT_PROVIDER, available_providers
+    from mammo_edge.model.providers import CUDA_PROVIDER, TENSORRT_PROVIDER, available_providers
 
     available = available_providers()
     offered = {"cuda": CUDA_PROVIDER, "tensorrt": TENSORRT_PROVIDER}
@@ -162,7 +167,7 @@ def check_devices(devices: Sequence[str]) -> None:
     Raises:
         ProviderError: the message names the providers this onnxruntime has.
     """
-    from ..providers import providers_for
+    from mammo_edge.model.providers import providers_for
 
     for device in devices:
         providers_for(device)
@@ -197,8 +202,8 @@ def run_bench(
 
 def _bench_inputs(settings: BenchSettings, work: Path) -> tuple[list[str], str]:
     """The files to time and a line saying what they are."""
-    from ..inputs import expand_inputs
-    from .images import write_synthetic_set
+    from mammo_edge.bench.images import write_synthetic_set
+    from mammo_edge.images.inputs import expand_inputs
 
     if settings.folder is None:
         paths = write_synthetic_set(work / "images", settings.images)
@@ -214,7 +219,7 @@ def bench_model(
     model: str, device: str, paths: list[str], rounds: int, work: Path, say: Progress
 ) -> BenchResult:
     """One :class:`BenchResult`: ``model`` on ``device`` over ``paths`` (see module notes)."""
-    from ..predictor import Predictor
+    from mammo_edge.predictor import Predictor
 
     say(f"{model} on {device}: loading, screening {len(paths)} files")
     predictor = Predictor(model, device=device)

@@ -7,7 +7,7 @@ every verb, with the figures before and after. The parts, one step each:
 
 - :mod:`.site`: the labelled images (the one labels reader), patients and folds, the refusal
   of too little data;
-- :mod:`.fitting`: the heads (:func:`mammo_edge.logistic.fit_head`) and thresholds, per
+- :mod:`.fitting`: the heads (:func:`mammo_edge.model.logistic.fit_head`) and thresholds, per
   scoring mode;
 - :mod:`.figures`: before (as shipped) and after (cross-fitted by patient), with intervals;
 - :mod:`.record`: the ``calibration`` block the model carries, and its words;

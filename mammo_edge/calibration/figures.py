@@ -6,7 +6,7 @@ procedure (:func:`~.fitting.fit_calibration`) run inside patient folds: for
 each fold the heads *and* thresholds are fitted on the other folds only and the fold is
 judged by them, so no image's label chose anything it is judged at. Per scoring mode: AUC,
 and per operating point sensitivity, specificity and balanced accuracy, each with a 95%
-percentile bootstrap interval over patients (:mod:`mammo_edge.metrics`' resamples).
+percentile bootstrap interval over patients (:mod:`mammo_edge.evaluation.metrics`' resamples).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..metrics import BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, auc_with_ci, patient_resamples
-from ..repeated_metrics import confusion_at_thresholds
-from .fitting import (
+from mammo_edge.calibration.fitting import (
     RULES,
     CalibrationFit,
     fit_calibration,
@@ -25,7 +23,14 @@ from .fitting import (
     mode_scores,
     scoring_modes,
 )
-from .site import SiteImages
+from mammo_edge.calibration.site import SiteImages
+from mammo_edge.evaluation.metrics import (
+    BOOTSTRAP_REPLICATES,
+    BOOTSTRAP_SEED,
+    auc_with_ci,
+    patient_resamples,
+)
+from mammo_edge.evaluation.repeated_metrics import confusion_at_thresholds
 
 #: Bootstrap replicates of every interval (the metrics' own number; tests use fewer).
 REPLICATES = BOOTSTRAP_REPLICATES

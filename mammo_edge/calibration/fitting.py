@@ -3,7 +3,7 @@
 The network is never touched. On the site's network probabilities (and, for a model whose
 head weighs the other breast, the other breast's) calibration refits, per scoring mode:
 
-- ``paired`` (a model with a pair head): the pair head (:func:`mammo_edge.logistic.fit_head`
+- ``paired`` (a model with a pair head): the pair head (:func:`mammo_edge.model.logistic.fit_head`
   on the network logit and its difference to the other breast's) on the images whose other
   breast was scored, and its ``triage`` and ``balanced`` thresholds: the top-level
   operating points;
@@ -12,7 +12,8 @@ head weighs the other breast, the other breast's) calibration refits, per scorin
 - ``image`` (a model without a pair head): its single head if it has one, else the
   network probability as it is, and the thresholds: the top-level points.
 
-Each threshold is its rule (:data:`~mammo_edge.repeated_metrics.OPERATING_POINT_RULES`) on
+Each threshold is its rule (:data:`~mammo_edge.evaluation.repeated_metrics.OPERATING_POINT_RULES`)
+on
 the fitted head's probabilities of the same images. Fitted on all images this is what ships;
 fitted on four folds it is what the fifth is judged by (:mod:`.figures`).
 """
@@ -23,10 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..logistic import fit_head, head_probabilities
-from ..repeated_metrics import OPERATING_POINT_RULES
-from ..stacking import PAIR_FEATURE, Head, HeadError, pair_head, single_head
-from .site import MIN_ABNORMAL_IMAGES, MIN_NORMAL_IMAGES, CalibrationError, SiteImages
+from mammo_edge.calibration.site import (
+    MIN_ABNORMAL_IMAGES,
+    MIN_NORMAL_IMAGES,
+    CalibrationError,
+    SiteImages,
+)
+from mammo_edge.evaluation.repeated_metrics import OPERATING_POINT_RULES
+from mammo_edge.model.heads import PAIR_FEATURE, Head, HeadError, pair_head, single_head
+from mammo_edge.model.logistic import fit_head, head_probabilities
 
 #: The points calibrate fits, with the words the shipped models use for them.
 RULES = {
@@ -48,7 +54,7 @@ class CalibrationFit:
     """What one fit yields: the heads (metadata form) and each mode's thresholds.
 
     Attributes:
-        heads: ``{"pair": {...}, "single": {...}}`` as :mod:`mammo_edge.stacking` reads it.
+        heads: ``{"pair": {...}, "single": {...}}`` as :mod:`mammo_edge.model.heads` reads it.
         thresholds: mode -> rule -> threshold.
         kept: modes left as the base model had them (too few paired images).
         refitted: the heads refitted (``pair``, ``single``).
@@ -102,7 +108,7 @@ def mode_images(site: SiteImages, mode: str, index: np.ndarray) -> np.ndarray:
 def mode_head(heads: dict, mode: str) -> Head | None:
     """The head a mode scores with (``None``: the network probability as it is): the pair
     head for ``paired``, else the one the runtime scores a lone image with
-    (:func:`~mammo_edge.stacking.single_head`)."""
+    (:func:`~mammo_edge.model.heads.single_head`)."""
     return pair_head(heads) if mode == PAIRED else single_head(heads)
 
 

@@ -1,5 +1,5 @@
 """A calibrated model written as a model folder that ``--model DIR`` loads in every verb:
-``manifest.json`` (:mod:`mammo_edge.registry` writes it), ``NAME.onnx`` and ``MODEL_CARD.md``.
+``manifest.json`` (:mod:`mammo_edge.model.registry` writes it), ``NAME.onnx`` and ``MODEL_CARD.md``.
 
 Nothing is written next to shipped models or over anything: the folder must be new (or
 empty), it is built beside its place and renamed into it whole.
@@ -11,10 +11,10 @@ import os
 import shutil
 from pathlib import Path
 
-from ..registry import MODEL_CARD_NAME, MODELS_DIR, add_to_manifest
-from .record import figures_table, summary_line
-from .run import CalibratedModel
-from .site import CalibrationError
+from mammo_edge.calibration.record import figures_table, summary_line
+from mammo_edge.calibration.run import CalibratedModel
+from mammo_edge.calibration.site import CalibrationError
+from mammo_edge.model.registry import MODEL_CARD_NAME, MODELS_DIR, add_to_manifest
 
 
 def check_out_folder(out: Path, base_path: Path) -> None:

@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from .figures import ModeFigures
-from .fitting import MODE_TITLES
+from mammo_edge.calibration.figures import ModeFigures
+from mammo_edge.calibration.fitting import MODE_TITLES
 
 #: The metadata_props key of the :class:`Calibration` record (JSON).
 CALIBRATION_KEY = "mammo_edge.calibration"

@@ -3,7 +3,7 @@
 :func:`calibrate` pairs the records with their labels (:mod:`.site`), refits the heads and
 points (:mod:`.fitting`), measures before and after (:mod:`.figures`) and returns a
 :class:`CalibratedModel`: the base ONNX file with its ``metadata_props`` replaced
-(:mod:`mammo_edge.onnx_props`), so every other byte, the network's included, is the base
+(:mod:`mammo_edge.model.onnx_props`), so every other byte, the network's included, is the base
 model's; the new metadata carries the site's heads and points and the :class:`~.record.
 Calibration` block. :mod:`.folder` writes it.
 """
@@ -17,10 +17,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ..metadata import ModelMetadata
-from ..onnx_props import read_props, replace_props
-from .figures import ModeFigures, after_figures, before_figures
-from .fitting import (
+from mammo_edge.calibration.figures import ModeFigures, after_figures, before_figures
+from mammo_edge.calibration.fitting import (
     IMAGE,
     PAIRED,
     RULES,
@@ -31,8 +29,10 @@ from .fitting import (
     fit_calibration,
     scoring_modes,
 )
-from .record import CALIBRATION_KEY, Calibration
-from .site import SiteImages, SiteLabels, check_enough, site_images
+from mammo_edge.calibration.record import CALIBRATION_KEY, Calibration
+from mammo_edge.calibration.site import SiteImages, SiteLabels, check_enough, site_images
+from mammo_edge.model.metadata import ModelMetadata
+from mammo_edge.model.onnx_props import read_props, replace_props
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,10 @@ def calibrate(
     """Fit the model's heads and points on labelled site images and measure them.
 
     Args:
-        model: the base :class:`~mammo_edge.model.Model` that scored ``results``.
+        model: the base :class:`~mammo_edge.model.onnx_model.Model` that scored ``results``.
         results: every record of the run, grouped by exam (errors are skipped).
         truth: the labels read (:func:`~.site.read_site_labels`).
-        match: :class:`~mammo_edge.labels.LabelMatch` of the results' paths to ``truth``.
+        match: :class:`~mammo_edge.evaluation.labels.LabelMatch` of the results' paths to ``truth``.
         name: the calibrated model's name.
         log: progress messages (the verb sends them to standard error).
 
@@ -97,8 +97,8 @@ def calibrate(
 
 def paired_site(results: Sequence, truth: SiteLabels, match) -> SiteImages:
     """The labelled, scored images of a run, each with its other breast's network
-    probability (:func:`mammo_edge.grouping.partner_network_probabilities`)."""
-    from ..grouping import partner_network_probabilities
+    probability (:func:`mammo_edge.exams.partner_network_probabilities`)."""
+    from mammo_edge.exams import partner_network_probabilities
 
     ok = [record for record in results if record.ok]
     label_of = dict(match.matched)
@@ -111,7 +111,7 @@ def paired_site(results: Sequence, truth: SiteLabels, match) -> SiteImages:
 
 
 def _record(model, truth: SiteLabels, site: SiteImages, final, before, after) -> Calibration:
-    from .. import __version__
+    from mammo_edge import __version__
 
     return Calibration(
         labels_file=str(truth.labels.source),

@@ -1,8 +1,9 @@
 """The site's labelled images for calibration: read, paired with the scored records, counted
 and dealt to patient folds.
 
-The labels come from the one reader of truth (:mod:`mammo_edge.labels`): a dataset manifest
-(docs/datasets.md; read with :func:`~mammo_edge.dataset_manifest.read_dataset`, so DICOM
+The labels come from the one reader of truth (:mod:`mammo_edge.evaluation.labels`): a dataset
+manifest
+(docs/datasets.md; read with :func:`~mammo_edge.evaluation.dataset_manifest.read_dataset`, so DICOM
 tags fill empty patient cells and unusable rows are listed), a labels CSV or a MIAS
 ``Info.txt``. An image's patient is the labels' ``patient``, else its exam (DICOM Patient ID
 and Study, or the mini-MIAS pair), else the image alone. A manifest's ``split`` column, when
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MammoEdgeError
-from ..stacking import PAIR_FEATURE, logit
+from mammo_edge.errors import MammoEdgeError
+from mammo_edge.model.heads import PAIR_FEATURE, logit
 
 #: Fewer than these and calibrate refuses (the issue's floor; intervals are wide even so).
 MIN_ABNORMAL_IMAGES = 10
@@ -87,8 +88,8 @@ def site_images(
     """:class:`SiteImages` from ``(ok record, label record, partner probability)`` triples.
 
     Args:
-        pairs: each scored record (:class:`~mammo_edge.records.PredictionResult`), its label
-            row (:class:`~mammo_edge.labels.LabelRecord`) and the other breast's network
+        pairs: each scored record (:class:`~mammo_edge.records.record.PredictionResult`), its label
+            row (:class:`~mammo_edge.evaluation.labels.LabelRecord`) and the other breast's network
             probability (``None`` without one).
         splits: the manifest's ``split`` by label ``image`` cell; it fixes the folds when
             every image has one and there are at least two.
@@ -195,7 +196,7 @@ class SiteLabels:
     """The truth calibrate reads.
 
     Attributes:
-        labels: the records for :func:`~mammo_edge.labels.match_labels`.
+        labels: the records for :func:`~mammo_edge.evaluation.labels.match_labels`.
         splits: a manifest's ``split`` by ``image`` cell (empty for other files).
         rejected: a manifest's unusable rows, worded for a person (never used silently).
         sha256: the SHA-256 of the file's bytes.
@@ -209,15 +210,20 @@ class SiteLabels:
 
 def read_site_labels(path: Path) -> SiteLabels:
     """A dataset manifest (its header names ``image``, ``label`` and ``patient``) through
-    :func:`~mammo_edge.dataset_manifest.read_dataset`, anything else through
-    :func:`~mammo_edge.labels.read_labels`.
+    :func:`~mammo_edge.evaluation.dataset_manifest.read_dataset`, anything else through
+    :func:`~mammo_edge.evaluation.labels.read_labels`.
 
     Raises:
         LabelsError: the file cannot be read (the message names file and line).
     """
-    from ..dataset_manifest import read_dataset
-    from ..labels import Labels, LabelsError, labels_of, read_labels
-    from ..manifest_rows import MANIFEST_REQUIRED, first_content_line, header_columns, read_text
+    from mammo_edge.evaluation.dataset_manifest import read_dataset
+    from mammo_edge.evaluation.labels import Labels, LabelsError, labels_of, read_labels
+    from mammo_edge.evaluation.manifest_rows import (
+        MANIFEST_REQUIRED,
+        first_content_line,
+        header_columns,
+        read_text,
+    )
 
     try:
         sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from .common import EXIT_OK, progress_bar
+from mammo_edge.commands.common import EXIT_OK, progress_bar
 
 
 class BenchDevice(str, Enum):
@@ -74,10 +74,16 @@ def bench_command(
 
     Exit code 0 when measured, 1 when a model or device cannot be used.
     """
-    from ..bench import BenchSettings, all_models, default_devices, default_models, run_bench
-    from ..bench.report import as_json as json_object
-    from ..bench.report import as_table, write_csv
-    from ..bench.run import check_devices
+    from mammo_edge.bench import (
+        BenchSettings,
+        all_models,
+        default_devices,
+        default_models,
+        run_bench,
+    )
+    from mammo_edge.bench.report import as_json as json_object
+    from mammo_edge.bench.report import as_table, write_csv
+    from mammo_edge.bench.run import check_devices
 
     if folder is not None and not folder.is_dir():
         raise typer.BadParameter(f"{folder} is not a folder", param_hint="FOLDER")

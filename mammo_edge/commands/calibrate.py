@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from .common import (
+from mammo_edge.commands.common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE_OR_MODEL,
@@ -26,7 +26,7 @@ from .common import (
     open_predictor,
     progress_bar,
 )
-from .options import (
+from mammo_edge.commands.options import (
     BatchSizeOption,
     Device,
     DeviceOption,
@@ -76,11 +76,11 @@ def calibrate_command(
     Refuses (exit 1, nothing written) fewer than 10 abnormal images, 10 normal images or 10
     patients. Never changes the shipped models.
     """
-    from ..calibration.fitting import check_base_head
-    from ..calibration.folder import check_out_folder, write_model_folder
-    from ..calibration.run import calibrate
-    from ..calibration.site import CalibrationError, check_label_counts, read_site_labels
-    from ..labels import LabelsError, match_labels
+    from mammo_edge.calibration.fitting import check_base_head
+    from mammo_edge.calibration.folder import check_out_folder, write_model_folder
+    from mammo_edge.calibration.run import calibrate
+    from mammo_edge.calibration.site import CalibrationError, check_label_counts, read_site_labels
+    from mammo_edge.evaluation.labels import LabelsError, match_labels
 
     try:
         truth = read_site_labels(labels)
@@ -126,7 +126,7 @@ def calibrate_command(
 
 def _print_figures(calibrated, written: list[Path], out: Path) -> None:
     """The site's figures before and after, and what was written (standard output)."""
-    from ..calibration.record import figures_table, summary_line
+    from mammo_edge.calibration.record import figures_table, summary_line
 
     typer.echo(summary_line(calibrated.calibration))
     typer.echo("")

@@ -82,12 +82,12 @@ def silence_opencv_warnings() -> None:
 
 
 def expand_or_fail(paths: list[str]) -> list[str]:
-    """The input files the verb's PATHS name (:func:`~mammo_edge.inputs.expand_inputs`).
+    """The input files the verb's PATHS name (:func:`~mammo_edge.images.inputs.expand_inputs`).
 
     Raises:
         typer.BadParameter: no image file found (the CLI exits 1 with the message).
     """
-    from ..inputs import expand_inputs
+    from mammo_edge.images.inputs import expand_inputs
 
     silence_opencv_warnings()
     inputs = expand_inputs(paths)
@@ -121,8 +121,8 @@ def engine_class(name: str) -> type:
         typer.BadParameter: no engine of that name, or it cannot run here (its package
             is missing); the message says which exist or how to install.
     """
-    from ..engines import engine_class as registered
-    from ..errors import ModelError
+    from mammo_edge.engines import engine_class as registered
+    from mammo_edge.errors import ModelError
 
     try:
         found = registered(name)
@@ -136,8 +136,8 @@ def engine_class(name: str) -> type:
 
 def create_engine(name: str, predictor, **options):
     """The engine ``name`` over ``predictor``; an option it does not take is a usage error."""
-    from ..engines import create_engine as create
-    from ..errors import ModelError
+    from mammo_edge.engines import create_engine as create
+    from mammo_edge.errors import ModelError
 
     try:
         return create(name, predictor, **options)
@@ -165,7 +165,7 @@ def open_predictor(
     Raises:
         ModelError: the model cannot be used (the CLI exits 1).
     """
-    from ..predictor import Predictor
+    from mammo_edge.predictor import Predictor
 
     return Predictor(
         model,

@@ -2,7 +2,7 @@
 
 Scores the inputs as ``predict`` does (or reads the records of an earlier ``predict
 --format jsonl|csv`` run), pairs them with a labels file and writes ``metrics.json``,
-``predictions.csv`` and the ROC (:mod:`mammo_edge.evaluation` says what each holds).
+``predictions.csv`` and the ROC (:mod:`mammo_edge.evaluation.results` says what each holds).
 
 Exit codes as ``predict``: 0 every input scored, 2 some inputs failed (the rest are
 evaluated), 1 usage, labels or model errors (including nothing left to evaluate).
@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from .common import (
+from mammo_edge.commands.common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE_OR_MODEL,
@@ -27,7 +27,7 @@ from .common import (
     open_predictor,
     progress_bar,
 )
-from .options import (
+from mammo_edge.commands.options import (
     AddressOption,
     BatchSizeOption,
     Device,
@@ -100,9 +100,9 @@ def evaluate_command(
     Exit code 0 when every input scored, 2 when some failed (the others are still
     evaluated), 1 for usage, labels or model errors.
     """
-    from ..evaluation import ModelFacts, evaluate_results, write_evaluation
-    from ..evaluation_summary import summary_text, unmatched_warnings
-    from ..labels import LabelsError, match_labels, read_labels
+    from mammo_edge.evaluation.labels import LabelsError, match_labels, read_labels
+    from mammo_edge.evaluation.results import ModelFacts, evaluate_results, write_evaluation
+    from mammo_edge.evaluation.summary import summary_text, unmatched_warnings
 
     _check_sources(paths, predictions)
     try:
@@ -160,8 +160,8 @@ def _score(scoring, inputs: list[str], quiet: bool) -> list:
 
 def _read_predictions(source: Path, model: str | None, threshold: float | None):
     """Records, model facts and threshold of ``evaluate --predictions`` (``source``)."""
-    from ..evaluation import EvaluationError, ModelFacts, threshold_of_records
-    from ..records import RecordsError, read_records
+    from mammo_edge.evaluation.results import EvaluationError, ModelFacts, threshold_of_records
+    from mammo_edge.records.record import RecordsError, read_records
 
     if model is not None:
         typer.echo(

@@ -4,7 +4,7 @@ For each input, ``DIR/explain.jsonl`` gets the ``predict`` record plus ``peak_x`
 ``peak_y`` (the heatmap's maximum in the original image's pixels, x from the left, y from
 the top), ``peak_value``, ``heatmap_method`` and ``overlay`` (the PNG under
 ``DIR/overlays/``). The heatmap is the model's own lesion map when its metadata describes
-one, else occlusion sensitivity (:mod:`mammo_edge.explain`).
+one, else occlusion sensitivity (:mod:`mammo_edge.explain.explainer`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from .common import (
+from mammo_edge.commands.common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE_OR_MODEL,
@@ -28,10 +28,10 @@ from .common import (
     sigterm_as_exception,
     stop_reason,
 )
-from .common import (
+from mammo_edge.commands.common import (
     announce as common_announce,
 )
-from .options import (
+from mammo_edge.commands.options import (
     BatchSizeOption,
     Device,
     DeviceOption,
@@ -95,7 +95,7 @@ def explain_command(
     written for them), 1 for usage or model errors, 130 after Ctrl-C, 143 after SIGTERM
     (the records finished so far are kept).
     """
-    from ..outputs import exclusive_output
+    from mammo_edge.records.outputs import exclusive_output
 
     records_path = out / RECORDS_NAME
     with sigterm_as_exception():
@@ -129,7 +129,7 @@ def _write_explanations(
     explainer, inputs: list[str], out: Path, overlay_size: int, quiet: bool
 ) -> tuple[int, int]:
     """Draw each overlay and write each record as it comes: ``(written, failed)``."""
-    from ..explain import explain_result, with_exam_fields
+    from mammo_edge.explain.explainer import explain_result, with_exam_fields
 
     records_path = out / RECORDS_NAME
     written = failed = 0
@@ -165,7 +165,7 @@ def _write_explanations(
 
 def _draw_overlay(explained, out: Path, overlay_size: int) -> str | None:
     """Write the overlay PNG of one explained image; its path relative to ``out``."""
-    from ..explain import image_file_stem, render_overlay, write_png
+    from mammo_edge.explain.explainer import image_file_stem, render_overlay, write_png
 
     if explained.peak is None or explained.item.pixels is None:
         return None
@@ -208,8 +208,8 @@ def open_explainer(
         OutputError: an input is one of the outputs (the CLI exits 1).
         ModelError: the model cannot be used (the CLI exits 1).
     """
-    from ..explain import Explainer
-    from ..outputs import refuse_input_overlap
+    from mammo_edge.explain.explainer import Explainer
+    from mammo_edge.records.outputs import refuse_input_overlap
 
     inputs = expand_or_fail(paths)
     refuse_input_overlap(writes, inputs, folders=writes_into)

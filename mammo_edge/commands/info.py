@@ -2,7 +2,7 @@
 
 Without ``--model`` (and without ``$MAMMO_EDGE_MODEL``) it lists every shipped model with
 its measured figures; ``--model M`` details one model. What is listed and how it reads:
-:mod:`mammo_edge.model_info`.
+:mod:`mammo_edge.model.info`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def info_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """List the shipped models with their figures, or detail one model (--model)."""
-    from ..model_info import as_text, describe_model, list_models, listing_as_text
-    from ..registry import MODEL_ENV_VAR
+    from mammo_edge.model.info import as_text, describe_model, list_models, listing_as_text
+    from mammo_edge.model.registry import MODEL_ENV_VAR
 
     if model is None and not os.environ.get(MODEL_ENV_VAR):
         listing = list_models()

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from ..writers import FORMATS
+from mammo_edge.records.writers import FORMATS
 
 
 class Device(str, Enum):
@@ -123,7 +123,7 @@ def input_arguments(paths: list[str] | None, from_list: list[Path] | None) -> li
     Raises:
         typer.BadParameter: neither was given.
     """
-    from ..inputs import LIST_PREFIX
+    from mammo_edge.images.inputs import LIST_PREFIX
 
     arguments = list(paths or []) + [f"{LIST_PREFIX}{path}" for path in from_list or []]
     if not arguments:
@@ -131,7 +131,7 @@ def input_arguments(paths: list[str] | None, from_list: list[Path] | None) -> li
     return arguments
 
 
-#: ``--format`` choices: the writers of :mod:`mammo_edge.writers`, in their order.
+#: ``--format`` choices: the writers of :mod:`mammo_edge.records.writers`, in their order.
 OutputFormat = Enum("OutputFormat", {name: name for name in FORMATS}, type=str)
 
 

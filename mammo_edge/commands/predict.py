@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from .common import (
+from mammo_edge.commands.common import (
     EXIT_OK,
     EXIT_PIPE_CLOSED,
     EXIT_SOME_FAILED,
@@ -24,7 +24,7 @@ from .common import (
     sigterm_as_exception,
     stop_reason,
 )
-from .options import (
+from mammo_edge.commands.options import (
     AddressOption,
     BatchSizeOption,
     Device,
@@ -77,7 +77,7 @@ def predict_command(
     scored and written), 1 for usage or model errors, 130 after Ctrl-C, 143 after
     SIGTERM (results so far kept, json closed), 141 when the output was closed (| head).
     """
-    from ..outputs import exclusive_output, refuse_input_overlap
+    from mammo_edge.records.outputs import exclusive_output, refuse_input_overlap
 
     check_predict_options(output_format.value, output, resume, force, address, num_cpus)
     engine_found = engine_class(engine)
@@ -151,9 +151,9 @@ def _plan(inputs, output, output_format, predictor, resume, force, quiet) -> _Pl
 
 def _score_and_write(scoring, plan: _Plan, *, quiet: bool) -> int:
     """Score the plan's inputs with the engine ``scoring``; write and summarise."""
-    from ..errors import ModelError
-    from ..outputs import open_results
-    from ..writers import open_writer
+    from mammo_edge.errors import ModelError
+    from mammo_edge.records.outputs import open_results
+    from mammo_edge.records.writers import open_writer
 
     failed = abnormal = written = 0
     stopped_with = None
@@ -213,7 +213,7 @@ def _summary(plan: _Plan, written: int, failed: int, abnormal: int) -> str:
 
 
 def _resume_state(output: Path, output_format: str, predictor, force: bool):
-    from ..resume import ResumeError, prepare_resume
+    from mammo_edge.records.resume import ResumeError, prepare_resume
 
     try:
         return prepare_resume(

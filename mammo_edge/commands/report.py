@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from .common import (
+from mammo_edge.commands.common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE_OR_MODEL,
@@ -31,7 +31,7 @@ from .common import (
     sigterm_as_exception,
     stop_reason,
 )
-from .explain import (
+from mammo_edge.commands.explain import (
     RECORDS_NAME,
     Method,
     MethodOption,
@@ -39,7 +39,7 @@ from .explain import (
     announce,
     open_explainer,
 )
-from .options import (
+from mammo_edge.commands.options import (
     BatchSizeOption,
     Device,
     DeviceOption,
@@ -99,10 +99,10 @@ def report_command(
     rows), 1 for usage, labels or model errors, 130 after Ctrl-C and 143 after SIGTERM
     (both write the page for the images scored so far and say where).
     """
-    from ..evaluation import METRICS_NAME, PREDICTIONS_NAME
-    from ..labels import LabelsError, read_labels
-    from ..outputs import exclusive_output
-    from ..roc_plots import SVG_NAME
+    from mammo_edge.evaluation.labels import LabelsError, read_labels
+    from mammo_edge.evaluation.plots import SVG_NAME
+    from mammo_edge.evaluation.results import METRICS_NAME, PREDICTIONS_NAME
+    from mammo_edge.records.outputs import exclusive_output
 
     with sigterm_as_exception():
         truth = None
@@ -140,10 +140,10 @@ def report_command(
 
 def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
     """Explain ``inputs`` into ``out`` and write the page (also after Ctrl-C or SIGTERM)."""
-    from ..explain import with_exam_fields
-    from ..outputs import atomic_file
-    from ..report_html import render_report
-    from ..report_page import ReportPictures, build_page, draw_pictures, report_row
+    from mammo_edge.explain.explainer import with_exam_fields
+    from mammo_edge.explain.report_html import render_report
+    from mammo_edge.explain.report_page import ReportPictures, build_page, draw_pictures, report_row
+    from mammo_edge.records.outputs import atomic_file
 
     if not quiet:
         announce(explainer, len(inputs))
@@ -203,10 +203,10 @@ def _write_report(explainer, inputs, *, out, truth, title, overlay_size, quiet):
 
 def _evaluate(out: Path, predictions, rows, truth, predictor):
     """The evaluation ``evaluate`` would write, written beside the page; rows marked."""
-    from ..evaluation import ModelFacts, evaluate_results, write_evaluation
-    from ..labels import LabelsError, match_labels
-    from ..report_page import evaluation_view, mark_rows
-    from ..roc_plots import SVG_NAME
+    from mammo_edge.evaluation.labels import LabelsError, match_labels
+    from mammo_edge.evaluation.plots import SVG_NAME
+    from mammo_edge.evaluation.results import ModelFacts, evaluate_results, write_evaluation
+    from mammo_edge.explain.report_page import evaluation_view, mark_rows
 
     try:
         match = match_labels([record.path for record in predictions], truth)
@@ -227,8 +227,8 @@ def _evaluate(out: Path, predictions, rows, truth, predictor):
 
 
 def images_folder() -> str:
-    """The page's picture folder (read from :mod:`mammo_edge.report_page` only when needed:
+    """The page's picture folder (read from :mod:`mammo_edge.explain.report_page` only when needed:
     it loads numpy and OpenCV, which ``mammo-edge --help`` must not wait for)."""
-    from ..report_page import IMAGES_FOLDER
+    from mammo_edge.explain.report_page import IMAGES_FOLDER
 
     return IMAGES_FOLDER

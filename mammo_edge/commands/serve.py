@@ -13,7 +13,12 @@ from typing import Annotated
 
 import typer
 
-from .options import ModelOption, ThreadsOption, folder_out_option, pem_file_option
+from mammo_edge.commands.options import (
+    ModelOption,
+    ThreadsOption,
+    folder_out_option,
+    pem_file_option,
+)
 
 
 class ServeEngine(str, Enum):
@@ -127,8 +132,8 @@ def serve_command(
     if engine is ServeEngine.ray and http_port is None:
         raise typer.BadParameter("--engine ray scales the HTTP service: give --http-port")
     try:
-        from ..serve.outbox import Destination
-        from ..serve.service import ServeSettings, run
+        from mammo_edge.serve.outbox import Destination
+        from mammo_edge.serve.service import ServeSettings, run
     except ImportError as error:  # pragma: no cover - depends on the installed extras
         raise typer.BadParameter(
             f"serve needs its extra ({error.name} is missing): pip install 'mammo-edge[serve]'"
@@ -141,7 +146,7 @@ def serve_command(
     if allow_ae and dicom_port is None:
         raise typer.BadParameter("--allow-ae filters DICOM associations: give --dicom-port")
     try:
-        from ..serve.access import AllowedCaller, tls_files
+        from mammo_edge.serve.access import AllowedCaller, tls_files
 
         tls = tls_files(tls_cert, tls_key, tls_ca)
         allowed = tuple(AllowedCaller.parse(value) for value in allow_ae or ())

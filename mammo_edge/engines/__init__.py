@@ -1,4 +1,4 @@
-"""Engines: what runs the per-image steps of :mod:`mammo_edge.pipeline` over many inputs.
+"""Engines: what runs the per-image steps of :mod:`mammo_edge.images.pipeline` over many inputs.
 
 Every verb that scores (``predict``, ``evaluate``, ``explain``, ``report``) picks an engine by
 name from this registry; each engine is one module in this package that defines
@@ -20,11 +20,11 @@ from collections.abc import Iterable, Iterator
 from importlib import import_module
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from ..errors import ModelError
+from mammo_edge.errors import ModelError
 
 if TYPE_CHECKING:  # the predictor is passed in, never imported: predictor -> engines
-    from ..pipeline import ImageInput
-    from ..records import PredictionResult
+    from mammo_edge.images.pipeline import ImageInput
+    from mammo_edge.records.record import PredictionResult
 
 #: The engine used when none is named.
 DEFAULT_ENGINE = "local"

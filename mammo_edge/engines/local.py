@@ -14,9 +14,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ..pipeline import ImageInput, LoadedImage, input_label, score_loaded
-from ..records import PredictionResult, build_record
-from . import EngineBase
+from mammo_edge.engines import EngineBase
+from mammo_edge.images.pipeline import ImageInput, LoadedImage, input_label, score_loaded
+from mammo_edge.records.record import PredictionResult, build_record
 
 #: ``(position in the input, loaded item)``: what the batching loop hands on.
 Numbered = tuple[int, LoadedImage]
@@ -34,7 +34,7 @@ def iter_loaded_batches(
     Args:
         inputs: paths, URIs or image arrays, consumed lazily.
         load: turns one input and its record label into a :class:`LoadedImage` (never
-            raises for a bad input), e.g. :meth:`~mammo_edge.model.Model.load`.
+            raises for a bad input), e.g. :meth:`~mammo_edge.model.onnx_model.Model.load`.
         batch_size: loaded items per batch.
         workers: decoding threads; at most ``2 * batch_size + workers`` inputs are held.
 

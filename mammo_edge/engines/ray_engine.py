@@ -8,7 +8,7 @@ The dataflow (``mammo-edge predict ... --engine ray``; docs/ray.md)::
               preprocess: pipeline.load_input     model bytes shipped with ray.put and
                                                   checked by SHA-256 in the actor
 
-Both stages run :mod:`mammo_edge.pipeline`'s functions, the ones the local engine runs, so
+Both stages run :mod:`mammo_edge.images.pipeline`'s functions, the ones the local engine runs, so
 the records are the same (same fields, error codes and order; probabilities equal up to
 onnxruntime's batch-dependent rounding, below 1e-5).
 
@@ -36,10 +36,10 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..errors import ModelError
-from ..records import PredictionResult, record_from_json
-from . import EngineBase
-from .ray_tasks import ScoringActor, load_batch
+from mammo_edge.engines import EngineBase
+from mammo_edge.engines.ray_tasks import ScoringActor, load_batch
+from mammo_edge.errors import ModelError
+from mammo_edge.records.record import PredictionResult, record_from_json
 
 # A run of fewer batches than actors leaves some of the pool idle, which Ray warns about on
 # stderr; for a small run that is expected, not a problem to report.

@@ -1,6 +1,6 @@
 """What runs inside Ray for the Ray engine: the load task and the scoring actor.
 
-Both call :mod:`mammo_edge.pipeline`'s functions, the ones the local engine calls, so the
+Both call :mod:`mammo_edge.images.pipeline`'s functions, the ones the local engine calls, so the
 records are the same. Rows cross the object store as numpy columns: text and JSON strings,
 the model input as a dense float32 block (zeros where an input failed).
 """
@@ -12,10 +12,10 @@ from dataclasses import astuple
 
 import numpy as np
 
-from ..grouping import View
-from ..pipeline import LoadedImage, load_input, score_loaded
-from ..preprocess import PreprocessConfig
-from ..records import build_record
+from mammo_edge.exams import View
+from mammo_edge.images.pipeline import LoadedImage, load_input, score_loaded
+from mammo_edge.images.preprocess import PreprocessConfig
+from mammo_edge.records.record import build_record
 
 
 def load_batch(
@@ -24,7 +24,7 @@ def load_batch(
     max_pixels: int,
     evidence: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Ray load task: :func:`~mammo_edge.pipeline.load_input` on each path of a batch.
+    """Ray load task: :func:`~mammo_edge.images.pipeline.load_input` on each path of a batch.
 
     Never raises for a bad file: its row carries ``error_code`` and ``error_message`` and a
     zero ``model_input`` (columns must be dense).
@@ -72,7 +72,7 @@ class ScoringActor:
     ) -> None:
         import ray
 
-        from ..predictor import Predictor
+        from mammo_edge.predictor import Predictor
 
         model_bytes = ray.get(model_refs[0])
         self.predictor = Predictor.from_model_bytes(

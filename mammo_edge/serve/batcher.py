@@ -1,9 +1,9 @@
 """HTTP requests gathered into model batches, with a bounded queue.
 
 Each request's image is decoded and preprocessed in a thread pool
-(:func:`mammo_edge.pipeline.load_input`, as ``predict`` does); one scoring thread takes
+(:func:`mammo_edge.images.pipeline.load_input`, as ``predict`` does); one scoring thread takes
 what has loaded, up to the predictor's batch size, scores it in one onnxruntime call
-(:func:`~mammo_edge.pipeline.score_loaded`) and answers each request with its
+(:func:`~mammo_edge.images.pipeline.score_loaded`) and answers each request with its
 :class:`~mammo_edge.predictor.PredictionResult`. Concurrent clients therefore share
 batches the way ``predict``'s images do.
 
@@ -18,7 +18,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..pipeline import LoadedImage, score_loaded
+from mammo_edge.images.pipeline import LoadedImage, score_loaded
 
 #: How long the scoring thread waits for more loaded images to fill a batch, in seconds.
 GATHER_SECONDS = 0.002

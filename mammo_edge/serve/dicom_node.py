@@ -21,9 +21,9 @@ import logging
 import threading
 import time
 
-from .access import AllowedCaller, admitted
-from .metrics import Metrics
-from .spool import Spool
+from mammo_edge.serve.access import AllowedCaller, admitted
+from mammo_edge.serve.metrics import Metrics
+from mammo_edge.serve.spool import Spool
 
 logger = logging.getLogger("mammo_edge.serve")
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from ..errors import ErrorCode
-from ..records import PredictionResult
-from .batcher import Batcher
-from .metrics import Metrics
+from mammo_edge.errors import ErrorCode
+from mammo_edge.records.record import PredictionResult
+from mammo_edge.serve.batcher import Batcher
+from mammo_edge.serve.metrics import Metrics
 
 #: Largest request body accepted, in bytes (a DICOM mammogram is rarely above 100 MB).
 MAX_BODY_BYTES = 256 * 1024 * 1024

@@ -1,7 +1,7 @@
 """What a received DICOM object is, and whether the service scores it.
 
 The header is read without the pixel data; the pixels are decoded later by the same
-reader ``mammo-edge predict`` uses (:func:`mammo_edge.pipeline.load_input`), so a received
+reader ``mammo-edge predict`` uses (:func:`mammo_edge.images.pipeline.load_input`), so a received
 image and the same file given to ``predict`` get the same probability.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..dicom_tags import laterality, view_position
-from ..errors import ErrorCode
+from mammo_edge.errors import ErrorCode
+from mammo_edge.images.dicom_tags import laterality, view_position
 
 #: Storage SOP classes the service scores (PS3.4 B.5), by UID.
 MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"

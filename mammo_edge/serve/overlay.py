@@ -1,6 +1,6 @@
 """The heatmap overlay of one scored image as an RGB Secondary Capture (highdicom).
 
-The picture is :func:`mammo_edge.explain.render_overlay`'s (the image in gray, the heatmap
+The picture is :func:`mammo_edge.explain.explainer.render_overlay`'s (the image in gray, the heatmap
 in colour, the peak circled; longer side at most 1024 px), with "RESEARCH USE - NOT FOR
 DIAGNOSIS" burned in at the top, and the same words in (0008,103E) Series Description and
 (0020,4000) Image Comments. (0028,0301) Burned In Annotation is YES.
@@ -11,10 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..explain import HeatmapGrid, Peak, render_overlay
-from ..preprocess import Geometry
-from .source_header import writable_header
-from .structured_report import RESEARCH_USE, derived_uid
+from mammo_edge.explain.explainer import HeatmapGrid, Peak, render_overlay
+from mammo_edge.images.preprocess import Geometry
+from mammo_edge.serve.source_header import writable_header
+from mammo_edge.serve.structured_report import RESEARCH_USE, derived_uid
 
 OVERLAY_SERIES_NUMBER = 9902
 BANNER = RESEARCH_USE.upper()

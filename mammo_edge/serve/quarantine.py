@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import ErrorCode
-from ..pipeline import LoadedImage
-from ..records import RecordContext, build_record
-from .instances import read_header
-from .records import ResultsLog, ServeRecord
-from .spool import Spool, SpooledInstance
+from mammo_edge.errors import ErrorCode
+from mammo_edge.images.pipeline import LoadedImage
+from mammo_edge.records.record import RecordContext, build_record
+from mammo_edge.serve.instances import read_header
+from mammo_edge.serve.records import ResultsLog, ServeRecord
+from mammo_edge.serve.spool import Spool, SpooledInstance
 
 #: Attempts at one study (the first included) before it is quarantined.
 MAX_ATTEMPTS = 4

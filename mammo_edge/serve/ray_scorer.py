@@ -1,7 +1,8 @@
 """``--engine ray``: HTTP predictions scored by Ray Serve replicas.
 
 The HTTP app is the same (:mod:`.http_app`); only where the model runs changes. The
-service's process decodes and preprocesses each upload (:func:`mammo_edge.pipeline.load_input`)
+service's process decodes and preprocesses each upload
+(:func:`mammo_edge.images.pipeline.load_input`)
 and sends the model input to a Ray Serve deployment of ``replicas`` replicas, each holding one
 onnxruntime session. A replica gathers concurrent requests into one batch with
 ``@serve.batch`` (up to the model's batch size, waiting at most :data:`BATCH_WAIT_SECONDS`).
@@ -21,8 +22,8 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..pipeline import score_loaded
-from .batcher import Admission
+from mammo_edge.images.pipeline import score_loaded
+from mammo_edge.serve.batcher import Admission
 
 #: Longest wait of a replica for more requests to fill a batch, in seconds.
 BATCH_WAIT_SECONDS = 0.005
@@ -40,7 +41,7 @@ def _deployment(max_batch_size: int):
         def __init__(self, model_refs: list, sha256: str, source: str, threshold_setting: dict):
             import ray
 
-            from ..predictor import Predictor
+            from mammo_edge.predictor import Predictor
 
             self.predictor = Predictor.from_model_bytes(
                 ray.get(model_refs[0]),
@@ -74,7 +75,7 @@ class RayBatcher(Admission):
     """
 
     def __init__(self, predictor, max_queue: int, replicas: int, num_cpus: int | None) -> None:
-        from ..engines.ray_engine import require_ray, start_ray
+        from mammo_edge.engines.ray_engine import require_ray, start_ray
 
         ray = require_ray()
         from ray import serve

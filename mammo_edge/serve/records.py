@@ -1,6 +1,7 @@
 """The ``results.jsonl`` record of ``mammo-edge serve``, its one writer and its one reader.
 
-Each line is the ``mammo-edge predict`` record (:class:`~mammo_edge.records.PredictionResult`,
+Each line is the ``mammo-edge predict`` record
+(:class:`~mammo_edge.records.record.PredictionResult`,
 fields in schema order, its laterality and exam fields included) followed by the instance's
 DICOM identity, the study revision that first scored it and, when scored, where its heatmap
 peaks. The file is the service's memory: an instance whose ``sop_instance_uid`` is in it
@@ -21,8 +22,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..errors import ErrorCode
-from ..records import PredictionResult, record_from_dict
+from mammo_edge.errors import ErrorCode
+from mammo_edge.records.record import PredictionResult, record_from_dict
 
 QUARANTINED = ErrorCode.STUDY_QUARANTINED.value
 
@@ -69,7 +70,8 @@ class ServeRecord:
     @classmethod
     def from_dict(cls, record: dict) -> ServeRecord:
         """The record a line of ``results.jsonl`` holds (the reader of :meth:`as_dict`)."""
-        # The view is the prediction's (mammo_edge.dicom_tags.view_position); older lines also
+        # The view is the prediction's (mammo_edge.images.dicom_tags.view_position); older lines
+        # also
         # carried it as a DICOM field.
         extra = {field.name: record.get(field.name) for field in fields(cls)[1:]}
         return cls(prediction=record_from_dict(record, "results.jsonl record"), **extra)

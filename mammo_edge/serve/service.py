@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .access import AllowedCaller, TlsFiles
-from .outbox import Destination
+from mammo_edge.serve.access import AllowedCaller, TlsFiles
+from mammo_edge.serve.outbox import Destination
 
 logger = logging.getLogger("mammo_edge.serve")
 
@@ -61,13 +61,13 @@ class Service:
     """The running service: the DICOM node and/or the HTTP app over one model."""
 
     def __init__(self, settings: ServeSettings) -> None:
-        from ..explain import Explainer
-        from ..predictor import Predictor
-        from .metrics import Metrics
-        from .outbox import Outbox
-        from .records import ResultsLog
-        from .spool import Spool
-        from .studies import StudyScorer
+        from mammo_edge.explain.explainer import Explainer
+        from mammo_edge.predictor import Predictor
+        from mammo_edge.serve.metrics import Metrics
+        from mammo_edge.serve.outbox import Outbox
+        from mammo_edge.serve.records import ResultsLog
+        from mammo_edge.serve.spool import Spool
+        from mammo_edge.serve.studies import StudyScorer
 
         self.settings = settings
         out_dir = Path(settings.out_dir)
@@ -91,7 +91,7 @@ class Service:
         self.node = None
         self.scorer = None
         if settings.dicom_port is not None:
-            from .dicom_node import DicomNode
+            from mammo_edge.serve.dicom_node import DicomNode
 
             self.scorer = StudyScorer(
                 Explainer(self.predictor),
@@ -160,17 +160,17 @@ class Service:
     def _start_http(self) -> int:
         import uvicorn
 
-        from .http_app import create_app
+        from mammo_edge.serve.http_app import create_app
 
         settings = self.settings
         if settings.engine == "ray":
-            from .ray_scorer import RayBatcher
+            from mammo_edge.serve.ray_scorer import RayBatcher
 
             self.batcher = RayBatcher(
                 self.predictor, settings.max_queue, settings.replicas, num_cpus=None
             )
         else:
-            from .batcher import Batcher
+            from mammo_edge.serve.batcher import Batcher
 
             self.batcher = Batcher(self.predictor, settings.max_queue)
         app = create_app(self.predictor, self.batcher, self.metrics, token=settings.token)

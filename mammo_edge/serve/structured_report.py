@@ -14,7 +14,7 @@ Content (docs/serve.md shows it in a viewer)::
        │    qualitative "Assessment at model threshold": Abnormal / Normal (SCT)
        ├─ per breast (L, R), when the study has more than one image: an image-level group
        │    (TID 1501) whose NUM is the record's ``breast_probability`` (the highest among
-       │    that breast's images, :mod:`mammo_edge.grouping`), referencing them
+       │    that breast's images, :mod:`mammo_edge.exams`), referencing them
        └─ per exam, likewise: ``exam_probability``
 
 Each revision of a study is a new SR instance in one series; its UIDs are derived from the
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .records import ServeRecord
-from .source_header import writable_header
+from mammo_edge.serve.records import ServeRecord
+from mammo_edge.serve.source_header import writable_header
 
 #: Private coding scheme for the concepts no standard vocabulary names exactly.
 SCHEME = "99MAMMOEDGE"
@@ -102,7 +102,7 @@ def build_report(
     groups: list = []
     for record in scored:
         groups.append(_image_group(record, by_uid[record.sop_instance_uid], algorithm))
-    # Per-breast and per-exam values are the records' own (mammo_edge.grouping): the latest
+    # Per-breast and per-exam values are the records' own (mammo_edge.exams): the latest
     # record of a breast or exam carries the value over every image before it.
     for side in ("L", "R"):
         side_records = [record for record in scored if record.prediction.laterality == side]

@@ -5,7 +5,8 @@ any point loses nothing and records nothing twice:
 
 1. read each incoming instance's header; objects that are not scorable mammograms get an
    error record without being decoded, objects mammo-edge wrote itself are dropped;
-2. score the rest and find their heatmap peaks (:class:`~mammo_edge.explain.Explainer`, the
+2. score the rest and find their heatmap peaks (:class:`~mammo_edge.explain.explainer.Explainer`,
+the
    code ``mammo-edge explain`` runs, so probabilities equal ``predict``'s);
 3. append one record per new instance to ``results.jsonl`` and flush it to disk;
 4. write the study's SR (this revision) and each image's overlay under ``DIR/<StudyUID>/``
@@ -30,16 +31,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..explain import Explainer
-from ..grouping import exam_fields
-from ..pipeline import LoadedImage
-from ..records import build_record
-from .instances import InstanceHeader, read_header
-from .metrics import Metrics
-from .outbox import Outbox
-from .quarantine import StudyAttempts, quarantine_note, quarantine_records
-from .records import ResultsLog, ServeRecord
-from .spool import Spool, SpooledInstance
+from mammo_edge.exams import exam_fields
+from mammo_edge.explain.explainer import Explainer
+from mammo_edge.images.pipeline import LoadedImage
+from mammo_edge.records.record import build_record
+from mammo_edge.serve.instances import InstanceHeader, read_header
+from mammo_edge.serve.metrics import Metrics
+from mammo_edge.serve.outbox import Outbox
+from mammo_edge.serve.quarantine import StudyAttempts, quarantine_note, quarantine_records
+from mammo_edge.serve.records import ResultsLog, ServeRecord
+from mammo_edge.serve.spool import Spool, SpooledInstance
 
 logger = logging.getLogger("mammo_edge.serve")
 
@@ -203,7 +204,7 @@ class StudyScorer:
         """The new records with ``predict``'s exam fields over the whole study so far, and
         the earlier images' records whose values this revision changed.
 
-        :func:`mammo_edge.grouping.exam_fields` (with the model's pair head and operating
+        :func:`mammo_edge.exams.exam_fields` (with the model's pair head and operating
         points, :attr:`~mammo_edge.predictor.Predictor.exam_scoring`) runs over the latest
         record of every image of the study, so the latest row of each instance in
         ``results.jsonl`` equals ``predict`` on the study's files.
@@ -290,8 +291,8 @@ class StudyScorer:
         """Write the overlays of this round's scored images and the study's SR; their paths."""
         import pydicom
 
-        from .overlay import build_overlay, overlay_pixels
-        from .structured_report import NothingToReport, build_report
+        from mammo_edge.serve.overlay import build_overlay, overlay_pixels
+        from mammo_edge.serve.structured_report import NothingToReport, build_report
 
         if study_uid is None:
             return []
@@ -353,7 +354,7 @@ class StudyScorer:
 
 
 def _short(record: ServeRecord) -> str:
-    from .spool import uid_file_name
+    from mammo_edge.serve.spool import uid_file_name
 
     return uid_file_name(record.sop_instance_uid)
 

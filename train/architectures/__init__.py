@@ -3,7 +3,7 @@
 Each architecture is one module here exposing:
 
 * ``NAME``: the name ``--arch`` takes and the training contract records;
-* ``default_preprocess() -> mammo_edge.preprocess.PreprocessConfig``: how pixels become
+* ``default_preprocess() -> mammo_edge.images.preprocess.PreprocessConfig``: how pixels become
   this architecture's input;
 * ``build(config, seed) -> keras.Model``: a compiled model for the input ``config`` makes.
 

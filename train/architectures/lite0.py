@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.images.preprocess import PreprocessConfig
 
 from ..weights.lite0_layout import BN_EPSILON, STAGES
 
@@ -42,7 +42,7 @@ MIN_WINDOW_BREAST = 1 / 8
 #: The logit given to windows off the breast (sigmoid = 9e-14).
 OFF_BREAST_LOGIT = -30.0
 #: The model's outputs by role, as the contract and the ONNX metadata record them; the
-#: heatmap grid is in model-input pixels (see ``mammo_edge.explain``).
+#: heatmap grid is in model-input pixels (see ``mammo_edge.explain.explainer``).
 OUTPUTS = {
     "probability": "probability",
     "heatmap": "heatmap",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mammo_edge.preprocess import PreprocessConfig
+from mammo_edge.images.preprocess import PreprocessConfig
 
 NAME = "seed"
 SEED_PARAMETER_COUNT = 117_505
