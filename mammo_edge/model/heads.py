@@ -1,7 +1,7 @@
 """The stacking head: the network's probability combined with full-resolution evidence.
 
 Some models ship a small logistic head in their metadata (key ``mammo_edge.head``,
-written by ``python -m export --head``, fitted by ``python -m train.repeated`` inside the
+written by ``python -m export --head``, fitted by ``python -m train repeated`` inside the
 training folds). The image's probability is then::
 
     sigmoid(intercept + sum_k coefficient_k * (feature_k - mean_k) / scale_k)
