@@ -118,7 +118,8 @@ def _add_shipping_options(parser: argparse.ArgumentParser) -> None:
         "--head",
         type=Path,
         default=None,
-        help="head.json of `python -m train repeated`: the stacking head and the named "
+        help="head.json of `python -m train` or `python -m train repeated`: the stacking "
+        "head(s) and the named "
         "operating points (triage, balanced) the model carries; its default point's "
         "threshold becomes the model's threshold",
     )

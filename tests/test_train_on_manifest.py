@@ -85,6 +85,9 @@ def test_lesion_recipe_on_a_manifest_writes_the_reports(lesion_run, manifest):
         folds_of.setdefault(row["patient"], set()).add(row["fold"])
     assert all(len(folds) == 1 for folds in folds_of.values())
     assert (lesion_run / "roc.png").is_file() and (lesion_run / "model.keras").is_file()
+    head = json.loads((lesion_run / "head.json").read_text())  # both breasts of each patient
+    assert head["pair_head"] is True and set(head["head"]) == {"pair", "single"}
+    assert set(head["operating_points"]["single_view"]["points"]) == {"triage", "balanced"}
 
 
 def test_a_rerun_keeps_every_finished_fold_and_the_final_model(lesion_run, manifest, capsys):
@@ -116,11 +119,19 @@ def test_the_final_model_exports_and_the_runtime_predicts_with_it(lesion_run, ma
             str(lesion_run / "metrics.json"),
             "--protocol",
             "lesion",
+            "--head",
+            str(lesion_run / "head.json"),
         ]
     )
     assert code == 0
     images = sorted(str(path) for path in manifest.parent.glob("*/p0[12]_*"))
-    results = Predictor(onnx_path, device="cpu").predict(images)
+    predictor = Predictor(onnx_path, device="cpu")
+    assert set(predictor.metadata.head) == {"pair", "single"}
+    assert set(predictor.metadata.operating_points["single_view"]["points"]) == {
+        "triage",
+        "balanced",
+    }
+    results = predictor.predict(images)
     assert len(results) == 4
     assert all(r.error_code is None and 0.0 <= r.probability <= 1.0 for r in results)
 

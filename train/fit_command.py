@@ -37,7 +37,9 @@ least 10 patients with an abnormal image and 10 with a normal one.
 
 Outputs in --out: metrics.json, predictions.csv (image,patient,fold,label,probability),
 model.keras with model_contract.json beside it (architecture and preprocessing, which
-`python -m export` requires), roc.png, training_curves.png, checkpoints/.
+`python -m export` requires), roc.png, training_curves.png, checkpoints/; patient and
+lesion protocols: head.json (pair head where both breasts are present, single-view head,
+triage/balanced points, cross-fitted figures) for `python -m export onnx --head`.
 
 MIAS: research use only; cite J Suckling et al (1994), Excerpta Medica ICS 1069, pp 375-378.
 """

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 
 def run_protocol(protocol: str, dataset, args, log) -> None:
-    """Run ``protocol`` on ``dataset`` with the command's options."""
+    """Run ``protocol`` on ``dataset`` with the command's options; after the patient and
+    lesion protocols, fit the heads and points on the out-of-fold probabilities
+    (``OUT/head.json``, :mod:`train.cv_heads`)."""
     if protocol == "lesion":
         from .lesion_protocol import run_lesion_protocol
         from .lesion_settings import LesionSettings
@@ -63,3 +65,7 @@ def run_protocol(protocol: str, dataset, args, log) -> None:
             init=None if args.init is None else str(args.init),
         )
         run_patient_protocol(dataset, args.out, settings, log)
+    if protocol != "seed":
+        from .cv_heads import write_run_heads
+
+        write_run_heads(dataset, args.out, log)
