@@ -167,17 +167,10 @@ def open_predictor(
     """
     from mammo_edge.predictor import Predictor
 
-    return Predictor(
-        model,
-        device=device.value,
-        threads=threads,
-        threshold=threshold,
-        batch_size=batch_size,
-        workers=workers,
-        operating_point=operating_point,
-        group_by="auto" if group_by is None else group_by.value,
-        streams=streams,
-    )
+    settings = {"threads": threads, "threshold": threshold, "batch_size": batch_size}
+    settings.update(workers=workers, operating_point=operating_point, streams=streams)
+    group = "auto" if group_by is None else group_by.value
+    return Predictor(model, device=device.value, group_by=group, **settings)
 
 
 def make_folder(out: Path) -> None:

@@ -97,8 +97,8 @@ def evaluate_command(
 ) -> int:
     """Measure a model on labelled images: AUC with CI, sensitivity, specificity, ROC.
 
-    Exit code 0 when every input scored, 2 when some failed (the others are still
-    evaluated), 1 for usage, labels or model errors.
+    Exits as predict does: 0 when every input scored, 2 when some failed (the others are
+    still evaluated), and 1 for usage, labels or model errors.
     """
     from mammo_edge.evaluation.labels import LabelsError, match_labels, read_labels
     from mammo_edge.evaluation.results import ModelFacts, evaluate_results, write_evaluation

@@ -14,6 +14,19 @@ from pathlib import Path
 CARD_SUMMARY_CHARS = 1200
 
 
+#: The metadata fields ``mammo-edge info`` lists for every shipped model.
+LISTED_METADATA = (
+    "model_name",
+    "model_version",
+    "arch",
+    "threshold",
+    "threshold_method",
+    "training_protocol",
+    "cv_metrics",
+    "operating_points",
+)
+
+
 def list_models(directory: Path | None = None) -> dict:
     """Every model of the manifest in ``directory`` (the installed one by default).
 
@@ -48,19 +61,11 @@ def list_models(directory: Path | None = None) -> dict:
         except ModelError as error:
             entry["error"] = str(error)
         else:
-            metadata = predictor.metadata
             entry.update(
                 provider=predictor.provider,
                 sha256=predictor.model_sha256,
                 sha256_verified=predictor.sha256_verified,
-                model_name=metadata.model_name,
-                model_version=metadata.model_version,
-                arch=metadata.arch,
-                threshold=metadata.threshold,
-                threshold_method=metadata.threshold_method,
-                training_protocol=metadata.training_protocol,
-                cv_metrics=metadata.cv_metrics,
-                operating_points=metadata.operating_points,
+                **{name: getattr(predictor.metadata, name) for name in LISTED_METADATA},
             )
         models.append(entry)
     aliases = manifest.get("aliases", {})
