@@ -41,6 +41,7 @@ from mammo_edge.calibration.fitting import (
     can_refit_pair,
     fit_calibration,
 )
+from mammo_edge.calibration.run import point_entry
 from mammo_edge.calibration.site import CalibrationError, SiteImages, check_enough
 from mammo_edge.exams import partner_network_probabilities
 
@@ -182,14 +183,5 @@ def _points(final: CalibrationFit, after: dict[str, ModeFigures], mode: str) -> 
     points = {}
     for rule in RULES:
         measured = figures.points[rule]
-        points[rule] = {
-            "threshold": final.thresholds[mode][rule],
-            "rule": RULES[rule],
-            "sensitivity": measured.sensitivity,
-            "specificity": measured.specificity,
-            "balanced_accuracy": measured.balanced_accuracy,
-            "accuracy": measured.accuracy,
-            "always_normal_accuracy": measured.always_normal_accuracy,
-            "source": source,
-        }
+        points[rule] = point_entry(final.thresholds[mode][rule], rule, measured, source)
     return {"default": DEFAULT_POINT, "points": points}

@@ -224,14 +224,20 @@ def _points(final, calibration, mode, default, base) -> dict:
             f"rule on all of them; sensitivity/specificity: out of sample, head and "
             f"threshold fitted on the other folds of {calibration.folds} patient folds"
         )
-        points[rule] = {
-            "threshold": final.thresholds[mode][rule],
-            "rule": RULES[rule],
-            "sensitivity": measured.sensitivity,
-            "specificity": measured.specificity,
-            "balanced_accuracy": measured.balanced_accuracy,
-            "accuracy": measured.accuracy,
-            "always_normal_accuracy": measured.always_normal_accuracy,
-            "source": source,
-        }
+        points[rule] = point_entry(final.thresholds[mode][rule], rule, measured, source)
     return {"default": default, "points": points}
+
+
+def point_entry(threshold: float, rule: str, measured, source: str) -> dict:
+    """One operating point as the metadata stores it: its threshold and rule, with the
+    out-of-sample figures ``measured`` (a point of the cross-fitted figures) beside them."""
+    return {
+        "threshold": threshold,
+        "rule": RULES[rule],
+        "sensitivity": measured.sensitivity,
+        "specificity": measured.specificity,
+        "balanced_accuracy": measured.balanced_accuracy,
+        "accuracy": measured.accuracy,
+        "always_normal_accuracy": measured.always_normal_accuracy,
+        "source": source,
+    }
